@@ -1,0 +1,124 @@
+# Rollcall — one non-recursive Makefile.
+#
+#   make                 every binary into build/
+#   make test            unit tests, then integration tests against the embedded stack
+#   make run             the main job: stack up, sample registry, one simulated day, totals
+#   make up / make down  the embedded stack (PostgreSQL + development broker + services)
+#   make bench           benchmarks (print their figures)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make sanitize        unit + integration tests built with ASan/UBSan (into build/asan)
+#
+# New code is picked up without editing this file: lib/*.c goes into
+# librollcall.a, services/<name>/*.c becomes build/rollcall-<name> (services/cli
+# becomes build/rollcall), tests/unit/test_*.c and tests/integration/test_*.c
+# become test binaries.
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+SANITIZE  ?=
+BUILD     ?= $(if $(SANITIZE),build/asan,build)
+
+CC        ?= cc
+PKGS      := rdkafka libpq libprotobuf-c libevent jansson uuid libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) cmocka)
+PKG_LIBS  := $(shell pkg-config --libs $(PKGS))
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+
+WARN      := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+             -Wshadow -Wpointer-arith -Wvla -Wno-unused-parameter
+OPT       ?= -O2
+SAN_OPTS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_FLAGS := $(if $(SANITIZE),$(SAN_OPTS))
+CFLAGS    ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) \
+              -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
+LIBS      := $(PKG_LIBS) -lm -lpthread
+
+PROTO_SRC := $(wildcard proto/*.proto)
+GEN_C     := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO_SRC))
+GEN_H     := $(GEN_C:.c=.h)
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) \
+             $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+LIBRC     := $(BUILD)/librollcall.a
+
+SERVICES  := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/main.c))))
+bin_name   = $(if $(filter cli,$(1)),rollcall,rollcall-$(1))
+BINS      := $(foreach s,$(SERVICES),$(BUILD)/$(call bin_name,$(s)))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+ITEST_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(ITEST_SRC))
+TEST_HELPER_SRC := $(wildcard tests/support/*.c)
+TEST_HELPER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_HELPER_SRC))
+
+.SECONDARY:
+.PHONY: all test unit-test integration-test run up down bench install sanitize clean
+all: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBRC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define service_rule
+$(BUILD)/$(call bin_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(LIBRC)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIBRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+$(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_HELPER_OBJ) $(LIBRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
+
+test: all
+	@BUILD=$(BUILD) tests/run.sh all
+
+unit-test: all
+	@BUILD=$(BUILD) tests/run.sh unit
+
+integration-test: all
+	@BUILD=$(BUILD) tests/run.sh integration
+
+sanitize:
+	$(MAKE) SANITIZE=1 test
+
+up: all
+	@BUILD=$(BUILD) deploy/stack.sh up
+
+down:
+	@BUILD=$(BUILD) deploy/stack.sh down
+
+run: all
+	@BUILD=$(BUILD) deploy/run-day.sh
+
+bench: all
+	@BUILD=$(BUILD) bench/run.sh
+
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollcall/migrations
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollcall/migrations/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

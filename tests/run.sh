@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the test binaries: unit tests alone, integration tests against the
+# embedded stack (brought up if it is not).  Prints each binary's cmocka
+# summary and, at the end, one "N passed, N failed" line over all binaries.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+what=${1:-all}
+passed=0; failed=0; failures=()
+
+run_one() {
+    local bin=$1
+    echo "== $bin"
+    if "$bin"; then passed=$((passed+1)); else failed=$((failed+1)); failures+=("$bin"); fi
+}
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+    for t in "$BUILD"/tests/unit/test_*; do
+        [ -x "$t" ] && run_one "$t"
+    done
+fi
+if [ "$what" = all ] || [ "$what" = integration ]; then
+    BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
+    set -a; . var/stack.env; set +a
+    export ROLLCALL_BUILD=$BUILD
+    for t in "$BUILD"/tests/integration/test_*; do
+        [ -x "$t" ] && run_one "$t"
+    done
+    for t in tests/integration/*.sh; do
+        [ -x "$t" ] && run_one "$t"
+    done
+fi
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
