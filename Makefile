@@ -33,7 +33,7 @@ CFLAGS    ?= $(OPT) -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) \
               -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SAN_FLAGS)
-LIBS      := $(PKG_LIBS) -lm -lpthread
+LIBS      := $(PKG_LIBS) -lcsv -lm -lpthread  # libcsv ships no .pc file
 
 PROTO_SRC := $(wildcard proto/*.proto)
 GEN_C     := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO_SRC))
