@@ -17,6 +17,7 @@ typedef struct {
     char *name;
     char *sql;
     int nparams;
+    bool live;      /* prepared on the current connection */
 } prepared;
 
 struct rc_pg {
@@ -54,9 +55,14 @@ static void one_line(char *s)
     size_t n = strlen(s);
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
         s[--n] = '\0';
-    for (char *p = s; *p; p++)
-        if (*p == '\n' || *p == '\t')
-            *p = ' ';
+    char *w = s;
+    for (const char *p = s; *p; p++) {
+        char c = (*p == '\n' || *p == '\t') ? ' ' : *p;
+        if (c == ' ' && w > s && w[-1] == ' ')
+            continue;
+        *w++ = c;
+    }
+    *w = '\0';
 }
 
 static void conn_error(const rc_pg *pg, char *errbuf, size_t errlen, const char *what)
@@ -181,24 +187,28 @@ static int reconnect(rc_pg *pg)
     for (int attempt = 1;; attempt++) {
         PGconn *c = open_conn(pg);
         if (PQstatus(c) == CONNECTION_OK) {
+            size_t ok = 0;
             PQfinish(pg->conn);
             pg->conn = c;
-            size_t i;
-            for (i = 0; i < pg->nstmts; i++)
-                if (prepare_one(pg, &pg->stmts[i], pg->last_error, sizeof pg->last_error) < 0)
-                    break;
-            if (i == pg->nstmts) {
-                pg->reconnects++;
-                pg->disconnected = true;
-                rc_info("pg reconnected attempt=%d waited_ms=%d statements=%zu db=\"%s\"",
-                        attempt, waited, pg->nstmts, pg->describe);
-                return 0;
+            pg->reconnects++;
+            pg->disconnected = true;
+            for (size_t i = 0; i < pg->nstmts; i++) {
+                char msg[400];
+                prepared *p = &pg->stmts[i];
+                /* A statement that no longer prepares (its table was
+                 * dropped) is not a connection problem: the connection is
+                 * kept and the statement retried, and its error returned,
+                 * when it is next executed. */
+                p->live = prepare_one(pg, p, msg, sizeof msg) == 0;
+                if (p->live)
+                    ok++;
+                else
+                    rc_warn("pg re-prepare failed statement=%s db=\"%s\" error=\"%s\"",
+                            p->name, pg->describe, msg);
             }
-            /* A statement that no longer prepares is not a connection
-             * problem; retrying will not help. */
-            rc_error("pg reconnected but re-prepare failed db=\"%s\" error=\"%s\"",
-                     pg->describe, pg->last_error);
-            return -1;
+            rc_info("pg reconnected attempt=%d waited_ms=%d statements=%zu/%zu db=\"%s\"",
+                    attempt, waited, ok, pg->nstmts, pg->describe);
+            return 0;
         }
         snprintf(pg->last_error, sizeof pg->last_error, "%s", PQerrorMessage(c));
         one_line(pg->last_error);
@@ -230,8 +240,10 @@ PGconn *rc_pg_conn(rc_pg *pg)
     }
     if (PQstatus(pg->conn) != CONNECTION_BAD)
         return pg->conn;
-    rc_warn("pg connection lost db=\"%s\" in_transaction=%s error=\"%.200s\"",
-            pg->describe, pg->in_tx ? "yes" : "no", PQerrorMessage(pg->conn));
+    snprintf(pg->last_error, sizeof pg->last_error, "%s", PQerrorMessage(pg->conn));
+    one_line(pg->last_error);
+    rc_warn("pg connection lost db=\"%s\" in_transaction=%s error=\"%s\"",
+            pg->describe, pg->in_tx ? "yes" : "no", pg->last_error);
     return reconnect(pg) == 0 ? pg->conn : NULL;
 }
 
@@ -338,7 +350,7 @@ const char *rc_pg_describe(const rc_pg *pg)
 int rc_pg_prepare(rc_pg *pg, const char *name, const char *sql, int nparams,
                   char *errbuf, size_t errlen)
 {
-    prepared p = {NULL, NULL, nparams};
+    prepared p = {NULL, NULL, nparams, false};
 
     for (size_t i = 0; i < pg->nstmts; i++) {
         if (strcmp(pg->stmts[i].name, name) != 0)
@@ -368,6 +380,7 @@ int rc_pg_prepare(rc_pg *pg, const char *name, const char *sql, int nparams,
     }
     if (prepare_one(pg, &p, errbuf, errlen) < 0)
         goto failed;
+    p.live = true;
     pg->stmts[pg->nstmts++] = p;
     return 0;
 failed:
@@ -383,6 +396,17 @@ PGresult *rc_pg_exec_prepared(rc_pg *pg, const char *name, int nparams,
 {
     if (ready(pg, errbuf, errlen) < 0)
         return NULL;
+    for (size_t i = 0; i < pg->nstmts; i++) {
+        prepared *p = &pg->stmts[i];
+        if (strcmp(p->name, name) != 0)
+            continue;
+        if (!p->live) {
+            if (prepare_one(pg, p, errbuf, errlen) < 0)
+                return NULL;
+            p->live = true;
+        }
+        break;
+    }
     return check_result(pg, PQexecPrepared(pg->conn, name, nparams, values, lengths,
                                            formats, result_format),
                         errbuf, errlen);
