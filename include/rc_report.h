@@ -21,7 +21,8 @@
 
 /* ---- field errors ---- */
 
-typedef struct { char field[64]; char reason[192]; } rc_field_error;
+/* field is 96 bytes, not 64: "extra." plus a 63-character extra name must fit. */
+typedef struct { char field[96]; char reason[192]; } rc_field_error;
 #define RC_ERRORS_MAX 32
 typedef struct { size_t n; rc_field_error e[RC_ERRORS_MAX]; } rc_errors;
 
