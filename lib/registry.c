@@ -307,7 +307,8 @@ int rc_registry_finish(rc_registry *reg, char *errbuf, size_t errlen)
         staged *st = reg->stage[l];
         size_t n = reg->nstage[l];
 
-        qsort(st, n, sizeof *st, cmp_staged);
+        if (n > 1)
+            qsort(st, n, sizeof *st, cmp_staged);
         for (size_t i = 1; i < n; i++) {
             if (st[i].code == st[i - 1].code) {
                 char where2[300];
