@@ -17,10 +17,10 @@ typedef struct {
     void *job;
     uint32_t next;      /* hash chain */
     uint8_t state;      /* 0 = free */
-} slot;
+} ring_slot;
 
 struct dedupe {
-    slot *slots;
+    ring_slot *slots;
     uint32_t *buckets;
     size_t n, nbuckets, head, used;
     int64_t window_us;
@@ -97,7 +97,7 @@ static void unlink_slot(dedupe *d, uint32_t i)
 bool dedupe_find(dedupe *d, const uint8_t id[16], int64_t now_us, dd_entry *out)
 {
     for (uint32_t i = d->buckets[bucket_of(d, id)]; i != NIL; i = d->slots[i].next) {
-        slot *s = &d->slots[i];
+        ring_slot *s = &d->slots[i];
         if (memcmp(s->id, id, 16) != 0)
             continue;
         /* Outside the window a report_id is new again (the rollup still

@@ -342,6 +342,7 @@ static void job_finish(job *j)
     in->inflight--;
     if (!ok)
         rc_warn("report not durable report_id=%s error=\"%s\"", j->report_id, rd_kafka_err2str(j->err));
+    j->first.next = j->more;
     for (w = &j->first; w; w = next) {
         char *body = NULL;
         next = w->next;
@@ -827,7 +828,7 @@ static void reply_batch_error(intake *in, struct evhttp_request *req, int status
 static void on_batch(struct evhttp_request *req, void *arg)
 {
     intake *in = arg;
-    char scope[13], reason[160];
+    char scope[13], reason[256];
     size_t len, n = 0, max = (size_t)in->cfg->max_batch_items;
     int t = precheck(in, req, (size_t)in->cfg->max_batch_body, scope, &len);
     const uint8_t *body;
