@@ -141,6 +141,11 @@ rd_kafka_t *rc_consumer_handle(rc_consumer *c);
 
 /* ------------------------------------------------------------------ common */
 
+/* Routes librdkafka's logs (and client errors) for a handle built from
+ * `conf` into rc_log, with the client name as context.  For code that
+ * creates its own rd_kafka_t; the constructors above already do this. */
+void rc_kafka_conf_set_logger(rd_kafka_conf_t *conf);
+
 /* Health probe for /healthz: a metadata request to any broker.  Returns 0 when
  * a broker answered within timeout_ms, else -1 with the reason in errbuf. */
 int rc_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen);

@@ -56,6 +56,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+void rc_kafka_conf_set_logger(rd_kafka_conf_t *conf)
+{
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val,
                     char *errbuf, size_t errlen)
 {
@@ -163,8 +169,7 @@ rc_producer *rc_producer_new(const char *brokers, const char *const *props, size
         goto failed;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rc_kafka_conf_set_logger(conf);
 
     if (pipe2(p->evfd, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
@@ -399,8 +404,7 @@ rc_consumer *rc_consumer_new(const char *brokers, const char *group, const char 
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rc_kafka_conf_set_logger(conf);
 
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     if (!c->rk) {
