@@ -435,8 +435,8 @@ static int bench_on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     return 0;
 }
 
-/* ~120-byte protobuf-like payload: a village code, a random report id and
- * 40 small varint indicators, as a national day would look. */
+/* ~120-byte protobuf-like payload: a village code, a random report id, a
+ * timestamp and 40 small varint indicators, as a national day would look. */
 static size_t bench_payload(int i, unsigned char *buf, unsigned *seed)
 {
     size_t n = 0;
@@ -447,6 +447,10 @@ static size_t bench_payload(int i, unsigned char *buf, unsigned *seed)
     buf[n++] = 16;
     for (int k = 0; k < 16; k++)
         buf[n++] = (unsigned char)rand_r(seed);
+    buf[n++] = 0x18; /* submitted_at, microseconds: a 8-byte varint */
+    for (int k = 0; k < 7; k++)
+        buf[n++] = (unsigned char)(0x80 | rand_r(seed));
+    buf[n++] = 0x03;
     for (int f = 1; f <= 40; f++) {
         buf[n++] = (unsigned char)(f << 3);
         buf[n++] = (unsigned char)(rand_r(seed) % (f < 8 ? 120 : 8));
