@@ -64,7 +64,10 @@ static void http_done(struct evhttp_request *req, void *arg)
  * status, or -1 when the control API could not be reached. */
 static int control_post(const char *path_and_query)
 {
-    struct evhttp_uri *uri = evhttp_uri_parse(control);
+    char url[512];
+    /* Accept "http://127.0.0.1:PORT" as well as a bare "127.0.0.1:PORT". */
+    snprintf(url, sizeof url, "%s%s", strstr(control, "://") ? "" : "http://", control);
+    struct evhttp_uri *uri = evhttp_uri_parse(url);
     http_result r = {.base = event_base_new(), .status = -1};
     struct evhttp_connection *conn = NULL;
     struct evhttp_request *req;
