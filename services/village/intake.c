@@ -17,7 +17,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/sha.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -84,6 +85,8 @@ struct intake {
     rc_producer *prod, *urgent;
     struct event *prod_ev, *urgent_ev, *tick;
     int64_t last_version;
+    uint8_t rand_pool[4096];
+    size_t rand_left;
     size_t inflight;            /* jobs waiting for Kafka */
     bool stopping;
 
@@ -516,13 +519,36 @@ done:
 
 /* ------------------------------------------------------- one report's path */
 
+/* The first 8 bytes of the SHA-256 of a packed report (through
+ * rc_token_hash, which keeps the algorithm fetched). */
 static uint64_t fingerprint(const uint8_t *buf, size_t len)
 {
-    uint8_t h[SHA256_DIGEST_LENGTH];
+    uint8_t h[RC_TOKEN_HASH_LEN];
     uint64_t fp;
-    SHA256(buf, len, h);
+    rc_token_hash((const char *)buf, len, h);
     memcpy(&fp, h, sizeof fp);
     return fp;
+}
+
+/* A version 4 UUID from OpenSSL's user-space DRBG (libuuid's
+ * uuid_generate_random costs six system calls an id). */
+static void new_uuid(intake *in, uint8_t bin[16], char str[37])
+{
+    /* Drawn 4 KiB at a time: each RAND_bytes call still costs a getpid. */
+    if (in->rand_left < 16) {
+        if (RAND_bytes(in->rand_pool, sizeof in->rand_pool) != 1) {
+            uuid_generate_random(bin);
+            uuid_unparse_lower(bin, str);
+            return;
+        }
+        in->rand_left = sizeof in->rand_pool;
+    }
+    in->rand_left -= 16;
+    memcpy(bin, in->rand_pool + in->rand_left, 16);
+    OPENSSL_cleanse(in->rand_pool + in->rand_left, 16);
+    bin[6] = (uint8_t)((bin[6] & 0x0f) | 0x40);
+    bin[8] = (uint8_t)((bin[8] & 0x3f) | 0x80);
+    uuid_unparse_lower(bin, str);
 }
 
 static int64_t next_version(intake *in, int64_t now)
@@ -540,7 +566,7 @@ static int64_t next_version(intake *in, int64_t now)
 static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
                           const char *scope)
 {
-    rc_errors errs = {0};
+    rc_errors errs;
     rc_validate_opts opts;
     uint8_t idbin[16];
     char idstr[37] = "";
@@ -548,13 +574,14 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     uint8_t *packed = NULL;
     size_t len = 0;
     uint64_t fp;
-    int64_t now = rc_now_us();
+    int64_t now = rc_now_us(), version;
     dd_entry hit;
     bool have_hit = false;
     job *j = NULL;
     Rollcall__Hop hop = ROLLCALL__HOP__INIT, *hops[1] = {&hop};
     const char *unit = r->unit_code ? r->unit_code : "";
 
+    errs.n = 0;        /* the 8 KiB of entries are written before they are read */
     /* A token answers for its own subtree only; checked before anything
      * else is said about the report. */
     if (scope && *unit && !rc_token_covers(scope, unit)) {
@@ -588,21 +615,40 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         }
         have_hit = dedupe_find(in->dd, idbin, now, &hit);
     } else {
-        uuid_generate_random(idbin);
-        uuid_unparse_lower(idbin, idstr);
+        new_uuid(in, idbin, idstr);
         saved_id = r->report_id;
         r->report_id = idstr;
     }
 
-    /* The fingerprint covers what the client sent (with its report_id): a
-     * retry must be the same report, not merely the same id. */
-    if (!(packed = rc_report_pack(r, &len))) {
+    /* The message as it goes to Kafka: a retry is packed with the version
+     * first given to its report_id, so the fingerprint (over the whole
+     * message) matches exactly when the retry is the same report.  One pack
+     * per report. */
+    if (in->stopping || !in->prod) {
+        rc_counter_inc(in->shed);
+        set_result(ctx, idx, 503, idstr, 0, error_body("unavailable", "the intake is shutting down", idstr));
+        goto done;
+    }
+    version = have_hit ? hit.version : next_version(in, now);
+    r->version = version;
+    r->received_at = version;
+    if (r->kind == ROLLCALL__KIND__KIND_URGENT && r->incident) {
+        hop.level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+        hop.unit_code = (char *)unit;
+        hop.at = version;
+        r->incident->n_hops = 1;
+        r->incident->hops = hops;
+    }
+    packed = rc_report_pack(r, &len);
+    if (r->incident && r->incident->hops == hops) {
+        r->incident->n_hops = 0;
+        r->incident->hops = NULL;
+    }
+    if (!packed) {
         set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
         goto done;
     }
     fp = fingerprint(packed, len);
-    free(packed);
-    packed = NULL;
 
     if (have_hit && hit.fingerprint != fp) {
         rc_counter_inc(in->conflicts);
@@ -627,61 +673,27 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         first->more = w;
         goto done;
     }
-    if (in->stopping || !in->prod || in->inflight >= (size_t)in->cfg->max_inflight) {
+    if (in->inflight >= (size_t)in->cfg->max_inflight || !(j = calloc(1, sizeof *j))) {
         rc_counter_inc(in->shed);
-        set_result(ctx, idx, 503, idstr, 0,
-                   error_body("unavailable", in->stopping ? "the intake is shutting down"
-                                                          : "too many reports waiting for Kafka", idstr));
-        goto done;
-    }
-
-    if (!(j = calloc(1, sizeof *j))) {
-        set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
+        set_result(ctx, idx, 503, idstr, 0, error_body("unavailable", "too many reports waiting for Kafka", idstr));
         goto done;
     }
     j->in = in;
-    snprintf(j->report_id, sizeof j->report_id, "%s", idstr);
+    memcpy(j->report_id, idstr, sizeof j->report_id);
     j->first = (waiter){ctx, idx, NULL};
+    j->version = version;
     if (have_hit) {
         /* A retry after a 503: the same version again, so both copies that
          * may now be in Kafka are the same revision. */
-        j->version = hit.version;
         j->slot = hit.slot;
         dedupe_set(in->dd, hit.slot, DD_INFLIGHT, j);
-    } else {
-        j->version = next_version(in, now);
-        j->slot = dedupe_add(in->dd, idbin, j->version, fp, j);
-        if (j->slot < 0) {
-            free(j);
-            j = NULL;
-            rc_counter_inc(in->shed);
-            set_result(ctx, idx, 503, idstr, 0, error_body("unavailable", "too many reports in flight", idstr));
-            goto done;
-        }
-    }
-
-    r->version = j->version;
-    r->received_at = j->version;
-    if (r->kind == ROLLCALL__KIND__KIND_URGENT && r->incident) {
-        hop.level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
-        hop.unit_code = (char *)unit;
-        hop.at = j->version;
-        r->incident->n_hops = 1;
-        r->incident->hops = hops;
-    }
-    packed = rc_report_pack(r, &len);
-    if (r->incident && r->incident->hops == hops) {
-        r->incident->n_hops = 0;
-        r->incident->hops = NULL;
-    }
-    if (!packed) {
-        j->err = RD_KAFKA_RESP_ERR__FAIL;
-        j->pending = 0;
-        in->inflight++;
-        job_finish(j);
+    } else if ((j->slot = dedupe_add(in->dd, idbin, version, fp, j)) < 0) {
+        free(j);
+        rc_counter_inc(in->shed);
+        set_result(ctx, idx, 503, idstr, 0, error_body("unavailable", "too many reports in flight", idstr));
         goto done;
     }
-    rc_debug("report received report_id=%s unit=%s version=%lld", idstr, unit, (long long)j->version);
+    rc_debug("report received report_id=%s unit=%s version=%lld", idstr, unit, (long long)version);
     job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT);
 done:
     free(packed);
@@ -777,13 +789,14 @@ static void on_report(struct evhttp_request *req, void *arg)
     char scope[13];
     size_t len;
     int t = precheck(in, req, (size_t)in->cfg->max_body, scope, &len);
-    rc_errors errs = {0};
+    rc_errors errs;
     Rollcall__Report *r;
     http_ctx *ctx;
     const uint8_t *body;
 
     if (t < 0)
         return;
+    errs.n = 0;
     if (!(ctx = ctx_new(in, req, false, 1))) {
         reply_text(in, req, 503, "{\"error\":\"out of memory\"}");
         return;
@@ -881,8 +894,9 @@ static void on_batch(struct evhttp_request *req, void *arg)
      * reference of our own until every item is handed over. */
     ctx->waiting++;
     for (size_t i = 0, off = 0; i < n; i++) {
-        rc_errors errs = {0};
+        rc_errors errs;
         Rollcall__Report *r;
+        errs.n = 0;
         if (arr) {
             r = rc_report_from_json(json_array_get(arr, i), &errs);
         } else {

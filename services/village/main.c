@@ -7,6 +7,7 @@
 #include "rc_pg.h"
 #include "rc_service.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -93,6 +94,14 @@ int main(int argc, char **argv)
     const char *const *props;
     size_t nprops, body_cap;
     int rc;
+
+    /* Two settings measured under load (bench/village.sh): glibc otherwise
+     * trims librdkafka's thread arena back with madvise after nearly every
+     * batch, and libevent's epoll changelist folds the "stop reading, start
+     * writing" changes evhttp makes for each reply into one epoll_ctl. */
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+    setenv("EVENT_EPOLL_USE_CHANGELIST", "1", 0);
 
     rc_log_init("village", RC_LOG_INFO);
     if (!(conf = rc_config_load(items, argc, argv, err, sizeof err)))
