@@ -110,6 +110,50 @@ function done(summary, latency, requests)
 end
 LUA
 
+# The same batches as length-delimited protobuf streams (what an offline app
+# syncing would send): each village's report encoded once by protoc.
+varint() {  # the protobuf varint of $1, as bytes
+    local n=$1 out=
+    while [ "$n" -ge 128 ]; do out+=$(printf '\\x%02x' $(( (n & 127) | 128 ))); n=$((n >> 7)); done
+    out+=$(printf '\\x%02x' "$n")
+    printf '%b' "$out"
+}
+mkdir -p "$WORK/pb"
+while read -r unit _; do
+    printf 'unit_code: "%s"\nlevel: LEVEL_VILLAGE\nperiod: "%s"\nkind: KIND_DAILY\nsubmitter: "bench"\nindicators { households_visited: 12 persons_screened: 40 staff_on_duty: 4 volunteers: 7 }\n' \
+        "$unit" "$PERIOD" | protoc --encode=rollcall.Report proto/rollcall.proto >"$WORK/pb/$unit.bin"
+    { varint "$(stat -c %s "$WORK/pb/$unit.bin")"; cat "$WORK/pb/$unit.bin"; } >"$WORK/pb/$unit.del"
+done <"$WORK/village.tokens"
+while read -r town _; do
+    kids=($(grep "^$town" "$WORK/village.tokens" | awk '{print $1}'))
+    files=()
+    for k in $(seq 0 $((BATCH - 1))); do files+=("$WORK/pb/${kids[$((k % ${#kids[@]}))]}.del"); done
+    cat "${files[@]}" >"$WORK/pb/town-$town.stream"
+done <"$WORK/town.tokens"
+
+cat >"$WORK/batchpb.lua" <<LUA
+dofile("$WORK/units.lua")
+local n = 0
+local reqs = {}
+function init(args)
+  for i, t in ipairs(towns) do
+    local f = assert(io.open("$WORK/pb/town-" .. t[1] .. ".stream", "rb"))
+    local body = f:read("*a")
+    f:close()
+    reqs[i] = wrk.format("POST", "/v1/reports:batch",
+      {["Content-Type"] = "application/x-protobuf", ["Authorization"] = "Bearer " .. t[2]}, body)
+  end
+  n = math.random(#reqs)
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+function done(summary, latency, requests)
+  io.write(string.format("non2xx_check %d\n", summary.errors.status))
+end
+LUA
+
 "$BUILD/rollcall-village" --http_port="$PORT" --pg_dsn="$DSN" --kafka_brokers="$ROLLCALL_KAFKA_BROKERS" \
     --log_level=warn >"$WORK/village.log" 2>&1 &
 PID=$!
@@ -119,31 +163,45 @@ for _ in $(seq 1 100); do
 done
 curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$WORK/village.log"; exit 1; }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# Runs wrk; sets rps, p50, p99, bad (non-2xx), us (intake CPU µs per request).
 run_wrk() {  # script seconds
-    wrk -t2 -c64 -d"$2"s --latency -s "$WORK/$1" "http://127.0.0.1:$PORT" 2>&1
+    local t0 t1 out reqs
+    t0=$(cpu_ticks)
+    out=$(wrk -t2 -c64 -d"$2"s --latency -s "$WORK/$1" "http://127.0.0.1:$PORT" 2>&1)
+    t1=$(cpu_ticks)
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+    bad=$(awk '/^non2xx_check/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    us=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / r}')
 }
 
-echo "village intake: $(wc -l <"$WORK/village.tokens") villages, wrk -t2 -c64, ${DURATION}s each, acks=all, auth on"
-run_wrk single.lua 2 >/dev/null          # warm-up: connections, metadata, JIT-less Lua
+echo "village intake: $(wc -l <"$WORK/village.tokens") villages, wrk -t2 -c64, ${DURATION}s each, acks=all, lz4, auth on"
+echo "(load generator, intake, librdkafka and the development broker share the machine's $(nproc) cores)"
+run_wrk single.lua 2                     # warm-up: connections, metadata
 if [ "${PROFILE:-0}" = 1 ]; then
-    perf record -F 499 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf record -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
     PERF=$!
 fi
-out=$(run_wrk single.lua "$DURATION")
-[ "${PROFILE:-0}" = 1 ] && wait "$PERF" && perf report -i "$WORK/perf.data" --no-children --percent-limit 1.5 --stdio 2>/dev/null \
-    | grep -E '^ +[0-9.]+%' | head -40 >"${PROFILE_OUT:-/tmp/village.perf.txt}"
-rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-bad=$(awk '/^non2xx_check/ {print $2}' <<<"$out")
-p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-printf 'single reports:  %10.0f POSTs/s    (p50 %s, p99 %s, non-2xx %s)   target 40000\n' "$rps" "$p50" "$p99" "$bad"
-
-out=$(run_wrk batch.lua "$DURATION")
-brps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-bbad=$(awk '/^non2xx_check/ {print $2}' <<<"$out")
-p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-printf 'batch reports:   %10.0f reports/s  (%s per POST, %.0f POSTs/s, p50 %s, p99 %s, non-2xx %s)   target 200000\n' \
-    "$(awk -v r="$brps" -v b="$BATCH" 'BEGIN {print r * b}')" "$BATCH" "$brps" "$p50" "$p99" "$bbad"
+run_wrk single.lua "$DURATION"
+if [ "${PROFILE:-0}" = 1 ]; then
+    wait "$PERF"
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 1 --stdio 2>/dev/null \
+        | grep -E '^ +[0-9.]+%' | head -40 >"${PROFILE_OUT:-/tmp/village.perf.txt}"
+    echo "profile of the single-report run: ${PROFILE_OUT:-/tmp/village.perf.txt}"
+fi
+printf 'single reports:        %8.0f POSTs/s    p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (target 40000)\n' \
+    "$rps" "$p50" "$p99" "$bad" "$us"
+run_wrk batch.lua "$DURATION"
+printf 'batch reports (JSON):  %8.0f reports/s  p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (%s per POST, target 200000)\n' \
+    "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN {print r * b}')" "$p50" "$p99" "$bad" \
+    "$(awk -v u="$us" -v b="$BATCH" 'BEGIN {printf "%.1f", u / b}')" "$BATCH"
+run_wrk batchpb.lua "$DURATION"
+printf 'batch reports (proto): %8.0f reports/s  p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (%s per POST, target 200000)\n' \
+    "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN {print r * b}')" "$p50" "$p99" "$bad" \
+    "$(awk -v u="$us" -v b="$BATCH" 'BEGIN {printf "%.1f", u / b}')" "$BATCH"
 
 accepted=$(curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^rollcall_village_reports_total\{status="202"\}/ {print $2}')
-echo "accepted by the intake (durable in Kafka, 202): ${accepted:-0} reports"
+echo "accepted by the intake (acknowledged by Kafka, 202): ${accepted:-0} reports; RSS $(awk '/VmRSS/ {print $2 / 1024 " MB"}' "/proc/$PID/status")"
 grep -E 'level=(warn|error)' "$WORK/village.log" | head -5 || true

@@ -1,6 +1,6 @@
 /* The idempotency window: report_id -> (state, version, fingerprint) for the
  * most recent reports, so that a retry gets the same answer and the same
- * version and produces nothing new.  A fixed ring (memory is bounded: 48
+ * version and produces nothing new.  A fixed ring (memory is bounded: 56
  * bytes a slot) with a chained hash index; a slot still in flight is never
  * overwritten, the ring skips it. */
 #include "village.h"
@@ -15,7 +15,7 @@ typedef struct {
     int64_t version;
     uint64_t fp;
     void *job;
-    uint32_t next;      /* hash chain */
+    uint32_t next, prev; /* hash chain, both ways: evicting is O(1) */
     uint8_t state;      /* 0 = free */
 } ring_slot;
 
@@ -81,14 +81,14 @@ void dedupe_free(dedupe *d)
 
 static void unlink_slot(dedupe *d, uint32_t i)
 {
-    uint32_t *p = &d->buckets[bucket_of(d, d->slots[i].id)];
-    while (*p != NIL) {
-        if (*p == i) {
-            *p = d->slots[i].next;
-            break;
-        }
-        p = &d->slots[*p].next;
-    }
+    ring_slot *s = &d->slots[i];
+
+    if (s->prev == NIL)
+        d->buckets[bucket_of(d, s->id)] = s->next;
+    else
+        d->slots[s->prev].next = s->next;
+    if (s->next != NIL)
+        d->slots[s->next].prev = s->prev;
     d->slots[i].state = 0;
     d->slots[i].job = NULL;
     d->used--;
@@ -144,7 +144,10 @@ int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, uint64_t fi
     d->slots[i].job = job;
     d->slots[i].state = DD_INFLIGHT;
     b = bucket_of(d, id);
+    d->slots[i].prev = NIL;
     d->slots[i].next = d->buckets[b];
+    if (d->buckets[b] != NIL)
+        d->slots[d->buckets[b]].prev = i;
     d->buckets[b] = i;
     d->used++;
     return i;

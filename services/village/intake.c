@@ -18,6 +18,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,7 +70,7 @@ typedef struct job {
     int64_t version;
     int pending;                /* delivery reports still to come */
     rd_kafka_resp_err_t err;
-    struct timespec t0;
+    int64_t t0;                 /* monotonic µs, when produced */
     int64_t slot;               /* dedupe slot */
     waiter first;
     waiter *more;
@@ -88,6 +89,9 @@ struct intake {
     uint8_t rand_pool[4096];
     size_t rand_left;
     size_t inflight;            /* jobs waiting for Kafka */
+    int64_t poll_us;            /* monotonic clock while serving delivery reports */
+    EVP_MD_CTX *md_ctx;         /* fingerprints, reused */
+    EVP_MD *sha256;
     bool stopping;
 
     /* Kafka health, kept by a thread: /healthz must not block the loop. */
@@ -159,11 +163,11 @@ static double gauge_tokens(void *opaque)
     return (double)auth_count(opaque);
 }
 
-static double elapsed_s(const struct timespec *t0)
+static int64_t mono_us(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
 /* ---------------------------------------------------------------- replies */
@@ -369,8 +373,9 @@ static void on_delivery(void *opaque, void *msg_opaque, rd_kafka_resp_err_t err,
     intake *in = opaque;
     job *j = msg_opaque;
 
+    /* One clock reading per poll (in->poll_us), not per message. */
     rc_histogram_observe(strcmp(topic, TOPIC_URGENT) == 0 ? in->lat_urgent : in->lat_village,
-                         elapsed_s(&j->t0));
+                         (double)((in->poll_us ? in->poll_us : mono_us()) - j->t0) / 1e6);
     if (err) {
         j->err = err;
     } else {
@@ -388,10 +393,18 @@ static void drain_fd(int fd)
         ;
 }
 
+static void poll_producer(intake *in, rc_producer *p)
+{
+    in->poll_us = mono_us();
+    rc_producer_poll(p, 0);
+    in->poll_us = 0;
+}
+
 static void on_producer_event(evutil_socket_t fd, short what, void *arg)
 {
+    intake *in = arg;
     drain_fd(fd);
-    rc_producer_poll(arg, 0);
+    poll_producer(in, fd == rc_producer_event_fd(in->prod) ? in->prod : in->urgent);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -399,20 +412,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     intake *in = arg;
     /* A safety net for a wake-up lost between drain and poll. */
     if (in->prod)
-        rc_producer_poll(in->prod, 0);
+        poll_producer(in, in->prod);
     if (in->urgent)
-        rc_producer_poll(in->urgent, 0);
+        poll_producer(in, in->urgent);
 }
 
 /* Produces a packed report; the job then waits for 1 (DAILY, ZERO) or 2
  * (URGENT: reports.village and reports.urgent) delivery reports.  A send
  * refused locally counts as a failed delivery. */
-static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit, bool urgent)
+static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit, bool urgent,
+                        int64_t t0)
 {
     intake *in = j->in;
     int sends = urgent ? 2 : 1;
 
-    clock_gettime(CLOCK_MONOTONIC, &j->t0);
+    j->t0 = t0;
     j->pending = sends;
     in->inflight++;
     /* Village reports are keyed by their township: one township's villages
@@ -519,13 +533,18 @@ done:
 
 /* ------------------------------------------------------- one report's path */
 
-/* The first 8 bytes of the SHA-256 of a packed report (through
- * rc_token_hash, which keeps the algorithm fetched). */
-static uint64_t fingerprint(const uint8_t *buf, size_t len)
+/* The first 8 bytes of the SHA-256 of a packed report. */
+static uint64_t fingerprint(intake *in, const uint8_t *buf, size_t len)
 {
-    uint8_t h[RC_TOKEN_HASH_LEN];
+    uint8_t h[EVP_MAX_MD_SIZE];
+    unsigned int hl = 0;
     uint64_t fp;
-    rc_token_hash((const char *)buf, len, h);
+
+    /* One context and one fetched algorithm for every report: OpenSSL 3's
+     * one-shot SHA256() fetches and allocates on each call. */
+    if (!EVP_DigestInit_ex2(in->md_ctx, in->sha256, NULL) || !EVP_DigestUpdate(in->md_ctx, buf, len)
+        || !EVP_DigestFinal_ex(in->md_ctx, h, &hl) || hl < sizeof fp)
+        rc_token_hash((const char *)buf, len, h);
     memcpy(&fp, h, sizeof fp);
     return fp;
 }
@@ -564,7 +583,7 @@ static int64_t next_version(intake *in, int64_t now)
  * returning) and either answers it at once or leaves it waiting for Kafka.
  * `scope` is the token's unit, NULL when authentication is off. */
 static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
-                          const char *scope)
+                          const char *scope, int64_t now, int64_t t0)
 {
     rc_errors errs;
     rc_validate_opts opts;
@@ -574,7 +593,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     uint8_t *packed = NULL;
     size_t len = 0;
     uint64_t fp;
-    int64_t now = rc_now_us(), version;
+    int64_t version;
     dd_entry hit;
     bool have_hit = false;
     job *j = NULL;
@@ -648,7 +667,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
         goto done;
     }
-    fp = fingerprint(packed, len);
+    fp = fingerprint(in, packed, len);
 
     if (have_hit && hit.fingerprint != fp) {
         rc_counter_inc(in->conflicts);
@@ -694,7 +713,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
     rc_debug("report received report_id=%s unit=%s version=%lld", idstr, unit, (long long)version);
-    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT);
+    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT, t0);
 done:
     free(packed);
     if (saved_id)
@@ -811,7 +830,7 @@ static void on_report(struct evhttp_request *req, void *arg)
         set_result(ctx, 0, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
         return;
     }
-    handle_report(in, ctx, 0, r, in->auth ? scope : NULL);
+    handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us());
 }
 
 /* Reads one varint of a length-delimited stream.  Returns 0, or -1 when
@@ -848,6 +867,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
     json_t *arr = NULL;
     json_error_t jerr;
     http_ctx *ctx;
+    int64_t now, t0;
 
     if (t < 0)
         return;
@@ -891,8 +911,11 @@ static void on_batch(struct evhttp_request *req, void *arg)
         return;
     }
     /* The last item's answer may send the reply and free ctx: keep one
-     * reference of our own until every item is handed over. */
+     * reference of our own until every item is handed over.  The clocks are
+     * read once per request (versions still grow by at least 1 µs). */
     ctx->waiting++;
+    now = rc_now_us();
+    t0 = mono_us();
     for (size_t i = 0, off = 0; i < n; i++) {
         rc_errors errs;
         Rollcall__Report *r;
@@ -912,7 +935,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
             set_result(ctx, i, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
             continue;
         }
-        handle_report(in, ctx, i, r, in->auth ? scope : NULL);
+        handle_report(in, ctx, i, r, in->auth ? scope : NULL, now, t0);
     }
     json_decref(arr);
     if (--ctx->waiting == 0)
@@ -983,7 +1006,7 @@ static void stop_health(intake *in)
 
 static int hook_producer(intake *in, rc_producer *p, struct event **ev, char *errbuf, size_t errlen)
 {
-    *ev = event_new(in->base, rc_producer_event_fd(p), EV_READ | EV_PERSIST, on_producer_event, p);
+    *ev = event_new(in->base, rc_producer_event_fd(p), EV_READ | EV_PERSIST, on_producer_event, in);
     if (!*ev || event_add(*ev, NULL) < 0) {
         snprintf(errbuf, errlen, "cannot watch the producer's event fd");
         return -1;
@@ -1019,6 +1042,12 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
     in->vopts.require_report_id = false;
     if (intake_parse_bounds(cfg->bounds, &in->vopts, errbuf, errlen) < 0)
         goto err;
+    in->md_ctx = EVP_MD_CTX_new();
+    in->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!in->md_ctx || !in->sha256) {
+        snprintf(errbuf, errlen, "OpenSSL: SHA-256 unavailable");
+        goto err;
+    }
     if (!(in->dd = dedupe_new((size_t)cfg->dedupe_entries, (int64_t)cfg->dedupe_window_ms * 1000))) {
         snprintf(errbuf, errlen, "out of memory (dedupe_entries=%d)", cfg->dedupe_entries);
         goto err;
@@ -1144,6 +1173,8 @@ void intake_free(intake *in)
     rc_producer_free(in->prod);
     rc_producer_free(in->urgent);
     dedupe_free(in->dd);
+    EVP_MD_CTX_free(in->md_ctx);
+    EVP_MD_free(in->sha256);
     pthread_mutex_destroy(&in->health_lock);
     pthread_cond_destroy(&in->health_cond);
     free(in);
