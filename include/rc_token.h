@@ -54,6 +54,11 @@ void rc_token_map_free(rc_token_map *m);
  * then unchanged). */
 int rc_token_map_put(rc_token_map *m, const uint8_t hash[RC_TOKEN_HASH_LEN], const char *unit);
 
+/* Makes room for n entries at once (a full load then never holds the old
+ * and the doubled table together).  Returns 0, or -1 on out of memory (the
+ * map is unchanged and still usable). */
+int rc_token_map_reserve(rc_token_map *m, size_t n);
+
 /* Removes a hash; returns whether it was there. */
 bool rc_token_map_del(rc_token_map *m, const uint8_t hash[RC_TOKEN_HASH_LEN]);
 

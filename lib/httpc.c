@@ -175,7 +175,8 @@ static size_t run(const rc_httpc_request *reqs, rc_httpc_response *resps, size_t
         if (!resps[i].body)
             resps[i].body = calloc(1, 1);
         if (errbuf && resps[i].status == 0 && n == 1)
-            snprintf(errbuf, errlen, "%s: %s", reqs[i].url, calls[i].err[0] ? calls[i].err : "no answer");
+            snprintf(errbuf, errlen, "%s: %s", reqs[i].url,
+                     calls[i].err[0] ? calls[i].err : "no answer (connection refused or closed)");
         if (calls[i].conn)
             evhttp_connection_free(calls[i].conn);
     }

@@ -194,9 +194,9 @@ static size_t find(const rc_token_map *m, uint64_t k0, uint64_t k1, bool *found)
     }
 }
 
-static int grow(rc_token_map *m)
+static int resize(rc_token_map *m, size_t ncap)
 {
-    size_t ncap = m->cap * 2, mask = ncap - 1;
+    size_t mask = ncap - 1;
     slot *ns = calloc(ncap, sizeof *ns);
 
     if (!ns)
@@ -227,7 +227,7 @@ int rc_token_map_put(rc_token_map *m, const uint8_t hash[RC_TOKEN_HASH_LEN], con
         return -1;
     key_of(hash, &k0, &k1);
     /* Keep the load under 70 %: probes stay short. */
-    if ((m->size + 1) * 10 > m->cap * 7 && grow(m) < 0)
+    if ((m->size + 1) * 10 > m->cap * 7 && resize(m, m->cap * 2) < 0)
         return -1;
     i = find(m, k0, k1, &found);
     m->slots[i].k0 = k0;
@@ -236,6 +236,15 @@ int rc_token_map_put(rc_token_map *m, const uint8_t hash[RC_TOKEN_HASH_LEN], con
     if (!found)
         m->size++;
     return 0;
+}
+
+int rc_token_map_reserve(rc_token_map *m, size_t n)
+{
+    size_t cap = m->cap;
+
+    while (n * 10 > cap * 7)
+        cap *= 2;
+    return cap == m->cap ? 0 : resize(m, cap);
 }
 
 /* Empties slot i and shifts the rest of its cluster back so that every

@@ -55,6 +55,16 @@ static int reload_all(auth *a, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "%s", rc_pg_last_error(a->pg));
         return -1;
     }
+    /* Room for them all first: growing by doubling would briefly hold two
+     * tables (the national set: 12 + 24 MiB). */
+    res = PQexec(conn, "SELECT count(*) FROM rollcall.unit_token WHERE revoked_at IS NULL");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        size_t want = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        pthread_mutex_lock(&a->lock);
+        rc_token_map_reserve(a->map, want + want / 8);
+        pthread_mutex_unlock(&a->lock);
+    }
+    PQclear(res);
     res = PQexec(conn, RELOAD_SQL);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         snprintf(errbuf, errlen, "reading rollcall.unit_token: %s", PQerrorMessage(conn));

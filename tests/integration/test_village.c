@@ -824,6 +824,40 @@ static void test_broker_down(void **state)
     free_msgs(msgs, n);
 }
 
+/* `rollcall submit` files a report and exits 0 only for a 2xx answer. */
+static void test_cli_submit(void **state)
+{
+    char cmd[1200], out[1024], id[37];
+    kmsg msgs[MAX_MSGS];
+    marks m;
+    size_t n;
+
+    NEED_STACK();
+    snapshot(&m);
+    rc_uuid_new(id);
+    snprintf(cmd, sizeof cmd,
+             "ROLLCALL_TOKEN=%s '%s/rollcall' submit --url %s --unit 130102001002 --kind daily "
+             "--report-id %s --indicator home_observation=3 --indicator hebei_check=1 --zone prevention 2>/dev/null",
+             fx.tok_b, fx.build, fx.base, id);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, id));
+    assert_true(json_version(out) > 0);
+    /* The wrong token: the server's 403 is printed and the exit status is 1. */
+    snprintf(cmd, sizeof cmd,
+             "'%s/rollcall' submit --url %s --token %s --unit 130102001002 --kind zero 2>/dev/null",
+             fx.build, fx.base, fx.tok_a);
+    assert_int_equal(run_capture(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "\"error\":\"forbidden\""));
+    n = fetch_new(&m, msgs);
+    {
+        const kmsg *k = NULL;
+        assert_int_equal(count_id(msgs, n, "reports.village", id, &k), 1);
+        assert_non_null(strstr(k->text, "home_observation: 3"));
+        assert_non_null(strstr(k->text, "zone_status: ZONE_STATUS_PREVENTION"));
+    }
+    free_msgs(msgs, n);
+}
+
 static void test_metrics(void **state)
 {
     rc_httpc_response r = {0};
@@ -851,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_idempotent_retry),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_broker_down),
+        cmocka_unit_test(test_cli_submit),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

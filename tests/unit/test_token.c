@@ -92,6 +92,12 @@ static void test_map(void **state)
     assert_int_equal(rc_token_map_put(m, h, "1234567890123"), -1);
     assert_int_equal(rc_token_map_size(m), N);
 
+    /* Reserving room keeps every entry. */
+    assert_int_equal(rc_token_map_reserve(m, 4 * N), 0);
+    assert_int_equal(rc_token_map_size(m), N);
+    hash_of(N - 1, h);
+    assert_true(rc_token_map_get(m, h, NULL));
+
     /* Every other entry removed: the rest stay reachable. */
     for (int i = 0; i < N; i += 2) {
         hash_of(i, h);
