@@ -96,6 +96,7 @@ typedef struct rc_expect rc_expect;
 /* What rollcall.v_unit_day must hold for one unit and period.  Village rows
  * use kind, version, ind and extra; aggregate rows everything else too. */
 typedef struct rc_expect_row {
+    size_t index;                 /* position in rc_expect_at order */
     uint64_t code;
     int level;                    /* 1 village, 2 township, 3 county, 5 province */
     bool present;                 /* the pipeline must have a row for it */

@@ -529,7 +529,8 @@ static void format_code12(uint64_t v, char out[13])
     out[12] = '\0';
 }
 
-#define SET(name, value) rc_indicator_set(ind, (size_t)rc_indicator_index(name), (value))
+/* Fields set by name in the generated struct: no lookups on the hot path. */
+#define SET(name, value) (ind->name = (value))
 
 /* Plausible village counts: most small, a size that varies by village, and
  * a few "case villages" (0.3 %) with confirmed cases and their contacts. */
@@ -543,38 +544,38 @@ static void fill_indicators(uint64_t village, uint64_t content, uint64_t seed,
     int64_t visited = households * between(&s, 5, 40) / 100;
     int64_t screened = visited * between(&s, 20, 35) / 10;
 
-    SET("households_visited", visited);
-    SET("persons_screened", screened);
-    SET("temperature_checks", screened * between(&s, 50, 100) / 100);
-    SET("arrivals_risk_areas", chance(&s, 0.2) ? between(&s, 1, 5) : 0);
-    SET("arrivals_abroad", chance(&s, 0.03) ? between(&s, 1, 3) : 0);
-    SET("investigation_requests", chance(&s, 0.05) ? between(&s, 1, 3) : 0);
-    SET("close_contacts", cases ? between(&s, 3, 40) : chance(&s, 0.01) ? between(&s, 1, 3) : 0);
-    SET("secondary_contacts", cases ? between(&s, 10, 120) : chance(&s, 0.01) ? between(&s, 1, 5) : 0);
-    SET("cold_chain_workers", chance(&s, 0.1) ? between(&s, 1, 10) : 0);
-    SET("released_observation", chance(&s, 0.05) ? between(&s, 1, 5) : 0);
-    SET("home_observation", cases ? between(&s, 5, 60) : chance(&s, 0.15) ? between(&s, 1, 10) : 0);
-    SET("central_isolation", cases ? between(&s, 1, 30) : chance(&s, 0.02) ? between(&s, 1, 3) : 0);
-    SET("fever_referred", chance(&s, 0.05) ? between(&s, 1, 3) : 0);
-    SET("suspected", cases && chance(&s, 0.5) ? between(&s, 1, 3) : 0);
-    SET("confirmed", cases ? between(&s, 1, 5) : 0);
-    SET("asymptomatic", cases ? between(&s, 0, 4) : 0);
-    SET("nucleic_acid_sampled", cases ? households * 2 : chance(&s, 0.3) ? screened * between(&s, 20, 100) / 100 : 0);
-    SET("vaccinated", chance(&s, 0.5) ? between(&s, 1, 40) : 0);
-    SET("elderly_alone", between(&s, 0, households / 40));
-    SET("disabled", between(&s, 0, households / 80));
-    SET("pregnant", between(&s, 0, 3));
-    SET("left_behind_children", between(&s, 0, households / 60));
-    SET("orphans", chance(&s, 0.05) ? 1 : 0);
-    SET("hardship_households", between(&s, 0, 5));
-    SET("tenants", between(&s, 0, households / 20));
-    SET("assistance_granted", chance(&s, 0.1) ? between(&s, 1, 3) : 0);
-    SET("gatherings_postponed", chance(&s, 0.05) ? between(&s, 1, 2) : 0);
-    SET("staff_on_duty", between(&s, 3, 25));
-    SET("volunteers", between(&s, 0, 40));
-    SET("masks", between(&s, 100, 5000));
-    SET("thermometers", between(&s, 2, 30));
-    SET("disinfectant_kg", between(&s, 0, 80));
+    SET(households_visited, visited);
+    SET(persons_screened, screened);
+    SET(temperature_checks, screened * between(&s, 50, 100) / 100);
+    SET(arrivals_risk_areas, chance(&s, 0.2) ? between(&s, 1, 5) : 0);
+    SET(arrivals_abroad, chance(&s, 0.03) ? between(&s, 1, 3) : 0);
+    SET(investigation_requests, chance(&s, 0.05) ? between(&s, 1, 3) : 0);
+    SET(close_contacts, cases ? between(&s, 3, 40) : chance(&s, 0.01) ? between(&s, 1, 3) : 0);
+    SET(secondary_contacts, cases ? between(&s, 10, 120) : chance(&s, 0.01) ? between(&s, 1, 5) : 0);
+    SET(cold_chain_workers, chance(&s, 0.1) ? between(&s, 1, 10) : 0);
+    SET(released_observation, chance(&s, 0.05) ? between(&s, 1, 5) : 0);
+    SET(home_observation, cases ? between(&s, 5, 60) : chance(&s, 0.15) ? between(&s, 1, 10) : 0);
+    SET(central_isolation, cases ? between(&s, 1, 30) : chance(&s, 0.02) ? between(&s, 1, 3) : 0);
+    SET(fever_referred, chance(&s, 0.05) ? between(&s, 1, 3) : 0);
+    SET(suspected, cases && chance(&s, 0.5) ? between(&s, 1, 3) : 0);
+    SET(confirmed, cases ? between(&s, 1, 5) : 0);
+    SET(asymptomatic, cases ? between(&s, 0, 4) : 0);
+    SET(nucleic_acid_sampled, cases ? households * 2 : chance(&s, 0.3) ? screened * between(&s, 20, 100) / 100 : 0);
+    SET(vaccinated, chance(&s, 0.5) ? between(&s, 1, 40) : 0);
+    SET(elderly_alone, between(&s, 0, households / 40));
+    SET(disabled, between(&s, 0, households / 80));
+    SET(pregnant, between(&s, 0, 3));
+    SET(left_behind_children, between(&s, 0, households / 60));
+    SET(orphans, chance(&s, 0.05) ? 1 : 0);
+    SET(hardship_households, between(&s, 0, 5));
+    SET(tenants, between(&s, 0, households / 20));
+    SET(assistance_granted, chance(&s, 0.1) ? between(&s, 1, 3) : 0);
+    SET(gatherings_postponed, chance(&s, 0.05) ? between(&s, 1, 2) : 0);
+    SET(staff_on_duty, between(&s, 3, 25));
+    SET(volunteers, between(&s, 0, 40));
+    SET(masks, between(&s, 100, 5000));
+    SET(thermometers, between(&s, 2, 30));
+    SET(disinfectant_kg, between(&s, 0, 80));
 }
 
 void rc_loadgen_build(const rc_loadgen *lg, const rc_lg_item *item, rc_lg_report *out)

@@ -543,10 +543,23 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.code, 130102001001ULL);
     assert_int_equal(rc_expect_at(e, 13, &row), 0);
     assert_int_equal(row.code, 13);
+    assert_int_equal(row.index, 13);
+    assert_int_equal(rc_expect_find(e, "130102001003", &row), 0);
+    assert_int_equal(row.index, 2);
+    assert_int_equal(rc_expect_find(e, "130103", &row), 0);
+    assert_int_equal(row.index, 6 + 4 + 1);
     assert_int_equal(rc_expect_at(e, 14, &row), -1);
 
     rc_expect_free(e);
     rc_registry_free(reg);
+}
+
+static int collect_rec(const rc_ledger_rec *r, void *opaque)
+{
+    struct { rc_ledger_rec *out; size_t n; } *ctx = opaque;
+
+    ctx->out[ctx->n++] = *r;
+    return 0;
 }
 
 static void test_ledger_roundtrip(void **state)
@@ -575,6 +588,43 @@ static void test_ledger_roundtrip(void **state)
     json_decref(o);
 }
 
+/* The writer's fast path and its jansson path read back to the same records. */
+static void test_ledger_file_roundtrip(void **state)
+{
+    rc_ledger_rec r[2], back[2];
+    char path[] = "/tmp/rollcall-test-ledger-XXXXXX", err[256];
+    int fd = mkstemp(path);
+    rc_ledger_writer *w;
+    struct { rc_ledger_rec *out; size_t n; } ctx = {back, 0};
+
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    r[0] = rec("0f0e0d0c-0000-4000-8000-000000000001", "130102001001", "2021-08-01", D,
+               1627781400123456LL, "2021-08-01T09:30:00.123456+08:00", PREV, 12, OK);
+    r[0].role = RC_LG_FIRST;
+    r[0].nextra = 2;
+    strcpy(r[0].extra[0].name, "grid_patrols");
+    r[0].extra[0].value = 7;
+    strcpy(r[0].extra[1].name, "market_checks");
+    r[0].extra[1].value = -3;
+    r[0].ind[5] = INT64_MAX;
+    r[1] = rec("0f0e0d0c-0000-4000-8000-000000000002", "130102001002", "2021-08-01", Z, 0,
+               "2021-08-01T09:30:00+08:00", NORMAL, 0, RC_LEDGER_REJECTED);
+    r[1].http = 400;
+    strcpy(r[1].reason, "invalid report: \"indicators.x\": must not be negative\n");
+    w = rc_ledger_writer_open(path, NULL, err, sizeof err);
+    assert_non_null(w);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(rc_ledger_write(w, &r[i], err, sizeof err), 0);
+    assert_int_equal(rc_ledger_writer_close(w, err, sizeof err), 0);
+    assert_int_equal(rc_ledger_read(path, collect_rec, &ctx, err, sizeof err), 0);
+    unlink(path);
+    assert_int_equal(ctx.n, 2);
+    assert_memory_equal(&r[0], &back[0], sizeof r[0]);
+    assert_memory_equal(&r[1], &back[1], sizeof r[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +635,7 @@ int main(void)
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_expect_hand_ledger),
         cmocka_unit_test(test_ledger_roundtrip),
+        cmocka_unit_test(test_ledger_file_roundtrip),
     };
 
     return cmocka_run_group_tests_name("loadgen", tests, NULL, NULL);
