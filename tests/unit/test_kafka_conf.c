@@ -59,7 +59,9 @@ static void producer_props_override_defaults(void **state)
     assert_non_null(p);
     assert_true(rc_producer_event_fd(p) >= 0);
     assert_int_equal(rc_producer_outq_len(p), 0);
-    assert_int_equal(rc_producer_poll(p, 0), 0);
+    /* Nothing was sent, but the refused connection may already have queued
+     * error events, which poll serves too. */
+    assert_true(rc_producer_poll(p, 0) >= 0);
     const rd_kafka_conf_t *conf = rd_kafka_conf(rc_producer_handle(p));
     assert_int_equal(rd_kafka_conf_get(conf, "linger.ms", val, &vlen), RD_KAFKA_CONF_OK);
     assert_string_equal(val, "50");
