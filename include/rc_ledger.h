@@ -101,6 +101,9 @@ typedef struct rc_expect_row {
     int level;                    /* 1 village, 2 township, 3 county, 5 province */
     bool present;                 /* the pipeline must have a row for it */
     int kind;                     /* village: its latest report's kind */
+    int zone_status;              /* village: its latest report's ZoneStatus */
+    char report_id[37];           /* village: its latest report's report_id */
+    int64_t first_received_at;    /* village: earliest receive time of its reports (µs) */
     int64_t version;              /* village: latest version; aggregate: max beneath */
     int32_t expected, reported, zero, late;   /* rollup children */
     int32_t villages_expected, villages_reported, villages_zero, villages_late;
@@ -143,8 +146,11 @@ int rc_expect_add(rc_expect *e, const rc_ledger_rec *rec, char *errbuf, size_t e
 int rc_expect_load(rc_expect *e, const char *path, char *errbuf, size_t errlen);
 
 /* Computes every township, county and province aggregate from the villages'
- * latest reports and the registry (its rollup children).  Call once, after
- * the last rc_expect_add.  Returns 0, or -1 with errbuf filled. */
+ * latest reports and the registry (its rollup children).  A child counts as
+ * reported when its subtree is complete: it has villages and every one of
+ * them reported (a subtree without villages never has a row, so it is never
+ * complete).  Call once, after the last rc_expect_add.  Returns 0, or -1 with
+ * errbuf filled. */
 int rc_expect_compute(rc_expect *e, const rc_registry *reg, char *errbuf, size_t errlen);
 
 const rc_expect_stats *rc_expect_stats_of(const rc_expect *e);

@@ -5,6 +5,7 @@
  * provinces: linear in the registry, a few hundred ms for the nation. */
 #include "rc_ledger.h"
 
+#include "rc_loadgen.h"
 #include "rc_report.h"
 #include "rc_time.h"
 #include "rollcall.pb-c.h"
@@ -1155,7 +1156,7 @@ static int roll_up(rc_expect *e, int cl, int pl, uint64_t divisor)
 
     for (size_t i = 0; i < e->nagg[cl]; i++) {
         const agg *c = &e->aggs[cl][i];
-        bool complete = c->v_reported == c->v_expected;
+        bool complete = c->v_expected > 0 && c->v_reported == c->v_expected;
         agg *a;
 
         while (p < e->nagg[pl] && e->aggs[pl][p].code < c->code / divisor)
@@ -1251,6 +1252,9 @@ static void village_row(const rc_expect *e, const village *v, rc_expect_row *row
     row->level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
     row->present = true;
     row->kind = v->kind;
+    row->zone_status = v->zone;
+    rc_loadgen_uuid_format(v->rid, row->report_id);
+    row->first_received_at = v->first_rx;
     row->version = v->version;
     row->villages_expected = 1;
     row->villages_reported = 1;

@@ -240,7 +240,7 @@ static void progress(lgctx *g, bool final)
 {
     double now = cli_now();
 
-    if (g->quiet && !final)
+    if (g->quiet)
         return;
     if (!final && now - g->t_last < 1.0)
         return;

@@ -23,7 +23,8 @@
 typedef enum {
     C_OTHER = 0, C_UNIT, C_LEVEL, C_PERIOD, C_KIND, C_VERSION, C_EXPECTED, C_REPORTED, C_ZERO,
     C_LATE, C_MISSING, C_V_EXPECTED, C_V_REPORTED, C_V_ZERO, C_V_LATE, C_ZONE_NORMAL,
-    C_ZONE_PREVENTION, C_ZONE_CONTROL, C_ZONE_LOCKDOWN, C_EXTRA, C_IND
+    C_ZONE_PREVENTION, C_ZONE_CONTROL, C_ZONE_LOCKDOWN, C_EXTRA, C_IND, C_ZONE_STATUS,
+    C_LATE_FLAG, C_FIRST_RX, C_REPORT_ID
 } col_kind;
 
 static const struct { const char *name; col_kind kind; } known_cols[] = {
@@ -34,8 +35,11 @@ static const struct { const char *name; col_kind kind; } known_cols[] = {
     {"villages_reported", C_V_REPORTED}, {"villages_zero", C_V_ZERO},
     {"villages_late", C_V_LATE}, {"zone_normal", C_ZONE_NORMAL},
     {"zone_prevention", C_ZONE_PREVENTION}, {"zone_control", C_ZONE_CONTROL},
-    {"zone_lockdown", C_ZONE_LOCKDOWN}, {"extra", C_EXTRA},
+    {"zone_lockdown", C_ZONE_LOCKDOWN}, {"extra", C_EXTRA}, {"zone_status", C_ZONE_STATUS},
+    {"late", C_LATE_FLAG}, {"first_received_at", C_FIRST_RX}, {"report_id", C_REPORT_ID},
 };
+
+static const char *const zone_names[] = {NULL, "normal", "prevention", "control", "lockdown"};
 
 #define MAX_COLS 96
 
@@ -341,6 +345,30 @@ static void compare_row(verify *v, char **f, int nf)
         case C_EXTRA:
             compare_extra(v, c, lv, unit, f[i], &row);
             continue;
+        case C_ZONE_STATUS: case C_REPORT_ID: case C_LATE_FLAG: {
+            const char *w;
+
+            if (agg) {
+                compare_null(v, c, lv, unit, f[i]);
+                continue;
+            }
+            w = c->kind == C_REPORT_ID ? row.report_id
+              : c->kind == C_LATE_FLAG ? (row.villages_late ? "t" : "f")
+                                       : zone_names[row.zone_status];
+            if (!w ? !is_null(f[i]) : strcmp(w, f[i]) != 0) {
+                c->diffs++;
+                diff(v, lv, unit, c->name, "expected %s, found %s", w ? w : "NULL",
+                     is_null(f[i]) ? "NULL" : f[i]);
+            }
+            continue;
+        }
+        case C_FIRST_RX:
+            if (agg) {
+                compare_null(v, c, lv, unit, f[i]);
+                continue;
+            }
+            want = row.first_received_at;
+            break;
         default:
             continue;
         }
@@ -364,8 +392,16 @@ static int read_view(verify *v, rc_pg *pg, bool join_zone, bool villages)
         return -1;
     rc_period_format(v->period, period);
     used += (size_t)snprintf(sql + used, cap - used, "COPY (SELECT ");
-    for (int i = 0; i < v->nview; i++)
-        used += (size_t)snprintf(sql + used, cap - used, "%sv.%s", i ? ", " : "", v->cols[i].name);
+    for (int i = 0; i < v->nview; i++) {
+        /* Timestamps as exact microseconds, not in the session's DateStyle. */
+        if (v->cols[i].kind == C_FIRST_RX)
+            used += (size_t)snprintf(sql + used, cap - used,
+                                     "%s(extract(epoch FROM v.%s) * 1000000)::bigint",
+                                     i ? ", " : "", v->cols[i].name);
+        else
+            used += (size_t)snprintf(sql + used, cap - used, "%sv.%s", i ? ", " : "",
+                                     v->cols[i].name);
+    }
     if (join_zone) {
         /* Zone counts live in rollcall.aggregate when the view leaves them out. */
         for (int i = v->nview; i < v->ncols; i++)
