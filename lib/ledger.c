@@ -195,6 +195,8 @@ int rc_ledger_rec_from_json(const json_t *obj, const int *names_map, size_t nnam
 struct rc_ledger_writer {
     FILE *f;
     char *path;
+    int32_t cached_day;         /* the last period formatted, and its text */
+    char cached_period[11];
 };
 
 rc_ledger_writer *rc_ledger_writer_open(const char *path, const json_t *header,
@@ -287,9 +289,9 @@ static char *put_int(char *p, int64_t v)
  * ones): a national ledger is 640,000 lines written while the pipeline
  * under test shares the CPU, and this is ~8x cheaper than building objects.
  * Returns the length, or 0 when the record is not plain. */
-static size_t format_plain(const rc_ledger_rec *rec, char *buf)
+static size_t format_plain(rc_ledger_writer *w, const rc_ledger_rec *rec, char *buf)
 {
-    char at[40], period[11], *p = buf;
+    char at[40], *p = buf;
     bool any = false;
 
     if (rec->reason[0] || !plain(rec->report_id) || !plain(rec->unit))
@@ -297,13 +299,16 @@ static size_t format_plain(const rc_ledger_rec *rec, char *buf)
     for (size_t i = 0; i < rec->nextra; i++)
         if (!plain(rec->extra[i].name))
             return 0;
-    rc_period_format(rec->period, period);
+    if (!w->cached_period[0] || w->cached_day != rec->period) {
+        rc_period_format(rec->period, w->cached_period);
+        w->cached_day = rec->period;
+    }
     p = put(p, "{\"report_id\":\"");
     p = put(p, rec->report_id);
     p = put(p, "\",\"unit\":\"");
     p = put(p, rec->unit);
     p = put(p, "\",\"period\":\"");
-    p = put(p, period);
+    p = put(p, w->cached_period);
     p = put(p, "\",\"kind\":\"");
     p = put(p, rec->kind >= 0 && rec->kind <= 3 ? kind_names[rec->kind] : "unspecified");
     if (rec->role >= 0 && rec->role < 5) {
@@ -358,7 +363,7 @@ int rc_ledger_write(rc_ledger_writer *w, const rc_ledger_rec *rec, char *errbuf,
     /* Bounded: 32 indicators and 8 extras of at most 21 characters each,
      * 47-character names, fixed fields; the slow path checks its own size. */
     char buf[4096];
-    size_t n = format_plain(rec, buf);
+    size_t n = format_plain(w, rec, buf);
 
     if (n == 0) {
         json_t *o = rc_ledger_rec_to_json(rec);

@@ -23,6 +23,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -36,7 +37,7 @@
 #define TOPIC_VILLAGE "reports.village"
 #define TOPIC_URGENT "reports.urgent"
 #define MAX_BATCH 1000
-#define MAX_ATTEMPTS 8
+#define MAX_ATTEMPTS 12      /* ~11 s of backoff in all */
 #define WAIT_POLL_MS 50
 
 typedef enum { MODE_DRY, MODE_DIRECT, MODE_HTTP } lg_mode;
@@ -92,6 +93,7 @@ struct lgctx {
     token_entry *tokens;
     size_t ntokens;
     double tokens_issued_at;    /* when this run issued tokens, 0 if it did not */
+    size_t tokens_issued;
 
     /* counters */
     size_t next;                /* next position in the order / plan */
@@ -167,9 +169,12 @@ static uint64_t scope_of(const lgctx *g, uint64_t village)
 /* The item's report as the ledger records it. */
 static void rec_from_report(const rc_lg_item *it, const Rollcall__Report *r, rc_ledger_rec *rec)
 {
-    memset(rec, 0, sizeof *rec);
-    snprintf(rec->report_id, sizeof rec->report_id, "%s", r->report_id);
-    snprintf(rec->unit, sizeof rec->unit, "%s", r->unit_code);
+    memset(rec, 0, offsetof(rc_ledger_rec, extra));
+    rec->nextra = 0;
+    rec->reason[0] = '\0';
+    /* Built by rc_loadgen_build: the lengths are known to fit. */
+    memcpy(rec->report_id, r->report_id, sizeof rec->report_id);
+    memcpy(rec->unit, r->unit_code, strlen(r->unit_code) + 1);
     if (rc_period_parse(r->period, &rec->period) < 0)
         rec->period = 0;
     rec->kind = r->kind;
@@ -527,6 +532,7 @@ static int prepare_tokens(lgctx *g)
             rc_pg_commit(g->pg, err, sizeof err) < 0)
             goto fail_pg;
         g->tokens_issued_at = cli_now();
+        g->tokens_issued = nnew;
         if (g->tokens_path) {
             int fd = open(g->tokens_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
@@ -782,9 +788,10 @@ static bool item_answer(lgctx *g, size_t idx, int status, const json_t *o, bool 
         return true;
     }
     /* A token this run issued reaches the intake's cache by NOTIFY a moment
-     * after its commit: a 401 in the first seconds is worth a retry. */
-    if (status == 401 && g->tokens_issued_at > 0 && cli_now() - g->tokens_issued_at < 10 &&
-        !last_attempt)
+     * after its commit (one lookup per token): a 401 while they propagate is
+     * worth a retry. */
+    if (status == 401 && g->tokens_issued_at > 0 && !last_attempt &&
+        cli_now() - g->tokens_issued_at < 10.0 + (double)g->tokens_issued / 5000)
         return false;
     if (status >= 400 && status < 500 && status != 408 && status != 429) {
         answer_reason(o, reason, sizeof reason);
