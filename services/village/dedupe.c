@@ -1,6 +1,6 @@
 /* The idempotency window: report_id -> (state, version, fingerprint) for the
  * most recent reports, so that a retry gets the same answer and the same
- * version and produces nothing new.  A fixed ring (memory is bounded: 56
+ * version and produces nothing new.  A fixed ring (memory is bounded: 64
  * bytes a slot) with a chained hash index; a slot still in flight is never
  * overwritten, the ring skips it. */
 #include "village.h"
@@ -13,6 +13,7 @@
 typedef struct {
     uint8_t id[16];
     int64_t version;
+    int64_t submitted_at;
     uint64_t fp;
     void *job;
     uint32_t next, prev; /* hash chain, both ways: evicting is O(1) */
@@ -107,6 +108,7 @@ bool dedupe_find(dedupe *d, const uint8_t id[16], int64_t now_us, dd_entry *out)
         out->slot = i;
         out->state = (dd_state)s->state;
         out->version = s->version;
+        out->submitted_at = s->submitted_at;
         out->fingerprint = s->fp;
         out->job = s->job;
         return true;
@@ -114,8 +116,8 @@ bool dedupe_find(dedupe *d, const uint8_t id[16], int64_t now_us, dd_entry *out)
     return false;
 }
 
-int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, uint64_t fingerprint,
-                   void *job)
+int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, int64_t submitted_at,
+                   uint64_t fingerprint, void *job)
 {
     size_t tries = 0;
     uint32_t i;
@@ -140,6 +142,7 @@ int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, uint64_t fi
     }
     memcpy(d->slots[i].id, id, 16);
     d->slots[i].version = version;
+    d->slots[i].submitted_at = submitted_at;
     d->slots[i].fp = fingerprint;
     d->slots[i].job = job;
     d->slots[i].state = DD_INFLIGHT;

@@ -649,6 +649,10 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
     version = have_hit ? hit.version : next_version(in, now);
+    /* submitted_at is the client's clock, informative: a retry that stamps
+     * a new one is still the same report, and keeps the first. */
+    if (have_hit)
+        r->submitted_at = hit.submitted_at;
     r->version = version;
     r->received_at = version;
     if (r->kind == ROLLCALL__KIND__KIND_URGENT && r->incident) {
@@ -706,7 +710,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
          * may now be in Kafka are the same revision. */
         j->slot = hit.slot;
         dedupe_set(in->dd, hit.slot, DD_INFLIGHT, j);
-    } else if ((j->slot = dedupe_add(in->dd, idbin, version, fp, j)) < 0) {
+    } else if ((j->slot = dedupe_add(in->dd, idbin, version, r->submitted_at, fp, j)) < 0) {
         free(j);
         rc_counter_inc(in->shed);
         set_result(ctx, idx, 503, idstr, 0, error_body("unavailable", "too many reports in flight", idstr));

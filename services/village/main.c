@@ -50,7 +50,7 @@ static const rc_cfg_item items[] = {
     {"token_reload", RC_CFG_MS, &cfg.token_reload_ms, "5m", 0, 86400000,
      "full reload of the token cache (changes also arrive at once by LISTEN/NOTIFY); 0 = only on reconnect", 0},
     {"dedupe_entries", RC_CFG_INT, &cfg.dedupe_entries, "100000", 16, 50000000,
-     "report_ids remembered for idempotent retries (56 bytes each)", 0},
+     "report_ids remembered for idempotent retries (64 bytes each)", 0},
     {"dedupe_window", RC_CFG_MS, &cfg.dedupe_window_ms, "15m", 1000, 86400000,
      "how long a report_id is remembered (if not pushed out by dedupe_entries newer ones)", 0},
     {"log_level", RC_CFG_LOGLEVEL, &cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},

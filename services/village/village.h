@@ -71,6 +71,7 @@ typedef struct {
     uint32_t slot;
     dd_state state;
     int64_t version;
+    int64_t submitted_at;   /* the first submission's client time */
     uint64_t fingerprint;
     void *job;          /* DD_INFLIGHT: the job waiting for Kafka */
 } dd_entry;
@@ -81,8 +82,8 @@ void dedupe_free(dedupe *d);
 bool dedupe_find(dedupe *d, const uint8_t id[16], int64_t now_us, dd_entry *out);
 /* Adds an in-flight entry; returns its slot, or -1 when every slot is in
  * flight (the caller sheds load). */
-int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, uint64_t fingerprint,
-                   void *job);
+int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, int64_t submitted_at,
+                   uint64_t fingerprint, void *job);
 /* Changes a slot's state (and job: NULL unless DD_INFLIGHT). */
 void dedupe_set(dedupe *d, uint32_t slot, dd_state state, void *job);
 size_t dedupe_size(const dedupe *d);

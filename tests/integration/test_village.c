@@ -668,6 +668,12 @@ static void test_idempotent_retry(void **state)
         assert_string_equal(r.body, first);
         rc_httpc_response_clear(&r);
     }
+    /* A retry that stamps a new submitted_at (client clock) is the same report. */
+    report(other, sizeof other, id, "130102001001", "daily",
+           "\"indicators\":{\"volunteers\":5},\"submitted_at\":\"2026-01-01T08:00:00+08:00\"");
+    assert_int_equal(post_json("/v1/reports", fx.tok_a, other, &r), 202);
+    assert_string_equal(r.body, first);
+    rc_httpc_response_clear(&r);
     report(other, sizeof other, id, "130102001001", "daily", "\"indicators\":{\"volunteers\":6}");
     assert_int_equal(post_json("/v1/reports", fx.tok_a, other, &r), 409);
     assert_non_null(strstr(r.body, "\"error\":\"conflict\""));

@@ -29,13 +29,14 @@ static void test_find_and_states(void **state)
 
     id_of(1, id);
     assert_false(dedupe_find(d, id, 0, &e));
-    slot = dedupe_add(d, id, 5000, 0xabc, &job);
+    slot = dedupe_add(d, id, 5000, 0, 0xabc, &job);
     assert_true(slot >= 0);
     assert_true(dedupe_find(d, id, 6000, &e));
     assert_int_equal(e.state, DD_INFLIGHT);
     assert_ptr_equal(e.job, &job);
     assert_int_equal(e.version, 5000);
     assert_int_equal(e.fingerprint, 0xabc);
+    assert_int_equal(e.submitted_at, 0);
 
     dedupe_set(d, (uint32_t)slot, DD_DONE, NULL);
     assert_true(dedupe_find(d, id, 6000, &e));
@@ -59,7 +60,7 @@ static void test_ring_bound(void **state)
     for (uint32_t i = 0; i < 3 * CAP; i++) {
         int64_t slot;
         id_of(i, id);
-        slot = dedupe_add(d, id, i, i, NULL);
+        slot = dedupe_add(d, id, i, 0, i, NULL);
         assert_true(slot >= 0);
         dedupe_set(d, (uint32_t)slot, DD_DONE, NULL);
     }
@@ -81,11 +82,11 @@ static void test_inflight_is_kept(void **state)
 
     /* Slot of report 0 stays in flight while many others come and go. */
     id_of(0, id);
-    assert_true(dedupe_add(d, id, 1, 1, &job) >= 0);
+    assert_true(dedupe_add(d, id, 1, 0, 1, &job) >= 0);
     for (uint32_t i = 1; i < 10 * CAP; i++) {
         int64_t slot;
         id_of(i, id);
-        slot = dedupe_add(d, id, i, i, NULL);
+        slot = dedupe_add(d, id, i, 0, i, NULL);
         assert_true(slot >= 0);
         dedupe_set(d, (uint32_t)slot, DD_DONE, NULL);
     }
@@ -97,10 +98,10 @@ static void test_inflight_is_kept(void **state)
     /* With every slot in flight there is no room: the caller sheds load. */
     for (uint32_t i = 1000; i < 1000 + CAP - 1; i++) {
         id_of(i, id);
-        assert_true(dedupe_add(d, id, i, i, &job) >= 0);
+        assert_true(dedupe_add(d, id, i, 0, i, &job) >= 0);
     }
     id_of(5000, id);
-    assert_int_equal(dedupe_add(d, id, 1, 1, &job), -1);
+    assert_int_equal(dedupe_add(d, id, 1, 0, 1, &job), -1);
     dedupe_free(d);
 }
 
@@ -112,11 +113,11 @@ static void test_readd_after_window(void **state)
     int64_t slot;
 
     id_of(7, id);
-    slot = dedupe_add(d, id, 1000, 1, NULL);
+    slot = dedupe_add(d, id, 1000, 0, 1, NULL);
     dedupe_set(d, (uint32_t)slot, DD_DONE, NULL);
     assert_false(dedupe_find(d, id, 2000, &e));
     /* The stale entry is replaced, not duplicated. */
-    slot = dedupe_add(d, id, 2000, 2, NULL);
+    slot = dedupe_add(d, id, 2000, 0, 2, NULL);
     dedupe_set(d, (uint32_t)slot, DD_FAILED, NULL);
     assert_int_equal(dedupe_size(d), 1);
     assert_true(dedupe_find(d, id, 2050, &e));
