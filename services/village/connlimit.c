@@ -13,6 +13,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define SWEEP_MS 100
 
@@ -23,6 +24,8 @@ struct connlimit {
     size_t n, cap;
     size_t max;
     bool paused;
+    size_t pauses;              /* since the last log line */
+    time_t logged;
     struct event *sweep;
 };
 
@@ -43,10 +46,13 @@ static void pause_listeners(connlimit *cl, bool pause)
         return;
     cl->paused = pause;
     evhttp_foreach_bound_socket(cl->http, set_listener, &pause);
-    if (pause)
-        rc_warn("connection limit reached, accepting paused open=%zu max=%zu", cl->n, cl->max);
-    else
-        rc_info("accepting connections again open=%zu", cl->n);
+    /* At most one line every 10 s: at the cap this flips with every close. */
+    if (pause && ++cl->pauses && time(NULL) - cl->logged >= 10) {
+        rc_warn("connection limit reached, accepting paused open=%zu max=%zu pauses=%zu",
+                cl->n, cl->max, cl->pauses);
+        cl->logged = time(NULL);
+        cl->pauses = 0;
+    }
 }
 
 static bool released(struct bufferevent *bev)
