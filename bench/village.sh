@@ -187,8 +187,12 @@ fi
 run_wrk single.lua "$DURATION"
 if [ "${PROFILE:-0}" = 1 ]; then
     wait "$PERF"
-    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 1 --stdio 2>/dev/null \
-        | grep -E '^ +[0-9.]+%' | head -40 >"${PROFILE_OUT:-/tmp/village.perf.txt}"
+    { echo "# by library"
+      perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -20
+      echo "# by function"
+      perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
+          | grep -E '^ +[0-9.]+%' | head -40
+    } >"${PROFILE_OUT:-/tmp/village.perf.txt}"
     echo "profile of the single-report run: ${PROFILE_OUT:-/tmp/village.perf.txt}"
 fi
 printf 'single reports:        %8.0f POSTs/s    p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (target 40000)\n' \
