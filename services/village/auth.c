@@ -182,23 +182,31 @@ static void *refresh_thread(void *arg)
                 poll(&(struct pollfd){.fd = a->wake_fd, .events = POLLIN}, 1, 1000);
             continue;
         }
-        fds[0] = (struct pollfd){.fd = PQsocket(conn), .events = POLLIN};
-        fds[1] = (struct pollfd){.fd = a->wake_fd, .events = POLLIN};
-        if (poll(fds, 2, wait_ms) < 0 && errno != EINTR)
-            break;
-        if (fds[1].revents)
-            break;
-        if (PQconsumeInput(conn) == 0) {
-            /* The next rc_pg_conn sees CONNECTION_BAD and reconnects. */
-            rc_warn("token listener lost its connection error=\"%s\"", PQerrorMessage(conn));
-            continue;
-        }
+        /* rc_pg_conn's liveness probe may already have read notifications
+         * (they stay queued): apply those before waiting for more. */
         while ((nfy = PQnotifies(conn)) != NULL) {
             char hex[RC_TOKEN_HEX_LEN + 1];
             snprintf(hex, sizeof hex, "%s", nfy->extra);
             PQfreemem(nfy);
             if (apply_change(a, hex) < 0)
                 synced = false;
+        }
+        if (!synced)
+            continue;
+        fds[0] = (struct pollfd){.fd = PQsocket(conn), .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = a->wake_fd, .events = POLLIN};
+        if (poll(fds, 2, wait_ms) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents)
+            break;
+        if (fds[0].revents && PQconsumeInput(conn) == 0) {
+            /* The next rc_pg_conn sees CONNECTION_BAD, reconnects, and we reload. */
+            char msg[256], *p;
+            snprintf(msg, sizeof msg, "%s", PQerrorMessage(conn));
+            for (p = msg; *p; p++)
+                if (*p == '\n' || *p == '\t')
+                    *p = ' ';
+            rc_warn("token listener lost its connection error=\"%s\"", msg);
         }
     }
     return NULL;
