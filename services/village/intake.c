@@ -982,7 +982,17 @@ static void *health_thread(void *arg)
     while (!in->health_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += HEALTH_EVERY_MS / 1000;
+        /* Every 2 s while healthy; every 250 ms while not, so a broker that
+         * is back shows in /healthz at once. */
+        if (atomic_load(&in->kafka_ok)) {
+            until.tv_sec += HEALTH_EVERY_MS / 1000;
+        } else {
+            until.tv_nsec += 250 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+        }
         pthread_cond_timedwait(&in->health_cond, &in->health_lock, &until);
         if (in->health_stop)
             break;
