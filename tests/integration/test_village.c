@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,6 +272,8 @@ static int start_service(void)
     if (fx.pid == 0) {
         char bin[300];
         FILE *log = fopen(fx.log, "w");
+        /* Never outlive the test, even if it crashes. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (log) {
             dup2(fileno(log), 1);
             dup2(fileno(log), 2);
