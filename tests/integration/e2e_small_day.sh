@@ -35,7 +35,7 @@ SEED=${E2E_SEED:-$(date +%s)}
 
 out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&1) \
     || fail "registry import: $out"
-started=$(date -u +%FT%T)
+started=$(date -u +%FT%TZ)
 
 # A clean day for the county: every rollcall table keyed by (unit_code, period).
 psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" <<SQL || fail "could not clear $PERIOD for $UNIT"
