@@ -1426,6 +1426,7 @@ int cmd_loadgen(int argc, char **argv)
     if (g.batch > 1 && g.token_scope == ROLLCALL__LEVEL__LEVEL_VILLAGE)
         fprintf(stderr, "loadgen: note: with village tokens a batch carries one village's reports\n");
     g.gen.http = g.mode == MODE_HTTP;
+    g.gen.today = rc_period_of(rc_now_us());
     if (period_s) {
         if (rc_period_parse(period_s, &g.gen.period) < 0)
             return cli_usage_error("loadgen", "--period: not a date YYYY-MM-DD: %s", period_s);
