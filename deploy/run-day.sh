@@ -27,7 +27,9 @@ case "$REGISTRY" in
 esac
 
 ledger=var/run-day/ledger.jsonl
-args=(--seed "$SEED" --ledger "$ledger" --wait 120)
+args=(--seed "$SEED" --ledger "$ledger")
+# Wait for the province aggregates only where a rollup service exists to make them.
+[ -x "$BUILD/rollcall-rollup" ] && args+=(--wait 300)
 [ -n "$unit" ] && args+=(--unit "$unit")
 if [ -f var/run/village.pid ] && kill -0 "$(cat var/run/village.pid)" 2>/dev/null; then
     echo "run: one simulated day through the village intake at $ROLLCALL_HTTP" >&2
