@@ -60,7 +60,7 @@ static int dead_letter_stage(pipeline *pl, slot *s, const char *reason)
     int64_t lo = -1, hi = -1;
     PGresult *res;
 
-    snprintf(r, sizeof r, "rejected by PostgreSQL: %s", reason);
+    snprintf(r, sizeof r, "rejected by PostgreSQL: %.500s", reason);
     const char *values[] = {r};
     if (rc_pg_begin(s->pg, err, sizeof err) < 0)
         goto failed;
@@ -453,9 +453,10 @@ int pipeline_start(pipeline *pl, rollup *ru, char *errbuf, size_t errlen)
     if (!pl->control)
         return -1;
     rc_consumer_hooks hooks = {on_assign, on_revoke, pl};
+    const char *all[64];
+    size_t nall = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
     pl->consumer = rc_consumer_new(ru->cfg.kafka_brokers, ru->cfg.group, rollup_topics,
-                                   ROLLUP_NTOPICS, props, sizeof props / sizeof *props, &hooks,
-                                   errbuf, errlen);
+                                   ROLLUP_NTOPICS, all, nall, &hooks, errbuf, errlen);
     if (!pl->consumer)
         return -1;
     if (pthread_create(&pl->flusher_thread, NULL, flusher_main, pl) != 0 ||

@@ -198,7 +198,7 @@ done:
 }
 
 /* rollcall.dead_letter and the outbox row that carries it to reports.dlq.
- * Returns 0 or -1; *lo/*hi widen to the outbox ids written. */
+ * Returns 0 or -1; lo and hi widen to the outbox ids written. */
 static int store_dead_letters(rc_pg *pg, const slot *s, int64_t *lo, int64_t *hi, char *errbuf,
                               size_t errlen)
 {

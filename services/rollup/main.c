@@ -78,7 +78,7 @@ void rollup_set_health(rollup *ru, const char *what, const char *msg)
 {
     pthread_mutex_lock(&ru->health_mu);
     if (msg)
-        snprintf(ru->health_msg, sizeof ru->health_msg, "%s: %s", what, msg);
+        snprintf(ru->health_msg, sizeof ru->health_msg, "%.20s: %.200s", what, msg);
     else
         ru->health_msg[0] = '\0';
     pthread_mutex_unlock(&ru->health_mu);
@@ -156,6 +156,22 @@ int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_l
     rc_info("partitions assigned group=%s count=%d (offsets from PostgreSQL)", group, parts->cnt);
     PQclear(res);
     return 0;
+}
+
+size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
+                             const char **out, size_t cap)
+{
+    /* A restarted instance (SIGKILL: no LeaveGroup) gets its partitions back
+     * once the group notices the old member is gone: keep that short. */
+    static const char *const shared[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=500"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof shared / sizeof *shared && n < cap; i++)
+        out[n++] = shared[i];
+    for (size_t i = 0; i < nown && n < cap; i++)
+        out[n++] = own[i];
+    for (size_t i = 0; i < ru->nkafka_props && n < cap; i++)
+        out[n++] = ru->kafka_props[i];
+    return n;
 }
 
 /* ---------------------------------------------------------------- start-up */
@@ -401,6 +417,8 @@ int main(int argc, char **argv)
 
     size_t nprops = 0;
     const char *const *kprops = rc_config_kafka_props(cfg, &nprops);
+    R.kafka_props = kprops;
+    R.nkafka_props = nprops;
     const char *props[64];
     size_t np = 0;
     props[np++] = "queue.buffering.max.kbytes=32768";

@@ -111,6 +111,8 @@ typedef struct rollup {
     rollup_outbox outbox;
     rollup_metrics m;
     rc_validate_opts vopts_village, vopts_filed;
+    const char *const *kafka_props;     /* kafka.* from the config, for every client */
+    size_t nkafka_props;
     atomic_bool stop;
     atomic_bool pg_ok, kafka_ok, failed;
     atomic_llong lag;
@@ -134,6 +136,12 @@ rc_pg *rollup_pg_connect(rollup *ru, const char *appname, char *errbuf, size_t e
 /* Reads the stored next offsets of `group` into parts (.offset); partitions
  * never consumed get RD_KAFKA_OFFSET_BEGINNING.  Returns 0 or -1. */
 int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
+
+/* Builds a consumer's property list: the consumer defaults every rollup
+ * consumer shares, then `own`, then the config's kafka.* (which win).
+ * Returns the count written into out (at most cap). */
+size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
+                             const char **out, size_t cap);
 
 /* ------------------------------------------------------------- daily path */
 

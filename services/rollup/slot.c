@@ -127,7 +127,7 @@ static int note_offset(slot *s, int topic, int32_t partition, int64_t offset)
 
 /* Keeps the message for reports.dlq and rollcall.dead_letter. */
 static int add_dead_letter(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic,
-                           const char *fmt, const char *detail)
+                           const char *what, const char *detail)
 {
     dead_letter *d = grow_array(s->dlq, &s->capdlq, s->ndlq + 1, sizeof *d);
     if (!d)
@@ -149,7 +149,7 @@ static int add_dead_letter(rollup *ru, slot *s, const rd_kafka_message_t *msg, i
             d->key[msg->key_len] = '\0';
         }
     }
-    snprintf(d->reason, sizeof d->reason, fmt, detail);
+    snprintf(d->reason, sizeof d->reason, "%s: %s", what, detail);
     if (!d->topic || !d->raw) {
         free(d->topic);
         free(d->raw);
@@ -210,7 +210,7 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     r = rc_report_unpack(msg->payload, msg->len, &errs);
     if (!r) {
         rc_errors_format(&errs, detail, sizeof detail);
-        return add_dead_letter(ru, s, msg, topic, "undecodable: %s", detail);
+        return add_dead_letter(ru, s, msg, topic, "undecodable", detail);
     }
     const int level = rollup_topic_level[topic];
     rc_validate_opts opts = level == ROLLCALL__LEVEL__LEVEL_VILLAGE ? ru->vopts_village
@@ -218,21 +218,21 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     opts.now_us = rc_now_us();
     if (rc_report_validate(r, &opts, ru->reg, &errs) < 0) {
         rc_errors_format(&errs, detail, sizeof detail);
-        rc = add_dead_letter(ru, s, msg, topic, "invalid: %s", detail);
+        rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
         goto done;
     }
     if ((int)r->level != level) {
         snprintf(detail, sizeof detail, "level %d does not belong on topic %s", (int)r->level,
                  rollup_topics[topic]);
-        rc = add_dead_letter(ru, s, msg, topic, "invalid: %s", detail);
+        rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
         goto done;
     }
     if (r->version <= 0) {
-        rc = add_dead_letter(ru, s, msg, topic, "invalid: %s", "version: missing (must be > 0)");
+        rc = add_dead_letter(ru, s, msg, topic, "invalid", "version: missing (must be > 0)");
         goto done;
     }
     if (uuid_parse(r->report_id, id) != 0 || rc_period_parse(r->period, &day) != 0) {
-        rc = add_dead_letter(ru, s, msg, topic, "invalid: %s", "report_id or period unreadable");
+        rc = add_dead_letter(ru, s, msg, topic, "invalid", "report_id or period unreadable");
         goto done;
     }
 

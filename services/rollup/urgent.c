@@ -132,7 +132,7 @@ static int store_offset(rc_pg *pg, const char *group, int32_t partition, int64_t
     return 0;
 }
 
-static int dead_letter(urgent_path *u, const rd_kafka_message_t *m, const char *reason,
+static int urgent_dead_letter(urgent_path *u, const rd_kafka_message_t *m, const char *reason,
                        int64_t *lo, int64_t *hi, char *errbuf, size_t errlen)
 {
     char part[16], off[24], key[64] = "";
@@ -179,7 +179,7 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
     if (!r) {
         rc_errors_format(&errs, detail, sizeof detail);
         snprintf(reason, sizeof reason, "undecodable: %s", detail);
-        return dead_letter(u, m, reason, lo, hi, errbuf, errlen);
+        return urgent_dead_letter(u, m, reason, lo, hi, errbuf, errlen);
     }
     rc_validate_opts opts = ru->vopts_village;
     opts.now_us = rc_now_us();
@@ -191,7 +191,7 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
             snprintf(detail, sizeof detail, "kind: reports.urgent carries URGENT reports with a "
                                             "version");
         snprintf(reason, sizeof reason, "invalid: %s", detail);
-        rc = dead_letter(u, m, reason, lo, hi, errbuf, errlen);
+        rc = urgent_dead_letter(u, m, reason, lo, hi, errbuf, errlen);
         goto done;
     }
     char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24];
@@ -337,7 +337,7 @@ static void *urgent_main(void *arg)
                     int64_t lo = -1, hi = -1;
                     snprintf(reason, sizeof reason, "rejected by PostgreSQL: %s", err);
                     if (rc_pg_begin(u->pg, err, sizeof err) == 0 &&
-                        dead_letter(u, msgs[i], reason, &lo, &hi, err, sizeof err) == 0 &&
+                        urgent_dead_letter(u, msgs[i], reason, &lo, &hi, err, sizeof err) == 0 &&
                         store_offset(u->pg, u->group, msgs[i]->partition, msgs[i]->offset + 1,
                                      err, sizeof err) == 0 &&
                         rc_pg_commit(u->pg, err, sizeof err) == 0) {
@@ -380,9 +380,10 @@ int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen)
     /* Low latency: fetch as soon as one byte is there, never linger. */
     const char *props[] = {"fetch.wait.max.ms=10", "fetch.error.backoff.ms=10",
                            "queued.max.messages.kbytes=4096"};
-    nprops = sizeof props / sizeof *props;
+    const char *all[64];
+    nprops = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
     rc_consumer_hooks hooks = {on_assign, NULL, u};
-    u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, props, nprops,
+    u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, all, nprops,
                                   &hooks, errbuf, errlen);
     if (!u->consumer) {
         rc_pg_free(u->pg);
