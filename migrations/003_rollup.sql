@@ -27,6 +27,35 @@ COMMENT ON TABLE rollcall.level_policy IS
 INSERT INTO rollcall.level_policy (level, deadline) VALUES
   (1, '10:00'), (2, '11:00'), (3, '12:00'), (5, '14:00');
 
+-- Unit codes compare byte-wise (COLLATE "C"): every btree probe and sort on
+-- a code then costs a memcmp instead of a locale comparison, which on the
+-- rollup's hot path (the primary keys of latest_report and aggregate, the
+-- archive index, the registry joins) is most of the index work; and a
+-- code prefix is one index range.  Codes are digits, so the order is the
+-- same.  The views that depend on the columns are recreated below.
+DROP VIEW rollcall.v_missing;
+DROP VIEW rollcall.v_unit_day;
+ALTER TABLE rollcall.unit
+  ALTER COLUMN code TYPE text COLLATE "C",
+  ALTER COLUMN parent_code TYPE text COLLATE "C",
+  ALTER COLUMN rollup_parent TYPE text COLLATE "C";
+ALTER TABLE rollcall.report_archive ALTER COLUMN unit_code TYPE text COLLATE "C";
+ALTER TABLE rollcall.latest_report ALTER COLUMN unit_code TYPE text COLLATE "C";
+ALTER TABLE rollcall.aggregate ALTER COLUMN unit_code TYPE text COLLATE "C";
+
+CREATE VIEW rollcall.v_missing AS
+SELECT a.period,
+       u.code AS unit_code,
+       a.unit_code AS parent_code
+  FROM rollcall.aggregate a
+  JOIN rollcall.unit u ON u.rollup_parent = a.unit_code
+ WHERE NOT EXISTS (SELECT 1 FROM rollcall.latest_report l
+                    WHERE l.unit_code = u.code AND l.period = a.period);
+COMMENT ON VIEW rollcall.v_missing IS
+  'Expected units without a report: for every (rollup parent, period) with an aggregate row, each '
+  'registry child of that parent (unit.rollup_parent) that has no latest_report for the period. '
+  'parent_code is the rollup parent.';
+
 -- Earliest receive time of any accepted DAILY/ZERO revision (least(), so a
 -- replay in any order gives the same value); late = first_received_at after
 -- the deadline.
@@ -35,7 +64,7 @@ COMMENT ON COLUMN rollcall.latest_report.first_received_at IS
   'Earliest received_at over the accepted DAILY/ZERO revisions of (unit, period); late is derived from it.';
 
 ALTER TABLE rollcall.aggregate
-  ADD COLUMN rollup_parent       text,
+  ADD COLUMN rollup_parent       text COLLATE "C",
   ADD COLUMN villages_expected   int NOT NULL DEFAULT 0,
   ADD COLUMN villages_reported   int NOT NULL DEFAULT 0,
   ADD COLUMN villages_zero       int NOT NULL DEFAULT 0,
@@ -61,7 +90,7 @@ CREATE INDEX unit_rollup_children_idx ON rollcall.unit (rollup_parent, level, co
 
 CREATE TABLE rollcall.urgent_report (
   report_id     uuid PRIMARY KEY,
-  unit_code     text NOT NULL,
+  unit_code     text COLLATE "C" NOT NULL,
   period        date NOT NULL,
   incident_type text NOT NULL,
   severity      smallint NOT NULL,
@@ -746,9 +775,8 @@ BEGIN
 END
 $fn$;
 
--- v_unit_day with the rollup's columns appended after 001's (CREATE OR
--- REPLACE VIEW can only append).
-CREATE OR REPLACE VIEW rollcall.v_unit_day AS
+-- v_unit_day: 001's columns first, in 001's order, then the rollup's.
+CREATE VIEW rollcall.v_unit_day AS
 SELECT l.unit_code,
        'village'::text AS level,
        l.period,

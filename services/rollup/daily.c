@@ -435,8 +435,8 @@ int pipeline_start(pipeline *pl, rollup *ru, char *errbuf, size_t errlen)
 {
     static const char *const props[] = {
         /* keep the prefetch (RSS) bounded; batches are streamed anyway */
-        "queued.max.messages.kbytes=16384",
-        "fetch.max.bytes=8388608",
+        "queued.max.messages.kbytes=8192",
+        "fetch.max.bytes=4194304",
         "max.partition.fetch.bytes=1048576",
     };
     memset(pl, 0, sizeof *pl);

@@ -119,8 +119,11 @@ rc_pg *rollup_pg_connect(rollup *ru, const char *appname, char *errbuf, size_t e
     rc_pg *pg = rc_pg_connect(ru->cfg.pg_dsn, appname, errbuf, errlen);
     if (!pg)
         return NULL;
-    /* JIT compiles the set-based statements for longer than they run. */
+    /* JIT compiles the set-based statements for longer than they run; a
+     * cursor's fast-start plan (cursor_tuple_fraction) turns the outbox
+     * query's join into a nested loop over the whole aggregate table. */
     if (rc_pg_command(pg, "SET jit = off", errbuf, errlen) < 0 ||
+        rc_pg_command(pg, "SET cursor_tuple_fraction = 1.0", errbuf, errlen) < 0 ||
         prepare_common(pg, errbuf, errlen) < 0) {
         rc_pg_free(pg);
         return NULL;
@@ -421,7 +424,7 @@ int main(int argc, char **argv)
     R.nkafka_props = nprops;
     const char *props[64];
     size_t np = 0;
-    props[np++] = "queue.buffering.max.kbytes=32768";
+    props[np++] = "queue.buffering.max.kbytes=8192";     /* RSS: back-pressure instead */
     props[np++] = "linger.ms=20";
     for (size_t i = 0; i < nprops && np < 64; i++)
         props[np++] = kprops[i];
@@ -462,7 +465,14 @@ int main(int argc, char **argv)
     pipeline_stop(&pl);
     urgent_stop(&up);
     pthread_join(health, NULL);
-    rc_producer_free(R.producer);   /* flushes the outbox messages still in flight */
+    /* Deliver what the last batches published and forget the delivered rows,
+     * so the next start does not send them again. */
+    rc_producer_flush(R.producer, 10000);
+    rc_pg *bye = rollup_pg_connect(&R, "rollcall-rollup", err, sizeof err);
+    if (bye && outbox_delete_done(&R, bye, err, sizeof err) < 0)
+        rc_warn("outbox: %s", err);
+    rc_pg_free(bye);
+    rc_producer_free(R.producer);
     if (atomic_load(&R.failed))
         status = 1;
     rc_service_free(svc);
