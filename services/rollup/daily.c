@@ -141,7 +141,7 @@ static void flush_one(pipeline *pl, slot *s)
         for (int i = 0; i < pl->nqueue; i++) {
             slot *q = &pl->slots[pl->queue[i]];
             discard(q);
-            pl->free_mask |= 1 << q->id;
+            pl->free_mask |= 1 << (q->id % ROLLUP_NSLOTS);
         }
         pl->nqueue = 0;
     }
@@ -294,14 +294,12 @@ static void wait_flushed(pipeline *pl)
     pthread_mutex_unlock(&pl->mu);
 }
 
-static int cur_slot = -1;      /* consumer thread only */
-
 /* Commits everything consumed so far (rebalance, stop). */
 static void drain(pipeline *pl)
 {
-    if (cur_slot >= 0 && items(&pl->slots[cur_slot])) {
-        if (close_slot(pl, cur_slot) == 0)
-            cur_slot = -1;
+    if (pl->cur_slot >= 0 && items(&pl->slots[pl->cur_slot])) {
+        if (close_slot(pl, pl->cur_slot) == 0)
+            pl->cur_slot = -1;
     }
     wait_flushed(pl);
 }
@@ -326,8 +324,8 @@ static void rewind_consumer(pipeline *pl)
     rd_kafka_t *rk = rc_consumer_handle(pl->consumer);
     rd_kafka_topic_partition_list_t *parts = NULL;
 
-    if (cur_slot >= 0)
-        discard(&pl->slots[cur_slot]);
+    if (pl->cur_slot >= 0)
+        discard(&pl->slots[pl->cur_slot]);
     wait_flushed(pl);
     pthread_mutex_lock(&pl->mu);
     pl->rewind = false;
@@ -369,13 +367,13 @@ static void *consumer_main(void *arg)
     rollup *ru = pl->ru;
     const double interval = ru->cfg.flush_interval_ms / 1000.0;
 
-    cur_slot = acquire(pl);
-    while (!atomic_load(&ru->stop) && cur_slot >= 0) {
+    pl->cur_slot = acquire(pl);
+    while (!atomic_load(&ru->stop) && pl->cur_slot >= 0) {
         if (pl->rewind)
             rewind_consumer(pl);
-        if (cur_slot < 0 && (cur_slot = acquire(pl)) < 0)
+        if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0)
             break;
-        slot *s = &pl->slots[cur_slot];
+        slot *s = &pl->slots[pl->cur_slot];
         rd_kafka_message_t *msg = rc_consumer_poll(pl->consumer, items(s) ? 5 : 100);
         if (msg) {
             if (msg->err) {
@@ -392,11 +390,11 @@ static void *consumer_main(void *arg)
                 int t = topic_index(rd_kafka_topic_name(msg->rkt));
                 double t0 = mono();
                 /* A rebalance inside the poll may have handed the slot over. */
-                if (cur_slot < 0 && (cur_slot = acquire(pl)) < 0) {
+                if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0) {
                     rd_kafka_message_destroy(msg);
                     break;
                 }
-                s = &pl->slots[cur_slot];
+                s = &pl->slots[pl->cur_slot];
                 rc_counter_inc(ru->m.messages);
                 if (t < 0 || slot_add(ru, s, msg, t) < 0) {
                     discard(s);
@@ -412,7 +410,7 @@ static void *consumer_main(void *arg)
             atomic_store(&ru->failed, true);
             atomic_store(&ru->stop, true);
         }
-        if (cur_slot < 0 || !items(s))
+        if (pl->cur_slot < 0 || !items(s))
             continue;
         size_t max = rc_now_us() < pl->careful_until ? 1 : (size_t)ru->cfg.max_batch;
         bool full = items(s) >= max;
@@ -421,32 +419,34 @@ static void *consumer_main(void *arg)
         bool flusher_free = pl->nqueue == 0 && !pl->flushing;
         pthread_mutex_unlock(&pl->mu);
         if (full || (due && flusher_free)) {
-            int idx = cur_slot;
-            cur_slot = -1;
+            int idx = pl->cur_slot;
+            pl->cur_slot = -1;
             if (close_slot(pl, idx) == 0)
-                cur_slot = acquire(pl);
+                pl->cur_slot = acquire(pl);
         }
     }
     drain(pl);
     return NULL;
 }
 
-int pipeline_start(pipeline *pl, rollup *ru, char *errbuf, size_t errlen)
+int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen)
 {
     static const char *const props[] = {
         /* keep the prefetch (RSS) bounded; batches are streamed anyway */
-        "queued.max.messages.kbytes=8192",
+        "queued.max.messages.kbytes=4096",
         "fetch.max.bytes=4194304",
         "max.partition.fetch.bytes=1048576",
     };
     memset(pl, 0, sizeof *pl);
     pl->ru = ru;
+    pl->lane = lane;
+    pl->cur_slot = -1;
     pthread_mutex_init(&pl->mu, NULL);
     pthread_cond_init(&pl->cv, NULL);
     for (int i = 0; i < ROLLUP_NSLOTS; i++) {
         if (slot_open(ru, &pl->slots[i], errbuf, errlen) < 0)
             return -1;
-        pl->slots[i].id = i;
+        pl->slots[i].id = lane * ROLLUP_NSLOTS + i;
         pl->free_mask |= 1 << i;
     }
     pl->control = rollup_pg_connect(ru, "rollcall-rollup-control", errbuf, errlen);

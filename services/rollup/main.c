@@ -40,6 +40,9 @@ static const rc_cfg_item config_items[] = {
      "(longer while the previous batch is still being committed)", 0},
     {"max_batch", RC_CFG_INT, &R.cfg.max_batch, "400000", 1, 5000000,
      "most reports in one batch (reached only with a backlog)", 0},
+    {"lanes", RC_CFG_INT, &R.cfg.lanes, "2", 1, 8,
+     "parallel pipelines in this process: each is a consumer of the group with its own "
+     "PostgreSQL sessions, like one more instance", 0},
     {"urgent", RC_CFG_BOOL, &R.cfg.urgent, "yes", 0, 0, "consume reports.urgent (fast path)", 0},
     {"urgent_max_batch", RC_CFG_INT, &R.cfg.urgent_max_batch, "200", 1, 10000,
      "most urgent messages in one transaction", 0},
@@ -364,7 +367,7 @@ int main(int argc, char **argv)
     char err[1024];
     rc_config *cfg;
     rc_service *svc = NULL;
-    pipeline pl;
+    pipeline *lanes = NULL;
     urgent_path up;
     pthread_t health;
     int status = 0;
@@ -441,8 +444,12 @@ int main(int argc, char **argv)
         rc_warn("outbox: %s", err);
     rc_pg_free(boot);
 
-    if (pipeline_start(&pl, &R, err, sizeof err) < 0)
-        rc_die("daily pipeline: %s", err);
+    lanes = calloc((size_t)R.cfg.lanes, sizeof *lanes);
+    if (!lanes)
+        rc_die("out of memory");
+    for (int i = 0; i < R.cfg.lanes; i++)
+        if (pipeline_start(&lanes[i], &R, i, err, sizeof err) < 0)
+            rc_die("daily pipeline: %s", err);
     if (R.cfg.urgent && urgent_start(&up, &R, err, sizeof err) < 0)
         rc_die("urgent path: %s", err);
     if (!R.cfg.urgent)
@@ -455,14 +462,18 @@ int main(int argc, char **argv)
         rc_die("http: %s", err);
     rc_service_add_health_check(svc, "rollup", health_check, &R);
     rc_service_on_stop(svc, on_stop, &R);
-    rc_info("rollcall-rollup running group=%s http_port=%d flush_interval=%dms max_batch=%d",
-            R.cfg.group, rc_service_port(svc), R.cfg.flush_interval_ms, R.cfg.max_batch);
+    rc_info("rollcall-rollup running group=%s http_port=%d flush_interval=%dms max_batch=%d "
+            "lanes=%d",
+            R.cfg.group, rc_service_port(svc), R.cfg.flush_interval_ms, R.cfg.max_batch,
+            R.cfg.lanes);
     if (rc_service_run(svc) < 0)
         status = 1;
 
     atomic_store(&R.stop, true);
     rc_info("stopping: committing what was consumed");
-    pipeline_stop(&pl);
+    for (int i = 0; i < R.cfg.lanes; i++)
+        pipeline_stop(&lanes[i]);
+    free(lanes);
     urgent_stop(&up);
     pthread_join(health, NULL);
     /* Deliver what the last batches published and forget the delivered rows,

@@ -41,6 +41,7 @@ typedef struct rollup_cfg {
     int http_port;
     int flush_interval_ms;      /* coalescing interval */
     int max_batch;              /* reports per batch (backlog) */
+    int lanes;                  /* parallel pipelines (consumers) in this process */
     int urgent_max_batch;
     bool urgent;                /* run the reports.urgent path */
     int max_past_days;          /* validation window for replays */
@@ -185,6 +186,8 @@ typedef struct slot {
 
 typedef struct pipeline {
     rollup *ru;
+    int lane;
+    int cur_slot;               /* the filling slot (consumer thread), -1 none */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot slots[ROLLUP_NSLOTS];
@@ -201,7 +204,11 @@ typedef struct pipeline {
     pthread_t consumer_thread, flusher_thread;
 } pipeline;
 
-int pipeline_start(pipeline *pl, rollup *ru, char *errbuf, size_t errlen);
+/* Starts one lane: a consumer in the group and its flusher.  Several lanes
+ * in one process behave exactly like several instances (disjoint
+ * partitions, parents locked in code order), and let PostgreSQL work on two
+ * batches at once. */
+int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen);
 /* Stops consuming, flushes what was consumed, joins the threads. */
 void pipeline_stop(pipeline *pl);
 
