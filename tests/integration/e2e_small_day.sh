@@ -38,21 +38,7 @@ out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&
 started=$(date -u +%FT%TZ)
 
 # A clean day for the county: every rollcall table keyed by (unit_code, period).
-psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" <<SQL || fail "could not clear $PERIOD for $UNIT"
-DO \$\$
-DECLARE t text;
-BEGIN
-  FOR t IN SELECT c.table_name FROM information_schema.columns c
-             JOIN information_schema.tables b USING (table_schema, table_name)
-            WHERE c.table_schema = 'rollcall' AND b.table_type = 'BASE TABLE' AND c.column_name = 'period'
-              AND EXISTS (SELECT 1 FROM information_schema.columns u WHERE u.table_schema = 'rollcall'
-                           AND u.table_name = c.table_name AND u.column_name = 'unit_code')
-  LOOP
-    EXECUTE format('DELETE FROM rollcall.%I WHERE period = %L AND (unit_code LIKE %L OR unit_code = %L)',
-                   t, '$PERIOD', '$UNIT%', '${UNIT:0:2}');
-  END LOOP;
-END \$\$;
-SQL
+deploy/clear-day.sh "$UNIT" "$PERIOD" || fail "could not clear $PERIOD for $UNIT"
 
 if [ -x "$BUILD/rollcall-village" ] && [ -n "${ROLLCALL_HTTP:-}" ] \
     && curl -fsS "$ROLLCALL_HTTP/healthz" >/dev/null 2>&1; then
