@@ -26,8 +26,14 @@ fail() { echo "FAIL e2e_small_day: $*"; exit 1; }
 [ -n "${ROLLCALL_PG_DSN:-}" ] || skip "ROLLCALL_PG_DSN is not set (run it through tests/run.sh integration)"
 [ -n "${ROLLCALL_KAFKA_BROKERS:-}" ] || skip "ROLLCALL_KAFKA_BROKERS is not set"
 BASE=${ROLLCALL_PORT_BASE:-55400}
+# A test before this one may have taken the broker down and up: give the
+# rollup time to find it again.
+for _ in $(seq 1 60); do
+    curl -fsS "http://127.0.0.1:$((BASE + 81))/healthz" >/dev/null 2>&1 && break
+    sleep 0.5
+done
 curl -fsS "http://127.0.0.1:$((BASE + 81))/healthz" >/dev/null 2>&1 \
-    || fail "rollcall-rollup is built but not answering on port $((BASE + 81)) (deploy/stack.sh up)"
+    || fail "rollcall-rollup is built but not healthy on port $((BASE + 81)) (deploy/stack.sh up)"
 
 mkdir -p "$WORK"
 PERIOD=$(TZ=Asia/Shanghai date -d '6 days ago' +%F)
