@@ -120,7 +120,7 @@ uint8_t *rc_level_pack_filed(const Rollcall__Report *agg, const rc_filed_opts *o
 
 /* Forwards an urgent report one level up if it is this level's to forward:
  * kind URGENT, an incident whose LAST hop is `level`'s child level.  Returns
- * 1 and a malloc'ed packed copy in *out/*outlen with the hop
+ * 1 and a malloc'ed packed copy in *out (length *outlen) with the hop
  * {level, unit of that level containing the village, now_us} appended
  * (*prev_at = the last hop's time, for lag measurement); 0 when the report
  * is not for this level to forward (nothing allocated); -1 with errbuf for a

@@ -1364,6 +1364,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     rc_gauge_set(rc_metrics_gauge("rollcall_level_partitions", "Partitions assigned to this instance",
                                   "part=\"daily\""),
                  n);
+    atomic_store(&d->ctx->daily_parts, n);
     return 0;
 }
 
@@ -1380,6 +1381,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
     rc_gauge_set(rc_metrics_gauge("rollcall_level_partitions", "Partitions assigned to this instance",
                                   "part=\"daily\""),
                  0);
+    atomic_store(&d->ctx->daily_parts, 0);
 }
 
 /* Collects up to batch_max messages, waiting at most until the next tick

@@ -70,6 +70,7 @@ typedef struct level_ctx {
      * whether its last PostgreSQL / Kafka operation worked. */
     _Atomic int64_t daily_beat, urgent_beat;
     atomic_bool daily_ok, urgent_ok;
+    atomic_int daily_parts, urgent_parts;   /* partitions assigned right now */
 } level_ctx;
 
 /* Thread bodies; each returns when ctx->running turns false (or on a fatal

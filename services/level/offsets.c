@@ -27,12 +27,14 @@ int level_offsets_assign(rc_pg *pg, const char *group, rd_kafka_topic_partition_
         if (!res)
             goto done;
         tp->offset = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : start;
-        rc_info("partition assigned group=%s topic=%s partition=%d offset=%lld%s", group, tp->topic,
+        rc_debug("partition assigned group=%s topic=%s partition=%d offset=%lld%s", group, tp->topic,
                 (int)tp->partition, (long long)tp->offset,
                 PQntuples(res) == 1 ? "" : " (never consumed: configured start)");
         PQclear(res);
         res = NULL;
     }
+    rc_info("partitions assigned group=%s count=%d (offsets from rollcall.consumer_offset)", group,
+            parts->cnt);
     rc = 0;
 done:
     PQclear(res);

@@ -79,13 +79,15 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     rc_gauge_set(rc_metrics_gauge("rollcall_level_partitions", "Partitions assigned to this instance",
                                   "part=\"urgent\""),
                  parts->cnt);
+    atomic_store(&r->ctx->urgent_parts, parts->cnt);
     return 0;
 }
 
 static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts)
 {
-    (void)opaque;
+    relay *r = opaque;
     (void)parts;
+    atomic_store(&r->ctx->urgent_parts, 0);
     rc_gauge_set(rc_metrics_gauge("rollcall_level_partitions", "Partitions assigned to this instance",
                                   "part=\"urgent\""),
                  0);
