@@ -47,6 +47,8 @@ static const rc_cfg_item items[] = {
      "policy and escalation rules re-read at least this often (and on NOTIFY)", 0},
     {"daily", RC_CFG_BOOL, &cfg.daily, "yes", 0, 0, "run the daily desk", 0},
     {"urgent", RC_CFG_BOOL, &cfg.urgent, "yes", 0, 0, "run the urgent relay", 0},
+    {"urgent_nice", RC_CFG_INT, &cfg.urgent_nice, "-10", -20, 19,
+     "nice value of the urgent relay's threads (lowering it needs CAP_SYS_NICE; 0: leave it)", 0},
     {"log_level", RC_CFG_LOGLEVEL, &log_level, "info", 0, 0, "debug, info, warn, error", 0},
     {NULL},
 };

@@ -11,9 +11,12 @@
 #include "rc_log.h"
 #include "rc_report.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define URGENT_TOPIC "reports.urgent"
 #define MAX_PARTITIONS 256
@@ -244,6 +247,13 @@ void *level_urgent_main(void *arg)
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
     snprintf(r.group, sizeof r.group, "%s-urgent", ctx->group);
+    /* Ahead of the daily work on a busy machine too: a thread's nice value
+     * is its own on Linux, and the threads librdkafka starts for the
+     * producer and consumer below inherit it. */
+    if (ctx->cfg->urgent_nice != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)gettid(), ctx->cfg->urgent_nice) < 0)
+        rc_warn("urgent relay keeps the default priority (urgent_nice=%d: %s)", ctx->cfg->urgent_nice,
+                strerror(errno));
     for (size_t i = 0; i < ctx->nkafka_props && ncp < 64 && npp < 64; i++) {
         cprops[ncp++] = ctx->kafka_props[i];
         pprops[npp++] = ctx->kafka_props[i];
