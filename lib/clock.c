@@ -103,7 +103,7 @@ void rc_clock_free(rc_clock *clk)
  * the kernel's coarse granularity, so two writes a few ms apart may look
  * alike: the cache also expires after FILE_TTL_US. */
 #define FILE_TTL_US 250000
-static void read_clock_file(rc_clock *clk, const struct stat *st, bool exists)
+static void read_clock_file(rc_clock *clk, const struct stat *st, bool exists, bool changed)
 {
     char buf[128];
     size_t n = 0;
@@ -131,7 +131,8 @@ static void read_clock_file(rc_clock *clk, const struct stat *st, bool exists)
     if (n == 0 || strcmp(buf, "real") == 0)
         return;
     if (rc_time_parse_rfc3339(buf, &clk->file_us) < 0) {
-        rc_warn("clock file holds no RFC 3339 instant, using the wall clock path=%s", clk->path);
+        if (changed)
+            rc_warn("clock file holds no RFC 3339 instant, using the wall clock path=%s", clk->path);
         return;
     }
     clk->file_real = false;
@@ -140,7 +141,7 @@ static void read_clock_file(rc_clock *clk, const struct stat *st, bool exists)
 int64_t rc_clock_now(rc_clock *clk)
 {
     struct stat st;
-    bool exists;
+    bool exists, changed;
     int64_t us;
 
     switch (clk->mode) {
@@ -151,11 +152,12 @@ int64_t rc_clock_now(rc_clock *clk)
     case MODE_FILE:
         exists = stat(clk->path, &st) == 0;
         pthread_mutex_lock(&clk->lock);
-        if (!clk->have_file || rc_now_us() - clk->read_at > FILE_TTL_US || (exists ? (st.st_mtim.tv_sec != clk->mtime.tv_sec ||
-                                          st.st_mtim.tv_nsec != clk->mtime.tv_nsec ||
-                                          st.st_size != clk->size)
-                                       : clk->size != -1))
-            read_clock_file(clk, &st, exists);
+        changed = !clk->have_file ||
+                  (exists ? (st.st_mtim.tv_sec != clk->mtime.tv_sec ||
+                             st.st_mtim.tv_nsec != clk->mtime.tv_nsec || st.st_size != clk->size)
+                          : clk->size != -1);
+        if (changed || rc_now_us() - clk->read_at > FILE_TTL_US)
+            read_clock_file(clk, &st, exists, changed);
         us = clk->file_real ? rc_now_us() : clk->file_us;
         pthread_mutex_unlock(&clk->lock);
         return us;

@@ -210,14 +210,14 @@ static int insert_escalations(desk *d, int64_t now, char *err, size_t errlen)
                             "   FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::smallint[])"
                             "     AS x(u, p, r, v, t)"
                             " ON CONFLICT (unit_code, period, rule) DO NOTHING"
-                            " RETURNING unit_code, period::text, rule, value",
+                            " RETURNING unit_code, period::text, rule, value, raised_to_level",
                             7, p, err, errlen);
     if (!res)
         goto done;
     for (int i = 0; i < PQntuples(res); i++) {
         rc_info("escalation raised unit=%s period=%s rule=%s value=%s raised_to=%s",
                 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-                PQgetvalue(res, i, 3), rc_level_name(d->esc[0].raise_to));
+                PQgetvalue(res, i, 3), rc_level_name(atoi(PQgetvalue(res, i, 4))));
         rc_counter_inc(d->ctx->m.escalations);
     }
     rc = 0;
@@ -657,7 +657,6 @@ static int file_rows(desk *d, row *rows, size_t n, int64_t now, const int32_t *p
 {
     char err[512], key[13];
     size_t sent = 0, failed = 0;
-    int rc = -1;
 
     for (size_t i = 0; i < n; i++) {
         row *r = &rows[i];
@@ -718,18 +717,16 @@ static int file_rows(desk *d, row *rows, size_t n, int64_t now, const int32_t *p
         goto rollback;
     if (rc_pg_commit(d->pg, err, sizeof err) < 0)
         goto failed;
-    rc = failed ? -1 : 0;
-    if (failed)
-        snprintf(err, sizeof err, "%zu filed report(s) not delivered", failed);
-    else
+    if (failed == 0)
         return 0;
+    snprintf(err, sizeof err, "%zu filed report(s) not delivered", failed);
     goto failed;
 rollback:
     rc_pg_rollback(d->pg, NULL, 0);
 failed:
     rc_warn("filing round incomplete (the sweep retries): %s", err);
     atomic_store(&d->ctx->daily_ok, false);
-    return rc;
+    return -1;
 }
 
 /* ----------------------------------------------------------------- batches */
@@ -1306,16 +1303,11 @@ done:
 
 static void refresh_gauges(desk *d)
 {
-    char err[256], level[4];
-    const char *p[1] = {level};
+    char err[256];
+    const char *p[1] = {d->ctx->name};
     PGresult *res;
 
-    snprintf(level, sizeof level, "%d", d->ctx->level);
-    res = rc_pg_exec_params(d->pg,
-                            "SELECT count(*) FROM rollcall.v_pending_signoff v"
-                            "  JOIN rollcall.level_policy lp ON lp.level = $1::smallint"
-                            " WHERE v.level = CASE $1::int WHEN 2 THEN 'township' WHEN 3 THEN 'county'"
-                            "                 ELSE 'province' END",
+    res = rc_pg_exec_params(d->pg, "SELECT count(*) FROM rollcall.v_pending_signoff WHERE level = $1",
                             1, p, err, sizeof err);
     if (res && PQntuples(res) == 1)
         rc_gauge_set(d->ctx->m.awaiting_signoff, strtod(PQgetvalue(res, 0, 0), NULL));
@@ -1329,11 +1321,12 @@ static void tick(desk *d)
     check_notifies(d);
     if (d->reload || wall - d->loaded_at >= (int64_t)d->cfg->reload_ms * 1000)
         load_config(d);
-    while (sweep(d) == SWEEP_LIMIT && atomic_load(&d->ctx->running))
-        ;
+    /* A day's deadline can make thousands of units due at once: a few
+     * pages per tick, so that new aggregates are not kept waiting. */
+    for (int page = 0; page < 10 && atomic_load(&d->ctx->running); page++)
+        if (sweep(d) < SWEEP_LIMIT)
+            break;
     remind(d);
-    if (d->nesc)
-        d->nesc = 0;
     publish_pending(d, false);
     if (wall - d->last_recover >= RECOVER_EVERY_US) {
         publish_pending(d, true);
@@ -1352,7 +1345,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     int n = 0;
 
     drop_batch(d);
-    if (level_offsets_assign(d->pg, d->ctx->group, parts, d->cfg->start_from, err, sizeof err) < 0) {
+    if (level_offsets_assign(d->pg, rc_consumer_handle(d->consumer), d->ctx->group, parts, d->cfg->start_from, err, sizeof err) < 0) {
         rc_error("desk cannot read its offsets group=%s: %s", d->ctx->group, err);
         return -1;
     }

@@ -82,11 +82,12 @@ void *level_urgent_main(void *ctx);
 /* ---- offsets.c: consumed offsets live in rollcall.consumer_offset ---- */
 
 /* Sets .offset of every partition in `parts` to the next offset stored for
- * `group`, or to the start `start_from` ("beginning" | "end") for a
- * partition never consumed.  Returns 0, or -1 with errbuf (parts unchanged
+ * `group`, or for a partition never consumed to the current start or end of
+ * the partition ("beginning" | "end"), asked of the broker through `rk`.  Returns 0, or -1 with errbuf (parts unchanged
  * then: the caller refuses the assignment). */
-int level_offsets_assign(rc_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts,
-                         const char *start_from, char *errbuf, size_t errlen);
+int level_offsets_assign(rc_pg *pg, rd_kafka_t *rk, const char *group,
+                         rd_kafka_topic_partition_list_t *parts, const char *start_from,
+                         char *errbuf, size_t errlen);
 
 /* Stores next offsets (never moving one backwards) for `group`: n entries
  * of topic/partition/next.  Runs inside the caller's transaction if one is

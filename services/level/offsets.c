@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int level_offsets_assign(rc_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts,
-                         const char *start_from, char *errbuf, size_t errlen)
+int level_offsets_assign(rc_pg *pg, rd_kafka_t *rk, const char *group,
+                         rd_kafka_topic_partition_list_t *parts, const char *start_from,
+                         char *errbuf, size_t errlen)
 {
     PGresult *res = NULL;
     int64_t start = strcmp(start_from, "end") == 0 ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
@@ -27,6 +28,20 @@ int level_offsets_assign(rc_pg *pg, const char *group, rd_kafka_topic_partition_
         if (!res)
             goto done;
         tp->offset = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : start;
+        if (PQntuples(res) != 1 && rk) {
+            /* A symbolic start would be resolved by librdkafka only after
+             * the assignment, and anything produced meanwhile would fall
+             * on the wrong side of it: resolve it now. */
+            int64_t lo, hi;
+            rd_kafka_resp_err_t err =
+                rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 10000);
+            if (err) {
+                snprintf(errbuf, errlen, "watermarks of %s [%d]: %s", tp->topic, (int)tp->partition,
+                         rd_kafka_err2str(err));
+                goto done;
+            }
+            tp->offset = start == RD_KAFKA_OFFSET_END ? hi : lo;
+        }
         rc_debug("partition assigned group=%s topic=%s partition=%d offset=%lld%s", group, tp->topic,
                 (int)tp->partition, (long long)tp->offset,
                 PQntuples(res) == 1 ? "" : " (never consumed: configured start)");

@@ -75,7 +75,7 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
     relay *r = opaque;
     char err[256];
 
-    if (level_offsets_assign(r->pg, r->group, parts, r->ctx->cfg->start_from, err, sizeof err) < 0) {
+    if (level_offsets_assign(r->pg, rc_consumer_handle(r->consumer), r->group, parts, r->ctx->cfg->start_from, err, sizeof err) < 0) {
         rc_error("urgent relay cannot read its offsets group=%s: %s", r->group, err);
         return -1;
     }

@@ -22,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,10 +276,42 @@ static void wait_assigned(int port, const char *part, int timeout_ms)
     fail_msg("service on port %d got no %s partitions within %d ms", port, part, timeout_ms);
 }
 
-static int port_base(void)
+/* A port nobody listens on right now (the kernel's pick): fixed ports may
+ * be taken as ephemeral ports by other clients on a shared machine. */
+static int free_port(void)
 {
-    const char *b = getenv("ROLLCALL_PORT_BASE");
-    return b && *b ? atoi(b) : 55400;
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    assert_true(port > 0);
+    return port;
+}
+
+/* A counter's value from a service's /metrics, -1 when unreadable. */
+static double metric(int port, const char *name)
+{
+    char cmd[256], line[512];
+    FILE *p;
+    double v = -1;
+
+    snprintf(cmd, sizeof cmd, "curl -fsS --max-time 2 http://127.0.0.1:%d/metrics 2>/dev/null", port);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')
+            v = strtod(line + strlen(name) + 1, NULL);
+    pclose(p);
+    return v;
 }
 
 /* ------------------------------------------------------------- fixtures */
@@ -336,7 +371,7 @@ static int group_setup(void **state)
     snprintf(clock_path, sizeof clock_path, "/tmp/rollcall-test-clock-%ld", (long)getpid());
     set_clock(0, "08:00:00");
 
-    township_port = port_base() + 85;
+    township_port = free_port();
     township = spawn_level("township", township_port, desk_args);
     wait_assigned(township_port, "daily", 30000);
     usleep(1000000);    /* "end" is resolved to an offset just after the assignment */
@@ -668,10 +703,13 @@ static void test_urgent_four_hops(void **state)
     (void)state;
     NEED_STACK();
 
+    int ports[3];
+    for (int i = 0; i < 3; i++) {
+        ports[i] = free_port();
+        relays[i] = spawn_level(levels[i], ports[i], extra);
+    }
     for (int i = 0; i < 3; i++)
-        relays[i] = spawn_level(levels[i], port_base() + 86 + i, extra);
-    for (int i = 0; i < 3; i++)
-        wait_assigned(port_base() + 86 + i, "urgent", 30000);
+        wait_assigned(ports[i], "urgent", 30000);
 
     /* read reports.urgent from its current end */
     conf = rd_kafka_conf_new();
@@ -743,6 +781,18 @@ static void test_urgent_four_hops(void **state)
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    /* our three relays did the forwarding (the embedded stack's own may
+     * have forwarded the same report too: harmless, and not what is tested) */
+    for (int i = 0; i < 3; i++) {
+        double fwd = metric(ports[i], "rollcall_level_urgent_forwarded_total");
+        for (int waited = 0; fwd < 1 && waited < 10000; waited += 100) {
+            usleep(100000);
+            fwd = metric(ports[i], "rollcall_level_urgent_forwarded_total");
+        }
+        if (fwd < 1)
+            print_message("%s relay forwarded %.0f urgent reports\n", levels[i], fwd);
+        assert_true(fwd >= 1);
+    }
     for (int i = 0; i < 3; i++)
         stop_pid(&relays[i], SIGTERM);
     assert_true(found);
