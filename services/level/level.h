@@ -36,7 +36,8 @@ typedef struct level_cfg {
     int reload_ms;          /* policy and rules re-read at least this often */
     bool daily;             /* run the desk */
     bool urgent;            /* run the urgent relay */
-    int urgent_nice;        /* nice value of the relay's threads (negative: ahead of the rest) */
+    int urgent_nice;
+    int urgent_fetch_wait_ms; /* fetch.wait.max.ms of the relay's consumer */        /* nice value of the relay's threads (negative: ahead of the rest) */
 } level_cfg;
 
 typedef struct level_metrics {

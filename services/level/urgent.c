@@ -12,15 +12,17 @@
 #include "rc_report.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define URGENT_TOPIC "reports.urgent"
 #define MAX_PARTITIONS 256
-#define STORE_EVERY_US 200000   /* offsets to PostgreSQL at most this often while busy */
+#define STORE_EVERY_MS 200      /* offsets to PostgreSQL at most this often */
 
 typedef struct inflight {
     struct inflight *next;
@@ -35,18 +37,28 @@ typedef struct inflight {
     int64_t received_us;    /* wall clock when we read it */
 } inflight;
 
+/* Offsets go to PostgreSQL from a thread of their own: a database slowed
+ * down by a national day's writes (a checkpoint) must not hold up a
+ * forward.  The relay only hands over the next offsets it reached. */
+typedef struct offset_writer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int64_t next[MAX_PARTITIONS];
+    bool dirty[MAX_PARTITIONS];
+    bool stop;
+    rc_pg *pg;
+} offset_writer;
+
 typedef struct relay {
     level_ctx *ctx;
-    rc_pg *pg;
+    rc_pg *pg;              /* the relay thread's: offsets read at assignment */
     rc_consumer *consumer;
     rc_producer *producer;
     char group[160];
     inflight *head, *tail;
     size_t ninflight;
     size_t nfailed;
-    int64_t next_offset[MAX_PARTITIONS];
-    bool dirty[MAX_PARTITIONS];
-    int64_t last_store_us;
+    offset_writer w;
 } relay;
 
 static void on_delivery(void *fn_opaque, void *msg_opaque, rd_kafka_resp_err_t err,
@@ -174,8 +186,10 @@ static void advance(relay *r)
         if (!r->head)
             r->tail = NULL;
         r->ninflight--;
-        r->next_offset[e->partition] = e->offset + 1;
-        r->dirty[e->partition] = true;
+        pthread_mutex_lock(&r->w.mu);
+        r->w.next[e->partition] = e->offset + 1;
+        r->w.dirty[e->partition] = true;
+        pthread_mutex_unlock(&r->w.mu);
         free(e->buf);
         free(e);
     }
@@ -194,39 +208,65 @@ static void resend_failed(relay *r)
     }
 }
 
-static void store_offsets(relay *r, bool force)
+/* Writes the offsets handed over, then tells the broker too (for lag
+ * monitoring only: PostgreSQL's copy decides where a restart resumes).
+ * Called with w->mu held; drops it while talking to the servers. */
+static void write_offsets(relay *r)
 {
+    offset_writer *w = &r->w;
     int32_t parts[MAX_PARTITIONS];
     int64_t next[MAX_PARTITIONS];
     rd_kafka_topic_partition_list_t *list;
     size_t n = 0;
     char err[256];
-    int64_t now = rc_now_us();
+    int rc;
 
-    if (!force && r->ninflight > 0 && now - r->last_store_us < STORE_EVERY_US)
-        return;
     for (int p = 0; p < MAX_PARTITIONS; p++)
-        if (r->dirty[p]) {
+        if (w->dirty[p]) {
             parts[n] = p;
-            next[n++] = r->next_offset[p];
+            next[n++] = w->next[p];
+            w->dirty[p] = false;
         }
     if (n == 0)
         return;
-    if (level_offsets_store(r->pg, r->group, URGENT_TOPIC, parts, next, n, err, sizeof err) < 0) {
+    pthread_mutex_unlock(&w->mu);
+    rc = level_offsets_store(w->pg, r->group, URGENT_TOPIC, parts, next, n, err, sizeof err);
+    if (rc == 0) {
+        list = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(list, URGENT_TOPIC, parts[i])->offset = next[i];
+        rc_consumer_commit(r->consumer, list, true);
+        rd_kafka_topic_partition_list_destroy(list);
+    } else {
         rc_warn("urgent offsets not stored (kept for the next try) group=%s: %s", r->group, err);
-        atomic_store(&r->ctx->urgent_ok, false);
-        return;
     }
-    atomic_store(&r->ctx->urgent_ok, true);
-    r->last_store_us = now;
-    list = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++) {
-        r->dirty[parts[i]] = false;
-        rd_kafka_topic_partition_list_add(list, URGENT_TOPIC, parts[i])->offset = next[i];
+    atomic_store(&r->ctx->urgent_ok, rc == 0);
+    pthread_mutex_lock(&w->mu);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            w->dirty[parts[i]] = true;   /* a newer offset handed over meanwhile is as good */
+}
+
+static void *offset_writer_main(void *arg)
+{
+    relay *r = arg;
+    offset_writer *w = &r->w;
+
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += STORE_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        write_offsets(r);
     }
-    /* The broker's copy is for lag monitoring only; PostgreSQL's decides. */
-    rc_consumer_commit(r->consumer, list, true);
-    rd_kafka_topic_partition_list_destroy(list);
+    write_offsets(r);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 
 void *level_urgent_main(void *arg)
@@ -235,17 +275,23 @@ void *level_urgent_main(void *arg)
     relay r;
     char err[512];
     const char *topics[] = {URGENT_TOPIC};
-    /* Latency over throughput on this path: answer fetches at once, send at
+    /* Latency over throughput on this path: short fetch waits, send at
      * once, no Nagle.  Extra kafka.* settings from the config come after
      * and win. */
-    const char *cprops[64] = {"fetch.wait.max.ms=5", "fetch.error.backoff.ms=5",
-                              "socket.nagle.disable=true"};
+    char fetch_wait[48];
+    const char *cprops[64] = {fetch_wait, "fetch.error.backoff.ms=5", "socket.nagle.disable=true"};
     const char *pprops[64] = {"linger.ms=0", "socket.nagle.disable=true"};
     size_t ncp = 3, npp = 2;
     rc_consumer_hooks hooks;
+    pthread_t writer;
+    bool writer_started = false;
 
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
+    /* A broker answers an empty fetch after this long at most; Apache Kafka
+     * answers as soon as data arrives, the development broker only then:
+     * there it is the price of every hop. */
+    snprintf(fetch_wait, sizeof fetch_wait, "fetch.wait.max.ms=%d", ctx->cfg->urgent_fetch_wait_ms);
     snprintf(r.group, sizeof r.group, "%s-urgent", ctx->group);
     /* Ahead of the daily work on a busy machine too: a thread's nice value
      * is its own on Linux, and the threads librdkafka starts for the
@@ -258,8 +304,11 @@ void *level_urgent_main(void *arg)
         cprops[ncp++] = ctx->kafka_props[i];
         pprops[npp++] = ctx->kafka_props[i];
     }
+    pthread_mutex_init(&r.w.mu, NULL);
+    pthread_cond_init(&r.w.cv, NULL);
     r.pg = rc_pg_connect(ctx->cfg->pg_dsn, "rollcall-level-urgent", err, sizeof err);
-    if (!r.pg) {
+    r.w.pg = r.pg ? rc_pg_connect(ctx->cfg->pg_dsn, "rollcall-level-urgent-offsets", err, sizeof err) : NULL;
+    if (!r.pg || !r.w.pg) {
         rc_error("urgent relay: PostgreSQL: %s", err);
         goto failed;
     }
@@ -277,6 +326,11 @@ void *level_urgent_main(void *arg)
         rc_error("urgent relay: consumer: %s", err);
         goto failed;
     }
+    if (pthread_create(&writer, NULL, offset_writer_main, &r) != 0) {
+        rc_error("urgent relay: offset writer thread not started");
+        goto failed;
+    }
+    writer_started = true;
     atomic_store(&ctx->urgent_ok, true);
     rc_info("urgent relay started group=%s forwards=%s->%s", r.group,
             rc_level_name(rc_level_child(ctx->level)), ctx->name);
@@ -310,7 +364,6 @@ void *level_urgent_main(void *arg)
         rc_producer_poll(r.producer, 0);
         resend_failed(&r);
         advance(&r);
-        store_offsets(&r, false);
     }
     goto done;
 
@@ -323,7 +376,13 @@ done:
     if (r.producer) {
         rc_producer_flush(r.producer, 5000);
         advance(&r);
-        store_offsets(&r, true);
+    }
+    if (writer_started) {
+        pthread_mutex_lock(&r.w.mu);
+        r.w.stop = true;
+        pthread_cond_signal(&r.w.cv);
+        pthread_mutex_unlock(&r.w.mu);
+        pthread_join(writer, NULL);   /* it writes what was handed over last */
     }
     rc_consumer_free(r.consumer);
     rc_producer_free(r.producer);   /* purged leftovers still call on_delivery */
@@ -334,6 +393,9 @@ done:
         free(e);
     }
     rc_pg_free(r.pg);
+    rc_pg_free(r.w.pg);
+    pthread_cond_destroy(&r.w.cv);
+    pthread_mutex_destroy(&r.w.mu);
     rc_info("urgent relay stopped");
     return NULL;
 }
