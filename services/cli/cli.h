@@ -31,6 +31,8 @@ typedef struct cli_command {
 
 int cmd_migrate(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_signoff(int argc, char **argv);

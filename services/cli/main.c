@@ -32,6 +32,32 @@ static const cli_command commands[] = {
      "                        areas.csv, streets.csv, villages.csv)\n"
      "  --csv FILE            a registry CSV with header code,name,parent_code,level\n"
      "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"token", cmd_token,
+     "token (issue UNIT... | issue --villages-under CODE | revoke UNIT | list [UNIT]) [--dsn DSN]",
+     "Unit tokens for the village intake (Authorization: Bearer TOKEN).  A token speaks for\n"
+     "its unit and every unit beneath it (a township's token may file for its villages).\n"
+     "Only the SHA-256 of a token is stored; running intakes see changes at once (NOTIFY).\n"
+     "  issue UNIT            prints a fresh token, once (several UNITs: \"UNIT TOKEN\" lines)\n"
+     "  issue --villages-under CODE\n"
+     "                        a token for every village under CODE, \"UNIT TOKEN\" lines\n"
+     "  revoke UNIT           revokes every valid token of UNIT\n"
+     "  list [UNIT]           tokens (hash prefix, issued, revoked) of UNIT and beneath\n"
+     "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"submit", cmd_submit,
+     "submit (--unit CODE [--period DATE] [--kind daily|zero|urgent] [--indicator NAME=N]...\n"
+     "        [--zone STATUS] [--report-id UUID] [--submitter NAME] [--note TEXT]\n"
+     "        [--incident-type T --severity 1-4 --description TEXT --occurred-at TIME]\n"
+     "        | --file FILE [--batch]) [--protobuf] [--token TOKEN] [--url URL] [--timeout S]",
+     "Files a report with the village intake and prints its answer (the status line on\n"
+     "stderr, the JSON body on stdout).  Exit status 0 only for a 2xx answer.\n"
+     "  --unit CODE           the village; the report is built from the flags (period:\n"
+     "                        today in Asia/Shanghai; kind: daily)\n"
+     "  --indicator NAME=N    a core indicator, or an extra one (any other snake_case name)\n"
+     "  --file FILE           a JSON report (\"-\": stdin); with --batch a JSON array, sent to\n"
+     "                        /v1/reports:batch\n"
+     "  --protobuf            send application/x-protobuf (a batch as a length-delimited stream)\n"
+     "  --token TOKEN         default $ROLLCALL_TOKEN\n"
+     "  --url URL             the intake's base URL; default $ROLLCALL_HTTP"},
     {"loadgen", cmd_loadgen,
      "loadgen (--http URL | --direct | --dry-run) [--unit CODE] [--seed N] [--period DATE]\n"
      "        [--ledger FILE] [--wait SECONDS] [--rate N] [shares...] [--dsn DSN]",
@@ -113,7 +139,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
-                 "environment: ROLLCALL_PG_DSN, ROLLCALL_MIGRATIONS, ROLLCALL_LOG_LEVEL\n");
+                 "environment: ROLLCALL_PG_DSN, ROLLCALL_MIGRATIONS, ROLLCALL_LOG_LEVEL,\n"
+                 "             ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
 static void print_command_help(const cli_command *c)
