@@ -4,7 +4,9 @@
 -- make the waiting visible.  Times written by the level services (ready_at,
 -- filed_at, reminded_at, escalation.raised_at) follow the service's clock
 -- (config `clock`, controllable in tests); delivered/published times are
--- the database's.
+-- the database's.  Deadlines are on the period date in Asia/Shanghai taken as
+-- a fixed UTC+8 (INTERVAL '+08:00', not the zone name: the tz database gives
+-- Shanghai summer time in 1986-1991, which Rollcall's periods ignore).
 
 -- rollcall.level_policy belongs to the rollup's migration 003.  Should this
 -- migration run where 003 has not created it, it is created here with the
@@ -156,7 +158,7 @@ CREATE VIEW rollcall.v_filing AS
 SELECT f.unit_code,
        CASE f.level WHEN 2 THEN 'township' WHEN 3 THEN 'county' WHEN 5 THEN 'province' END AS level,
        f.period,
-       (f.period + p.deadline) AT TIME ZONE 'Asia/Shanghai' AS deadline,
+       (f.period + p.deadline) AT TIME ZONE INTERVAL '+08:00' AS deadline,
        CASE
          WHEN f.filed_version = f.live_version THEN 'filed'
          WHEN p.signoff_required AND f.ready_at IS NOT NULL

@@ -18,7 +18,7 @@ static int list_pending(rc_pg *pg, const char *level)
 
     res = rc_pg_exec_params(pg,
                             "SELECT unit_code, level, period::text, live_version, reported_children,"
-                            "       expected_children, coalesce(to_char(ready_at AT TIME ZONE 'Asia/Shanghai',"
+                            "       expected_children, coalesce(to_char(ready_at AT TIME ZONE INTERVAL '+08:00',"
                             "       'YYYY-MM-DD HH24:MI:SS'), '')"
                             "  FROM rollcall.v_pending_signoff"
                             " WHERE $1::text IS NULL OR level = $1::text"

@@ -28,9 +28,14 @@ for b in rollcall rollcall-rollup rollcall-township rollcall-county rollcall-pro
     [ -x "$BUILD/$b" ] || { say "$BUILD/$b is not built: skipped"; exit 0; }
 done
 BASE=${ROLLCALL_PORT_BASE:-55400}
+# The stack's services must be healthy (an earlier test may have taken the
+# broker down for a while: give them a minute).
 for off in 81 82 83 84; do
-    curl -fsS "http://127.0.0.1:$((BASE + off))/healthz" >/dev/null 2>&1 \
-        || { say "the stack's service on port $((BASE + off)) is not up (deploy/stack.sh up)"; exit 1; }
+    for i in $(seq 1 600); do
+        curl -fsS "http://127.0.0.1:$((BASE + off))/healthz" >/dev/null 2>&1 && break
+        [ "$i" = 600 ] && { say "the stack's service on port $((BASE + off)) is not healthy (deploy/stack.sh up)"; exit 1; }
+        sleep 0.1
+    done
 done
 PSQL=(psql -X -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
 
