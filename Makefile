@@ -47,6 +47,10 @@ LIBRC     := $(BUILD)/librollcall.a
 SERVICES  := $(notdir $(patsubst %/,%,$(dir $(wildcard services/*/main.c))))
 bin_name   = $(if $(filter cli,$(1)),rollcall,rollcall-$(1))
 BINS      := $(foreach s,$(SERVICES),$(BUILD)/$(call bin_name,$(s)))
+# services/level is one program run under three names (it reads its level
+# from argv[0]): hard links next to build/rollcall-level.
+LEVEL_ALIASES := $(if $(filter level,$(SERVICES)),$(foreach l,township county province,$(BUILD)/rollcall-$(l)))
+BINS      += $(LEVEL_ALIASES)
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -80,6 +84,9 @@ $(BUILD)/$(call bin_name,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard servi
 	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 $(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+$(LEVEL_ALIASES): $(BUILD)/rollcall-level
+	ln -f $< $@
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIBRC)
 	@mkdir -p $(dir $@)

@@ -113,6 +113,15 @@ static const cli_command commands[] = {
      "  --deadline HH:MM      village deadline; default rollcall.level_policy, else 10:00\n"
      "  --max-diffs N         differences printed (20); all are counted\n"
      "  --no-villages         compare only township, county and province rows"},
+    {"signoff", cmd_signoff, "signoff (UNIT PERIOD [--by NAME] | --pending [--level LEVEL]) [--dsn DSN]",
+     "Signs a township/county/province report for PERIOD (YYYY-MM-DD): the version now on\n"
+     "the level's desk (rollcall.filing) is filed by rollcall-<level> at its next sweep,\n"
+     "with the signer as submitter.  Needed when rollcall.level_policy.signoff_required is\n"
+     "true; numbers that change after signing wait for a new signature.\n"
+     "  --by NAME        the signing official; default $USER\n"
+     "  --pending        list the reports awaiting a signature (rollcall.v_pending_signoff)\n"
+     "  --level LEVEL    with --pending: township, county or province only\n"
+     "  --dsn DSN        libpq connection string; default $ROLLCALL_PG_DSN"},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
