@@ -25,7 +25,7 @@ fail() { echo "FAIL e2e_small_day: $*"; exit 1; }
 [ -x "$BUILD/rollcall-rollup" ] || skip "$BUILD/rollcall-rollup is not built yet (this becomes the acceptance test once the rollup lands)"
 [ -n "${ROLLCALL_PG_DSN:-}" ] || skip "ROLLCALL_PG_DSN is not set (run it through tests/run.sh integration)"
 [ -n "${ROLLCALL_KAFKA_BROKERS:-}" ] || skip "ROLLCALL_KAFKA_BROKERS is not set"
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
 # A test before this one may have taken the broker down and up: give the
 # rollup time to find it again.
 for _ in $(seq 1 60); do

@@ -27,7 +27,7 @@ fi
 for b in rollcall rollcall-rollup rollcall-township rollcall-county rollcall-province; do
     [ -x "$BUILD/$b" ] || { say "$BUILD/$b is not built: skipped"; exit 0; }
 done
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
 # The stack's services must be healthy (an earlier test may have taken the
 # broker down for a while: give them a minute).
 for off in 81 82 83 84; do
