@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if __has_include("rc_registry.h")
 #include "rc_registry.h"
 
 #define COPY_BUF (1 << 20)
@@ -236,15 +235,3 @@ done:
     rc_pg_free(pg);
     return rc;
 }
-
-#else /* the registry module is not in this tree yet */
-
-int cmd_registry(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "rollcall registry: this build has no registry module (rc_registry.h)\n");
-    return CLI_FAILED;
-}
-
-#endif
