@@ -1,0 +1,84 @@
+/* rollcall replay internals: reading reports from a file (replay_file.c) and
+ * measuring what a replay changes in rollcall.v_unit_day (replay_diff.c). */
+#ifndef RC_CLI_REPLAY_H
+#define RC_CLI_REPLAY_H
+
+#include "cli.h"
+#include "rc_report.h"
+
+#include <stdio.h>
+
+/* ---- replay_file.c ---- */
+
+typedef struct {
+    const char *path;                   /* "-" = stdin */
+    bool csv;                           /* else JSON lines */
+    const rc_registry *registry;        /* the current registry (validation) */
+    const rc_validate_opts *validate;
+} replay_file_opts;
+
+/* Called for each valid report, in file order; takes ownership of r
+ * (rc_report_free it).  `line` is its line (CSV: record) number. */
+typedef void replay_report_fn(void *opaque, Rollcall__Report *r, size_t line);
+
+/* Reads every report of the file; prints each invalid one to stderr as
+ * "FILE:LINE: field: reason" and skips it.  Returns 0 (counts in *valid and
+ * *invalid), or -1 with errbuf filled when the file cannot be read or its
+ * CSV header names an unknown field (reports already passed to fn stay
+ * passed). */
+int replay_file_read(const replay_file_opts *o, replay_report_fn *fn, void *opaque,
+                     size_t *valid, size_t *invalid, char *errbuf, size_t errlen);
+
+/* ---- replay_diff.c ---- */
+
+/* The (unit, period) rows of rollcall.v_unit_day a replay may touch: each
+ * replayed report's own unit and its rollup ancestors.  Kept in session
+ * temporary tables of the connection. */
+typedef struct replay_diff replay_diff;
+
+/* Creates (or empties) the temporary tables.  NULL with errbuf filled. */
+replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen);
+void replay_diff_free(replay_diff *d);
+
+/* Adds the archive rows selected by (unit prefix, from, to) as keys.
+ * Returns the number of archived revisions selected, or -1. */
+long long replay_diff_keys_from_archive(replay_diff *d, const char *unit, const char *from,
+                                        const char *to, char *errbuf, size_t errlen);
+
+/* Adds one report's keys (its unit and rollup ancestors for its period).
+ * Returns 0 or -1. */
+int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *period,
+                        char *errbuf, size_t errlen);
+
+/* Stages one report to be applied by the dry run, and adds its keys.
+ * Between replay_diff_stage_begin and replay_diff_dry_run only (the COPY is
+ * open).  Returns 0 or -1. */
+int replay_diff_stage_begin(replay_diff *d, char *errbuf, size_t errlen);
+int replay_diff_stage(replay_diff *d, const Rollcall__Report *r, const char *topic,
+                      char *errbuf, size_t errlen);
+int replay_diff_stage_end(replay_diff *d, char *errbuf, size_t errlen);
+
+/* Records the keys' current rows ("before").  Returns 0 or -1. */
+int replay_diff_snapshot(replay_diff *d, char *errbuf, size_t errlen);
+
+/* The dry run: in one transaction, applies the staged reports with the
+ * rollup's own statements, prints the change against the snapshot and
+ * rolls everything back.  Returns the number of rows that would change,
+ * or -1 (nothing changed either way). */
+long long replay_diff_dry_run(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen);
+
+/* After a real run: prints the change between the snapshot and the rows
+ * now.  Returns the number of rows changed, or -1. */
+long long replay_diff_print(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen);
+
+/* ---- replay_apply.c ---- */
+
+/* Applies the reports staged in replay_stage (inside the caller's
+ * transaction) the way the rollup applies a batch: latest-wins into
+ * rollcall.latest_report (whose triggers maintain the township aggregates),
+ * then the counties' and provinces' aggregates and filing completeness with
+ * the rollup's functions.  Returns 0, or -1 with errbuf filled (the caller
+ * rolls back). */
+int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen);
+
+#endif

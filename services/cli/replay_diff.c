@@ -1,0 +1,436 @@
+/* What a replay changes in rollcall.v_unit_day: the (unit, period) rows it
+ * can touch (each report's unit and rollup ancestors), their state before,
+ * and the change — after the real run, or in a dry run computed by applying
+ * the staged reports in a transaction that is rolled back.  Dry and real
+ * runs print the change with the same code, so their output compares. */
+#include "replay.h"
+#include "rc_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYBUF_FLUSH (1 << 20)
+
+struct replay_diff {
+    rc_pg *pg;
+    char *keys;            /* COPY text rows "unit\tperiod\n" not yet in replay_keys */
+    size_t keylen, keycap;
+    bool staging;          /* COPY into replay_stage open */
+    bool in_dry_tx;
+    char *cols;            /* v_unit_day's compared columns, "unit_code, level, ..." */
+    char *row;             /* one staged COPY row */
+    size_t rowcap;
+};
+
+/* Columns of v_unit_day that are not compared: when a row was last written
+ * says nothing about its content (a dry run's rows are "written" at the
+ * dry run's time). */
+static const char *const volatile_cols[] = {"updated_at", NULL};
+
+static int load_columns(replay_diff *d, char *errbuf, size_t errlen)
+{
+    PGresult *res = rc_pg_exec(d->pg,
+                               "SELECT attname FROM pg_attribute "
+                               " WHERE attrelid = 'rollcall.v_unit_day'::regclass "
+                               "   AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                               errbuf, errlen);
+    size_t len = 0, cap = 4096;
+
+    if (!res)
+        return -1;
+    d->cols = malloc(cap);
+    if (!d->cols)
+        goto oom;
+    d->cols[0] = '\0';
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        bool skip = false;
+        for (size_t j = 0; volatile_cols[j]; j++)
+            skip = skip || strcmp(name, volatile_cols[j]) == 0;
+        if (skip)
+            continue;
+        if (len + strlen(name) + 8 > cap) {
+            char *n = realloc(d->cols, cap *= 2);
+            if (!n)
+                goto oom;
+            d->cols = n;
+        }
+        len += (size_t)snprintf(d->cols + len, cap - len, "%s%s", len ? ", " : "", name);
+    }
+    PQclear(res);
+    return 0;
+oom:
+    PQclear(res);
+    snprintf(errbuf, errlen, "out of memory");
+    return -1;
+}
+
+replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen)
+{
+    replay_diff *d = calloc(1, sizeof *d);
+    char sql[8192];
+
+    if (!d) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    d->pg = pg;
+    if (load_columns(d, errbuf, errlen) < 0)
+        goto failed;
+    /* Session tables: the snapshot must survive the dry run's rollback. */
+    snprintf(sql, sizeof sql,
+             "CREATE TEMP TABLE IF NOT EXISTS replay_keys "
+             "  (unit_code text, period date, PRIMARY KEY (unit_code, period));"
+             "CREATE TEMP TABLE IF NOT EXISTS replay_keys_in (unit_code text, period date);"
+             "DROP TABLE IF EXISTS replay_before;"
+             "CREATE TEMP TABLE replay_before AS SELECT %s FROM rollcall.v_unit_day WITH NO DATA;"
+             "TRUNCATE replay_keys, replay_keys_in",
+             d->cols);
+    if (rc_pg_command(pg, sql, errbuf, errlen) < 0)
+        goto failed;
+    return d;
+failed:
+    replay_diff_free(d);
+    return NULL;
+}
+
+void replay_diff_free(replay_diff *d)
+{
+    if (!d)
+        return;
+    if (d->staging)
+        rc_pg_copy_abort(d->pg, "replay stopped");
+    if (rc_pg_in_transaction(d->pg))
+        rc_pg_rollback(d->pg, NULL, 0);
+    free(d->keys);
+    free(d->cols);
+    free(d->row);
+    free(d);
+}
+
+/* ------------------------------------------------------------------ keys */
+
+long long replay_diff_keys_from_archive(replay_diff *d, const char *unit, const char *from,
+                                        const char *to, char *errbuf, size_t errlen)
+{
+    const char *params[3] = {from, to, unit};
+    PGresult *res = rc_pg_exec_params(
+        d->pg,
+        "WITH sel AS (SELECT unit_code, period FROM rollcall.report_archive\n"
+        "              WHERE period BETWEEN $1::date AND $2::date AND unit_code LIKE $3 || '%'),\n"
+        "     ins AS (INSERT INTO replay_keys\n"
+        "             SELECT DISTINCT left(s.unit_code, n), s.period\n"
+        "               FROM (SELECT DISTINCT unit_code, period FROM sel) s,\n"
+        "                    unnest(ARRAY[12, 9, 6, 2]) n\n"
+        "              WHERE n <= length(s.unit_code)\n"
+        "             ON CONFLICT DO NOTHING RETURNING 1)\n"
+        "SELECT (SELECT count(*) FROM sel), (SELECT count(*) FROM ins)",
+        3, params, errbuf, errlen);
+    long long n;
+
+    if (!res)
+        return -1;
+    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
+int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *period,
+                        char *errbuf, size_t errlen)
+{
+    static const int lens[] = {12, 9, 6, 2};
+    size_t ulen = strlen(unit_code);
+
+    if (ulen > 12 || strlen(period) != 10) {
+        snprintf(errbuf, errlen, "bad key %s %s", unit_code, period);
+        return -1;
+    }
+    if (d->keylen + 4 * 24 > d->keycap) {
+        size_t ncap = d->keycap ? 2 * d->keycap : 65536;
+        char *n = realloc(d->keys, ncap);
+        if (!n) {
+            snprintf(errbuf, errlen, "out of memory");
+            return -1;
+        }
+        d->keys = n;
+        d->keycap = ncap;
+    }
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        if ((size_t)lens[i] <= ulen)
+            d->keylen += (size_t)snprintf(d->keys + d->keylen, d->keycap - d->keylen,
+                                          "%.*s\t%s\n", lens[i], unit_code, period);
+    return 0;
+}
+
+static int flush_keys(replay_diff *d, char *errbuf, size_t errlen)
+{
+    if (d->keylen == 0)
+        return 0;
+    if (rc_pg_copy_begin(d->pg, "COPY replay_keys_in FROM STDIN", errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_copy_put(d->pg, d->keys, d->keylen, errbuf, errlen) < 0 ||
+        rc_pg_copy_end(d->pg, NULL, errbuf, errlen) < 0)
+        return -1;
+    d->keylen = 0;
+    return rc_pg_command(d->pg,
+                         "INSERT INTO replay_keys SELECT DISTINCT unit_code, period "
+                         "FROM replay_keys_in ON CONFLICT DO NOTHING; TRUNCATE replay_keys_in",
+                         errbuf, errlen);
+}
+
+/* --------------------------------------------------------------- staging */
+
+/* What the rollup reads from a report to apply it, one row per report.
+ * Dropped at the end of the dry run's transaction. */
+static const char stage_ddl[] =
+    "CREATE TEMP TABLE replay_stage (\n"
+    "  report_id uuid NOT NULL, unit_code text NOT NULL, level smallint NOT NULL,\n"
+    "  period date NOT NULL, kind smallint NOT NULL, version bigint NOT NULL,\n"
+    "  received_at timestamptz, zone_status smallint NOT NULL, topic text NOT NULL,\n"
+    "  ind bigint[] NOT NULL, extra jsonb NOT NULL\n"
+    ") ON COMMIT DROP";
+
+int replay_diff_stage_begin(replay_diff *d, char *errbuf, size_t errlen)
+{
+    if (rc_pg_begin(d->pg, errbuf, errlen) < 0)
+        return -1;
+    d->in_dry_tx = true;
+    if (rc_pg_command(d->pg, stage_ddl, errbuf, errlen) < 0 ||
+        rc_pg_copy_begin(d->pg, "COPY replay_stage FROM STDIN", errbuf, errlen) < 0)
+        return -1;
+    d->staging = true;
+    return 0;
+}
+
+static bool row_room(replay_diff *d, size_t need)
+{
+    if (need <= d->rowcap)
+        return true;
+    char *n = realloc(d->row, need);
+    if (!n)
+        return false;
+    d->row = n;
+    d->rowcap = need;
+    return true;
+}
+
+int replay_diff_stage(replay_diff *d, const Rollcall__Report *r, const char *topic,
+                      char *errbuf, size_t errlen)
+{
+    char *extra = NULL;
+    json_t *ej = json_object();
+    size_t len = 0, need;
+
+    if (!d->staging) {
+        snprintf(errbuf, errlen, "replay_diff_stage outside staging");
+        json_decref(ej);
+        return -1;
+    }
+    for (size_t i = 0; ej && i < r->n_extra; i++)
+        json_object_set_new(ej, r->extra[i]->key, json_integer(r->extra[i]->value));
+    extra = ej ? json_dumps(ej, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(ej);
+    if (!extra) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    need = 2 * strlen(extra) + 2 * strlen(r->unit_code) + 2 * strlen(r->report_id) + 1024 +
+           rc_indicator_count() * 24;
+    if (!row_room(d, need)) {
+        free(extra);
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    /* Escaped: the values came from a message, not from us. */
+    len += rc_pg_copy_escape(d->row + len, need - len, r->report_id);
+    d->row[len++] = '\t';
+    len += rc_pg_copy_escape(d->row + len, need - len, r->unit_code);
+    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t", (int)r->level);
+    len += rc_pg_copy_escape(d->row + len, need - len, r->period);
+    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t%lld\t", (int)r->kind,
+                            (long long)r->version);
+    if (r->received_at > 0) {
+        char rfc[40];
+        rc_time_format_rfc3339(r->received_at, rfc);
+        len += (size_t)snprintf(d->row + len, need - len, "%s", rfc);
+    } else {
+        len += (size_t)snprintf(d->row + len, need - len, "\\N");
+    }
+    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t%s\t{", (int)r->zone_status, topic);
+    for (size_t i = 0; i < rc_indicator_count(); i++)
+        len += (size_t)snprintf(d->row + len, need - len, "%s%lld", i ? "," : "",
+                                (long long)rc_indicator_get(r->indicators, i));
+    len += (size_t)snprintf(d->row + len, need - len, "}\t");
+    len += rc_pg_copy_escape(d->row + len, need - len, extra);
+    d->row[len++] = '\n';
+    free(extra);
+    if (rc_pg_copy_put(d->pg, d->row, len, errbuf, errlen) < 0) {
+        d->staging = false;
+        return -1;
+    }
+    if (replay_diff_add_key(d, r->unit_code, r->period, errbuf, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+int replay_diff_stage_end(replay_diff *d, char *errbuf, size_t errlen)
+{
+    if (!d->staging)
+        return 0;
+    d->staging = false;
+    return rc_pg_copy_end(d->pg, NULL, errbuf, errlen);
+}
+
+/* -------------------------------------------------------------- snapshot */
+
+int replay_diff_snapshot(replay_diff *d, char *errbuf, size_t errlen)
+{
+    char sql[8192];
+
+    if (replay_diff_stage_end(d, errbuf, errlen) < 0 || flush_keys(d, errbuf, errlen) < 0)
+        return -1;
+    snprintf(sql, sizeof sql,
+             "TRUNCATE replay_before;"
+             "INSERT INTO replay_before SELECT %s FROM ("
+             "  SELECT v.* FROM rollcall.v_unit_day v"
+             "    JOIN replay_keys k ON k.unit_code = v.unit_code AND k.period = v.period) x",
+             d->cols);
+    return rc_pg_command(d->pg, sql, errbuf, errlen);
+}
+
+/* ------------------------------------------------------------------ diff */
+
+static bool is_empty_value(const char *v)
+{
+    return strcmp(v, "0") == 0 || strcmp(v, "{}") == 0 || strcmp(v, "") == 0 ||
+           strcmp(v, "f") == 0;
+}
+
+/* Prints one unit-period's change: columns that differ, or for a row that
+ * appears or disappears, its columns that are set. */
+static void print_change(FILE *out, PGresult *res, int before, int after)
+{
+    int any = before >= 0 ? before : after;
+    int nf = PQnfields(res);
+    bool first = true;
+
+    fprintf(out, "%-8s %-12s %s:", PQgetvalue(res, any, 2), PQgetvalue(res, any, 1),
+            PQgetvalue(res, any, 3));
+    if (before < 0)
+        fprintf(out, " (none) ->");
+    for (int f = 4; f < nf; f++) {
+        const char *name = PQfname(res, f);
+        if (strcmp(name, "unit_code") == 0 || strcmp(name, "level") == 0 ||
+            strcmp(name, "period") == 0)
+            continue;
+        bool bnull = before < 0 || PQgetisnull(res, before, f);
+        bool anull = after < 0 || PQgetisnull(res, after, f);
+        const char *bv = bnull ? "" : PQgetvalue(res, before, f);
+        const char *av = anull ? "" : PQgetvalue(res, after, f);
+
+        if (before >= 0 && after >= 0) {
+            if (bnull == anull && strcmp(bv, av) == 0)
+                continue;
+            fprintf(out, "%s %s %s -> %s", first ? "" : ",", name, bnull ? "null" : bv,
+                    anull ? "null" : av);
+        } else {
+            const char *v = before >= 0 ? bv : av;
+            if ((before >= 0 ? bnull : anull) || is_empty_value(v))
+                continue;
+            fprintf(out, "%s %s %s", first ? "" : ",", name, v);
+        }
+        first = false;
+    }
+    if (after < 0)
+        fprintf(out, " -> (none)");
+    fprintf(out, "\n");
+}
+
+static long long print_diff(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen)
+{
+    char *sql;
+    size_t cap = 4 * strlen(d->cols) + 2048;
+    PGresult *res;
+    long long units = 0;
+    long per_level[6] = {0};
+    int n;
+
+    sql = malloc(cap);
+    if (!sql) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    /* EXCEPT ALL compares whole rows, NULLs equal: exactly "changed". */
+    snprintf(sql, cap,
+             "WITH cur AS (SELECT %s FROM (SELECT v.* FROM rollcall.v_unit_day v"
+             "               JOIN replay_keys k ON k.unit_code = v.unit_code"
+             "                                 AND k.period = v.period) x),"
+             "     gone AS (SELECT * FROM replay_before EXCEPT ALL SELECT * FROM cur),"
+             "     came AS (SELECT * FROM cur EXCEPT ALL SELECT * FROM replay_before)"
+             "SELECT * FROM ("
+             "  SELECT 0 AS side, unit_code AS u, level AS l, period AS p, * FROM gone"
+             "  UNION ALL SELECT 1, unit_code, level, period, * FROM came) z "
+             "ORDER BY z.l = 'village', z.l = 'township', z.l = 'county', z.u, z.p, z.side",
+             d->cols);
+    res = rc_pg_exec(d->pg, sql, errbuf, errlen);
+    free(sql);
+    if (!res)
+        return -1;
+    /* Columns: side, u, l, p, then the view's: print_change reads 1..3 for
+     * the header and compares from the view's own columns on. */
+    n = PQntuples(res);
+    for (int i = 0; i < n;) {
+        int before = -1, after = -1, j = i;
+        const char *lv;
+        while (j < n && strcmp(PQgetvalue(res, j, 1), PQgetvalue(res, i, 1)) == 0 &&
+               strcmp(PQgetvalue(res, j, 3), PQgetvalue(res, i, 3)) == 0) {
+            if (PQgetvalue(res, j, 0)[0] == '0')
+                before = j;
+            else
+                after = j;
+            j++;
+        }
+        units++;
+        lv = PQgetvalue(res, i, 2);
+        per_level[strcmp(lv, "village") == 0    ? 1
+                  : strcmp(lv, "township") == 0 ? 2
+                  : strcmp(lv, "county") == 0   ? 3
+                  : strcmp(lv, "province") == 0 ? 5
+                                                : 0]++;
+        if (limit == 0 || units <= limit)
+            print_change(out, res, before, after);
+        i = j;
+    }
+    PQclear(res);
+    if (limit > 0 && units > limit)
+        fprintf(out, "... and %lld more\n", units - limit);
+    fprintf(out, "%lld row(s) of rollcall.v_unit_day changed: %ld province, %ld county, "
+                 "%ld township, %ld village\n",
+            units, per_level[5], per_level[3], per_level[2], per_level[1]);
+    return units;
+}
+
+long long replay_diff_dry_run(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen)
+{
+    long long n = -1;
+
+    if (!d->in_dry_tx) {
+        snprintf(errbuf, errlen, "dry run without staged reports");
+        return -1;
+    }
+    if (replay_apply_staged(d->pg, errbuf, errlen) < 0)
+        goto done;
+    n = print_diff(d, out, limit, errbuf, errlen);
+done:
+    /* Everything the dry run did goes: the staged rows, the applied
+     * reports, the aggregates the rollup's functions recomputed. */
+    rc_pg_rollback(d->pg, NULL, 0);
+    d->in_dry_tx = false;
+    return n;
+}
+
+long long replay_diff_print(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen)
+{
+    return print_diff(d, out, limit, errbuf, errlen);
+}
