@@ -54,7 +54,8 @@ int rc_producer_send(rc_producer *p, const char *topic, int32_t partition,
 int rc_producer_poll(rc_producer *p, int timeout_ms);
 
 /* A non-blocking file descriptor that becomes readable when delivery reports
- * are waiting, for an event loop (EV_READ|EV_PERSIST).  It is edge-like:
+ * (or client error events, which share the queue) are waiting, for an event
+ * loop (EV_READ|EV_PERSIST).  It is edge-like:
  * librdkafka writes one byte when its queue goes from empty to non-empty, so
  * the reader must drain the fd (read until EAGAIN) and THEN call
  * rc_producer_poll(p, 0), which serves everything queued.  A periodic

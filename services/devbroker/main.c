@@ -7,7 +7,17 @@
  *
  * Prints exactly one line "bootstrap=127.0.0.1:PORT[,...]" on stdout.  The
  * mock cluster picks its own ports (librdkafka 2.0.2 binds 127.0.0.1:0 and has
- * no option for a fixed one), hence the line and --bootstrap-file. */
+ * no option for a fixed one), hence the line and --bootstrap-file.
+ *
+ * Control API (127.0.0.1:P, plain text replies, 400 with a reason on bad input):
+ *   GET  /healthz                          200 "ok"
+ *   POST /down, /up                        all brokers refuse / accept connections
+ *   POST /rtt?ms=N                         added round-trip time, all brokers
+ *   POST /errors?api=Produce&code=N&count=K   next K Produce requests fail with N
+ *                                          (code: number or name, _TRANSPORT = disconnect)
+ *   POST /errors/clear?api=Produce
+ *   GET  /topics                           [{"name":..., "partitions":N}, ...]
+ *   POST /topics?name=X&partitions=N       create a topic (tests use fresh ones) */
 #include "rc_kafka.h"
 #include "rc_log.h"
 
