@@ -346,10 +346,11 @@ static int run_archive(const replay_opts *o)
     selected = replay_diff_keys_from_archive(diff, o->unit, o->from, o->to, err, sizeof err);
     if (selected < 0)
         goto failed;
-    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s\n", selected, o->unit,
-            o->from, o->to);
+    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s\n", selected,
+            o->unit[0] ? o->unit : "all units", o->from, o->to);
     if (selected == 0) {
-        printf("nothing archived for %s from %s to %s\n", o->unit, o->from, o->to);
+        printf("nothing archived for %s from %s to %s\n", o->unit[0] ? o->unit : "any unit",
+               o->from, o->to);
         rc = CLI_OK;
         goto done;
     }
@@ -526,6 +527,7 @@ int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"unit", required_argument, NULL, 'u'},
+        {"all", no_argument, NULL, 'A'},
         {"from", required_argument, NULL, 'f'},
         {"to", required_argument, NULL, 't'},
         {"file", required_argument, NULL, 'F'},
@@ -543,6 +545,7 @@ int cmd_replay(int argc, char **argv)
     replay_opts o = {.group = DEFAULT_GROUP, .wait = true, .wait_timeout_s = 600, .limit = 50,
                      .max_past_days = 7};
     const char *format = NULL, *brokers_opt = NULL;
+    bool all = false;
     int32_t dfrom, dto;
     char *end;
     int c;
@@ -550,6 +553,7 @@ int cmd_replay(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'u': o.unit = optarg; break;
+        case 'A': all = true; break;
         case 'f': o.from = optarg; break;
         case 't': o.to = optarg; break;
         case 'F': o.file = optarg; break;
@@ -579,10 +583,14 @@ int cmd_replay(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("replay", "unexpected argument '%s'", argv[optind]);
+    if (all && o.unit)
+        return cli_usage_error("replay", "give --unit or --all, not both");
+    if (all)
+        o.unit = "";    /* every code starts with "" */
     if (!o.file == !o.unit)
-        return cli_usage_error("replay", "give either --unit with --from/--to, or --file");
+        return cli_usage_error("replay", "give either --unit (or --all) with --from/--to, or --file");
     if (o.unit) {
-        if (rc_code_level(o.unit) == 0)
+        if (!all && rc_code_level(o.unit) == 0)
             return cli_usage_error("replay", "--unit needs a unit code (2, 4, 6, 9 or 12 digits)");
         if (!o.from || !o.to || rc_period_parse(o.from, &dfrom) < 0 ||
             rc_period_parse(o.to, &dto) < 0)

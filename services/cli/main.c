@@ -33,7 +33,8 @@ static const cli_command commands[] = {
      "  --csv FILE            a registry CSV with header code,name,parent_code,level\n"
      "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
     {"replay", cmd_replay,
-     "replay (--unit CODE --from DATE --to DATE | --file F [--format jsonl|csv]) [--dry-run]",
+     "replay ((--unit CODE | --all) --from DATE --to DATE | --file F [--format jsonl|csv]) "
+     "[--dry-run]",
      "Re-publishes reports into the pipeline.  Every stage is idempotent and latest-wins, so\n"
      "replaying what is already there changes nothing; after a downstream loss it restores it.\n"
      "Prints the change to rollcall.v_unit_day (units, periods, totals before -> after).\n"
@@ -42,6 +43,7 @@ static const cli_command commands[] = {
      "                     report_id and version, to the topic it belongs to (village reports\n"
      "                     to reports.village keyed by township, filed reports to\n"
      "                     reports.<level> keyed by rollup parent)\n"
+     "  --all              archive mode for every unit (a national replay)\n"
      "  --from/--to DATE   the periods (YYYY-MM-DD, inclusive)\n"
      "  --file F           file mode: village reports collected outside the system, JSON\n"
      "                     lines or CSV with the .proto field names (indicators as columns,\n"
@@ -95,7 +97,8 @@ static const cli_command commands[] = {
      "township aggregate's; a child aggregate newer than its parent's or without one; counts\n"
      "that disagree).  Ends with the replay command that would repair what can be repaired.\n"
      "  --unit CODE        only that subtree;  --limit N  units listed per finding (default 20)\n"
-     "  --dsn DSN          default $ROLLCALL_PG_DSN"},
+     "  --dsn DSN          default $ROLLCALL_PG_DSN\n"
+     "Exit status: 0 no gaps, 3 gaps found, 1 failure."},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
