@@ -79,7 +79,9 @@ replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen)
     if (load_columns(d, errbuf, errlen) < 0)
         goto failed;
     /* Session tables: the snapshot must survive the dry run's rollback. */
+    /* Times print in the periods' zone; the diff is text, compared as text. */
     snprintf(sql, sizeof sql,
+             "SET TimeZone = 'Asia/Shanghai';"
              "CREATE TEMP TABLE IF NOT EXISTS replay_keys "
              "  (unit_code text, period date, PRIMARY KEY (unit_code, period));"
              "CREATE TEMP TABLE IF NOT EXISTS replay_keys_in (unit_code text, period date);"
