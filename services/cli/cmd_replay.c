@@ -19,7 +19,7 @@ typedef struct {
     const char *file;                      /* file mode */
     bool csv;
     int max_past_days;
-    bool dry_run, wait;
+    bool dry_run, wait, diff;
     const char *group;
     int wait_timeout_s;
     long limit;
@@ -75,8 +75,9 @@ static int parse_row(const uint8_t *p, size_t n, archived *a, char *buf13)
     return 1;
 }
 
-/* Streams the archived revisions of (unit subtree, from..to) in period,
- * unit and version order, calling fn for each.  Returns the number of rows,
+/* Streams the archived revisions of (unit subtree, from..to), calling fn
+ * for each.  In no particular order: latest-wins makes the order of
+ * revisions irrelevant, and sorting a national day costs seconds.  Returns the number of rows,
  * or -1 with errbuf filled (fn's failure stops the stream). */
 static long long archive_stream(rc_pg *pg, const replay_opts *o, archived_fn *fn, void *opaque,
                                 char *errbuf, size_t errlen)
@@ -98,8 +99,8 @@ static long long archive_stream(rc_pg *pg, const replay_opts *o, archived_fn *fn
     /* The values were checked (digits, real dates): safe in COPY's SQL. */
     snprintf(sql, sizeof sql,
              "COPY (SELECT unit_code, level, payload FROM rollcall.report_archive "
-             "WHERE period BETWEEN '%s' AND '%s' AND unit_code LIKE '%s%%' "
-             "ORDER BY period, unit_code, version, report_id) TO STDOUT (FORMAT binary)",
+             "WHERE period BETWEEN '%s' AND '%s' AND unit_code LIKE '%s%%') "
+             "TO STDOUT (FORMAT binary)",
              o->from, o->to, o->unit);
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
@@ -324,6 +325,24 @@ static int wait_for_rollup(rc_pg *pg, const cli_publisher *pub, const char *grou
     }
 }
 
+/* Number of archived revisions selected.  -1 with errbuf on failure. */
+static long long archive_count(rc_pg *pg, const replay_opts *o, char *errbuf, size_t errlen)
+{
+    const char *params[3] = {o->from, o->to, o->unit};
+    PGresult *res = rc_pg_exec_params(pg,
+                                      "SELECT count(*) FROM rollcall.report_archive "
+                                      " WHERE period BETWEEN $1::date AND $2::date "
+                                      "   AND unit_code LIKE $3 || '%'",
+                                      3, params, errbuf, errlen);
+    long long n;
+
+    if (!res)
+        return -1;
+    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
 /* ------------------------------------------------------------------- run */
 
 static int run_archive(const replay_opts *o)
@@ -340,14 +359,16 @@ static int run_archive(const replay_opts *o)
     pg = cli_connect(o->dsn, "replay");
     if (!pg)
         goto done;
-    diff = replay_diff_new(pg, err, sizeof err);
-    if (!diff)
-        goto failed;
-    selected = replay_diff_keys_from_archive(diff, o->unit, o->from, o->to, err, sizeof err);
+    if (o->dry_run || (o->wait && o->diff)) {
+        diff = replay_diff_new(pg, err, sizeof err);
+        if (!diff || replay_diff_scope_subtree(diff, o->unit, o->from, o->to, err, sizeof err) < 0)
+            goto failed;
+    }
+    selected = archive_count(pg, o, err, sizeof err);
     if (selected < 0)
         goto failed;
-    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s\n", selected,
-            o->unit[0] ? o->unit : "all units", o->from, o->to);
+    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s (%.1f s)\n", selected,
+            o->unit[0] ? o->unit : "all units", o->from, o->to, cli_now() - t0);
     if (selected == 0) {
         printf("nothing archived for %s from %s to %s\n", o->unit[0] ? o->unit : "any unit",
                o->from, o->to);
@@ -378,7 +399,7 @@ static int run_archive(const replay_opts *o)
         goto done;
     }
 
-    if (o->wait && replay_diff_snapshot(diff, err, sizeof err) < 0)
+    if (diff && replay_diff_snapshot(diff, err, sizeof err) < 0)
         goto failed;
     pub = cli_publisher_new(o->brokers, "replay", NULL, NULL, err, sizeof err);
     if (!pub)
@@ -403,10 +424,12 @@ static int run_archive(const replay_opts *o)
     }
     if (wait_for_rollup(pg, pub, o->group, o->wait_timeout_s, err, sizeof err) < 0)
         goto failed;
-    changed = replay_diff_print(diff, stdout, o->limit, err, sizeof err);
-    if (changed < 0)
-        goto failed;
     printf("applied in %.1f s\n", cli_now() - t0);
+    if (diff) {
+        changed = replay_diff_print(diff, stdout, o->limit, err, sizeof err);
+        if (changed < 0)
+            goto failed;
+    }
     rc = CLI_OK;
     goto done;
 failed:
@@ -481,7 +504,7 @@ static int run_file(const replay_opts *o)
         rc = invalid ? CLI_FAILED : CLI_OK;
         goto done;
     }
-    if (o->wait && replay_diff_snapshot(diff, err, sizeof err) < 0)
+    if (o->wait && o->diff && replay_diff_snapshot(diff, err, sizeof err) < 0)
         goto failed;
     pub = cli_publisher_new(o->brokers, "replay", NULL, NULL, err, sizeof err);
     if (!pub)
@@ -499,7 +522,7 @@ static int run_file(const replay_opts *o)
            (unsigned long long)cli_publisher_delivered(pub), o->file, cli_now() - t0, invalid);
     if (o->wait) {
         if (wait_for_rollup(pg, pub, o->group, o->wait_timeout_s, err, sizeof err) < 0 ||
-            replay_diff_print(diff, stdout, o->limit, err, sizeof err) < 0)
+            (o->diff && replay_diff_print(diff, stdout, o->limit, err, sizeof err) < 0))
             goto failed;
     }
     rc = invalid ? CLI_FAILED : CLI_OK;
@@ -535,6 +558,7 @@ int cmd_replay(int argc, char **argv)
         {"max-past-days", required_argument, NULL, 'P'},
         {"dry-run", no_argument, NULL, 'n'},
         {"no-wait", no_argument, NULL, 'W'},
+        {"no-diff", no_argument, NULL, 'N'},
         {"group", required_argument, NULL, 'g'},
         {"wait-timeout", required_argument, NULL, 'w'},
         {"limit", required_argument, NULL, 'l'},
@@ -542,7 +566,8 @@ int cmd_replay(int argc, char **argv)
         {"dsn", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
-    replay_opts o = {.group = DEFAULT_GROUP, .wait = true, .wait_timeout_s = 600, .limit = 50,
+    replay_opts o = {.group = DEFAULT_GROUP, .wait = true, .diff = true, .wait_timeout_s = 600,
+                     .limit = 50,
                      .max_past_days = 7};
     const char *format = NULL, *brokers_opt = NULL;
     bool all = false;
@@ -565,6 +590,7 @@ int cmd_replay(int argc, char **argv)
             break;
         case 'n': o.dry_run = true; break;
         case 'W': o.wait = false; break;
+        case 'N': o.diff = false; break;
         case 'g': o.group = optarg; break;
         case 'w':
             o.wait_timeout_s = (int)strtol(optarg, &end, 10);

@@ -56,6 +56,8 @@ static const cli_command commands[] = {
      "  --dry-run          send nothing: apply the reports in a transaction that is rolled\n"
      "                     back, with the rollup's own SQL, and print the resulting change\n"
      "  --no-wait          do not wait for the rollup to apply what was sent (no diff)\n"
+     "  --no-diff          wait, but skip the before/after comparison (a national replay\n"
+     "                     spends seconds on it)\n"
      "  --group G          the rollup's consumer group to wait for (default rollcall-rollup)\n"
      "  --wait-timeout S   give up waiting after S seconds (default 600)\n"
      "  --limit N          print at most N changed rows (default 50; 0 = all)\n"

@@ -40,10 +40,13 @@ typedef struct replay_diff replay_diff;
 replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen);
 void replay_diff_free(replay_diff *d);
 
-/* Adds the archive rows selected by (unit prefix, from, to) as keys.
- * Returns the number of archived revisions selected, or -1. */
-long long replay_diff_keys_from_archive(replay_diff *d, const char *unit, const char *from,
-                                        const char *to, char *errbuf, size_t errlen);
+/* Scopes the comparison to a subtree and period range: every row of the
+ * unit's subtree (a code prefix, "" for all) and of its rollup ancestors for
+ * the periods — a superset of what replaying the subtree can touch, read
+ * with one predicate instead of a key per report.  Without it the scope is
+ * the keys added with replay_diff_add_key.  Returns 0 or -1. */
+int replay_diff_scope_subtree(replay_diff *d, const char *unit, const char *from, const char *to,
+                              char *errbuf, size_t errlen);
 
 /* Adds one report's keys (its unit and rollup ancestors for its period).
  * Returns 0 or -1. */

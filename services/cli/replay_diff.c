@@ -19,6 +19,8 @@ struct replay_diff {
     bool staging;          /* COPY into replay_stage open */
     bool in_dry_tx;
     char *cols;            /* v_unit_day's compared columns, "unit_code, level, ..." */
+    char scope[512];       /* WHERE clause over v_unit_day selecting the rows a replay can touch */
+    bool subtree;          /* scope is a subtree and periods; no key table */
     char *row;             /* one staged COPY row */
     size_t rowcap;
 };
@@ -76,6 +78,8 @@ replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen)
         return NULL;
     }
     d->pg = pg;
+    snprintf(d->scope, sizeof d->scope,
+             "(unit_code, period) IN (SELECT unit_code, period FROM replay_keys)");
     if (load_columns(d, errbuf, errlen) < 0)
         goto failed;
     /* Session tables: the snapshot must survive the dry run's rollback. */
@@ -113,29 +117,29 @@ void replay_diff_free(replay_diff *d)
 
 /* ------------------------------------------------------------------ keys */
 
-long long replay_diff_keys_from_archive(replay_diff *d, const char *unit, const char *from,
-                                        const char *to, char *errbuf, size_t errlen)
+int replay_diff_scope_subtree(replay_diff *d, const char *unit, const char *from, const char *to,
+                              char *errbuf, size_t errlen)
 {
-    const char *params[3] = {from, to, unit};
-    PGresult *res = rc_pg_exec_params(
-        d->pg,
-        "WITH sel AS (SELECT unit_code, period FROM rollcall.report_archive\n"
-        "              WHERE period BETWEEN $1::date AND $2::date AND unit_code LIKE $3 || '%'),\n"
-        "     ins AS (INSERT INTO replay_keys\n"
-        "             SELECT DISTINCT left(s.unit_code, n), s.period\n"
-        "               FROM (SELECT DISTINCT unit_code, period FROM sel) s,\n"
-        "                    unnest(ARRAY[12, 9, 6, 2]) n\n"
-        "              WHERE n <= length(s.unit_code)\n"
-        "             ON CONFLICT DO NOTHING RETURNING 1)\n"
-        "SELECT (SELECT count(*) FROM sel), (SELECT count(*) FROM ins)",
-        3, params, errbuf, errlen);
-    long long n;
+    static const size_t lens[] = {2, 6, 9};
+    size_t len = 0, ulen = strlen(unit);
 
-    if (!res)
-        return -1;
-    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    return n;
+    /* The values were checked by the caller (digits, real dates); they go
+     * into the SQL text because the same clause serves several statements. */
+    for (const char *p = unit; *p; p++)
+        if (*p < '0' || *p > '9') {
+            snprintf(errbuf, errlen, "bad unit code %s", unit);
+            return -1;
+        }
+    len += (size_t)snprintf(d->scope + len, sizeof d->scope - len,
+                            "period BETWEEN '%s' AND '%s' AND (unit_code LIKE '%s%%'", from, to,
+                            unit);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        if (lens[i] < ulen)
+            len += (size_t)snprintf(d->scope + len, sizeof d->scope - len,
+                                    " OR unit_code = '%.*s'", (int)lens[i], unit);
+    snprintf(d->scope + len, sizeof d->scope - len, ")");
+    d->subtree = true;
+    return 0;
 }
 
 int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *period,
@@ -143,6 +147,9 @@ int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *perio
 {
     static const int lens[] = {12, 9, 6, 2};
     size_t ulen = strlen(unit_code);
+
+    if (d->subtree)
+        return 0;   /* the scope already covers it */
 
     if (ulen > 12 || strlen(period) != 10) {
         snprintf(errbuf, errlen, "bad key %s %s", unit_code, period);
@@ -289,16 +296,21 @@ int replay_diff_stage_end(replay_diff *d, char *errbuf, size_t errlen)
 int replay_diff_snapshot(replay_diff *d, char *errbuf, size_t errlen)
 {
     char sql[8192];
+    double t0 = cli_now();
+    int rc;
 
     if (replay_diff_stage_end(d, errbuf, errlen) < 0 || flush_keys(d, errbuf, errlen) < 0)
         return -1;
     snprintf(sql, sizeof sql,
              "TRUNCATE replay_before;"
-             "INSERT INTO replay_before SELECT %s FROM ("
-             "  SELECT v.* FROM rollcall.v_unit_day v"
-             "    JOIN replay_keys k ON k.unit_code = v.unit_code AND k.period = v.period) x",
-             d->cols);
-    return rc_pg_command(d->pg, sql, errbuf, errlen);
+             "ANALYZE replay_keys;"
+             "INSERT INTO replay_before SELECT %s FROM rollcall.v_unit_day WHERE %s;"
+             "ANALYZE replay_before",
+             d->cols, d->scope);
+    rc = rc_pg_command(d->pg, sql, errbuf, errlen);
+    if (rc == 0)
+        fprintf(stderr, "replay: state before taken (%.1f s)\n", cli_now() - t0);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ diff */
@@ -310,41 +322,40 @@ static bool is_empty_value(const char *v)
 }
 
 /* Prints one unit-period's change: columns that differ, or for a row that
- * appears or disappears, its columns that are set. */
-static void print_change(FILE *out, PGresult *res, int before, int after)
+ * appears or disappears, its columns that are set.  The result row holds
+ * the row before in columns [0, n) and the row after in [n, 2n); a side
+ * whose unit_code is NULL did not exist. */
+static void print_change(FILE *out, const PGresult *res, int row, int n)
 {
-    int any = before >= 0 ? before : after;
-    int nf = PQnfields(res);
+    bool had = !PQgetisnull(res, row, 0), has = !PQgetisnull(res, row, n);
+    int base = had ? 0 : n;
     bool first = true;
 
-    fprintf(out, "%-8s %-12s %s:", PQgetvalue(res, any, 2), PQgetvalue(res, any, 1),
-            PQgetvalue(res, any, 3));
-    if (before < 0)
+    fprintf(out, "%-8s %-12s %s:", PQgetvalue(res, row, base + 1), PQgetvalue(res, row, base),
+            PQgetvalue(res, row, base + 2));
+    if (!had)
         fprintf(out, " (none) ->");
-    for (int f = 4; f < nf; f++) {
+    for (int f = 3; f < n; f++) {
         const char *name = PQfname(res, f);
-        if (strcmp(name, "unit_code") == 0 || strcmp(name, "level") == 0 ||
-            strcmp(name, "period") == 0)
-            continue;
-        bool bnull = before < 0 || PQgetisnull(res, before, f);
-        bool anull = after < 0 || PQgetisnull(res, after, f);
-        const char *bv = bnull ? "" : PQgetvalue(res, before, f);
-        const char *av = anull ? "" : PQgetvalue(res, after, f);
+        bool bnull = !had || PQgetisnull(res, row, f);
+        bool anull = !has || PQgetisnull(res, row, n + f);
+        const char *bv = bnull ? "" : PQgetvalue(res, row, f);
+        const char *av = anull ? "" : PQgetvalue(res, row, n + f);
 
-        if (before >= 0 && after >= 0) {
+        if (had && has) {
             if (bnull == anull && strcmp(bv, av) == 0)
                 continue;
             fprintf(out, "%s %s %s -> %s", first ? "" : ",", name, bnull ? "null" : bv,
                     anull ? "null" : av);
         } else {
-            const char *v = before >= 0 ? bv : av;
-            if ((before >= 0 ? bnull : anull) || is_empty_value(v))
+            const char *v = had ? bv : av;
+            if ((had ? bnull : anull) || is_empty_value(v))
                 continue;
             fprintf(out, "%s %s %s", first ? "" : ",", name, v);
         }
         first = false;
     }
-    if (after < 0)
+    if (!has)
         fprintf(out, " -> (none)");
     fprintf(out, "\n");
 }
@@ -352,58 +363,50 @@ static void print_change(FILE *out, PGresult *res, int before, int after)
 static long long print_diff(replay_diff *d, FILE *out, long limit, char *errbuf, size_t errlen)
 {
     char *sql;
-    size_t cap = 4 * strlen(d->cols) + 2048;
+    size_t cap = 4 * strlen(d->cols) + sizeof d->scope + 2048;
     PGresult *res;
-    long long units = 0;
+    long long units;
     long per_level[6] = {0};
-    int n;
+    double t0 = cli_now();
+    int n, ncols;
 
     sql = malloc(cap);
     if (!sql) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }
-    /* EXCEPT ALL compares whole rows, NULLs equal: exactly "changed". */
+    /* Joined on the key, compared as whole rows (NULLs equal): the rows
+     * that changed, appeared or disappeared, before and after side by side.
+     * The view's first three columns are unit_code, level, period. */
     snprintf(sql, cap,
-             "WITH cur AS (SELECT %s FROM (SELECT v.* FROM rollcall.v_unit_day v"
-             "               JOIN replay_keys k ON k.unit_code = v.unit_code"
-             "                                 AND k.period = v.period) x),"
-             "     gone AS (SELECT * FROM replay_before EXCEPT ALL SELECT * FROM cur),"
-             "     came AS (SELECT * FROM cur EXCEPT ALL SELECT * FROM replay_before)"
-             "SELECT * FROM ("
-             "  SELECT 0 AS side, unit_code AS u, level AS l, period AS p, * FROM gone"
-             "  UNION ALL SELECT 1, unit_code, level, period, * FROM came) z "
-             "ORDER BY z.l = 'village', z.l = 'township', z.l = 'county', z.u, z.p, z.side",
-             d->cols);
+             "WITH cur AS (SELECT %s FROM rollcall.v_unit_day WHERE %s)"
+             "SELECT b.*, c.* FROM replay_before b"
+             "  FULL JOIN cur c ON c.unit_code = b.unit_code AND c.period = b.period"
+             " WHERE ROW(b.*) IS DISTINCT FROM ROW(c.*)"
+             " ORDER BY coalesce(b.level, c.level) = 'village',"
+             "          coalesce(b.level, c.level) = 'township',"
+             "          coalesce(b.level, c.level) = 'county',"
+             "          coalesce(b.unit_code, c.unit_code), coalesce(b.period, c.period)",
+             d->cols, d->scope);
     res = rc_pg_exec(d->pg, sql, errbuf, errlen);
     free(sql);
     if (!res)
         return -1;
-    /* Columns: side, u, l, p, then the view's: print_change reads 1..3 for
-     * the header and compares from the view's own columns on. */
+    fprintf(stderr, "replay: change computed (%.1f s)\n", cli_now() - t0);
+    ncols = PQnfields(res) / 2;
     n = PQntuples(res);
-    for (int i = 0; i < n;) {
-        int before = -1, after = -1, j = i;
-        const char *lv;
-        while (j < n && strcmp(PQgetvalue(res, j, 1), PQgetvalue(res, i, 1)) == 0 &&
-               strcmp(PQgetvalue(res, j, 3), PQgetvalue(res, i, 3)) == 0) {
-            if (PQgetvalue(res, j, 0)[0] == '0')
-                before = j;
-            else
-                after = j;
-            j++;
-        }
-        units++;
-        lv = PQgetvalue(res, i, 2);
+    for (int i = 0; i < n; i++) {
+        int base = PQgetisnull(res, i, 0) ? ncols : 0;
+        const char *lv = PQgetvalue(res, i, base + 1);
         per_level[strcmp(lv, "village") == 0    ? 1
                   : strcmp(lv, "township") == 0 ? 2
                   : strcmp(lv, "county") == 0   ? 3
                   : strcmp(lv, "province") == 0 ? 5
                                                 : 0]++;
-        if (limit == 0 || units <= limit)
-            print_change(out, res, before, after);
-        i = j;
+        if (limit == 0 || i < limit)
+            print_change(out, res, i, ncols);
     }
+    units = n;
     PQclear(res);
     if (limit > 0 && units > limit)
         fprintf(out, "... and %lld more\n", units - limit);
