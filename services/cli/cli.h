@@ -37,6 +37,8 @@ int cmd_replay(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_gaps(int argc, char **argv);
+int cmd_loadgen(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* The DSN: `opt` (from --dsn) if not NULL, else $ROLLCALL_PG_DSN, else ""
  * (libpq's own defaults and PG* variables). */

