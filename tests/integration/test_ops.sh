@@ -218,6 +218,23 @@ else
     fail "file import errors not as expected (exit $st)"; cat "$TMP/bad.err"
 fi
 
+# A revision from a file, dry run then real: with report_id and received_at
+# given, both runs apply the same revision and print the same change.
+second=$(sed -n 2p "$TMP/villages")
+rx=$(date -u +%FT%T.123456Z)
+printf '{"report_id":"%s","unit_code":"%s","level":"village","period":"%s","kind":"daily","received_at":"%s","indicators":{"confirmed":5,"masks":9}}\n' \
+    "$(cat /proc/sys/kernel/random/uuid)" "$second" "$DAY" "$rx" >"$TMP/rev.jsonl"
+"$RC" replay --file "$TMP/rev.jsonl" --dry-run --dsn "$DSN" --limit 0 >"$TMP/fdry.out" 2>"$TMP/fdry.err" \
+    || fail "file dry run: $(tail -1 "$TMP/fdry.err")"
+"$RC" replay --file "$TMP/rev.jsonl" --dsn "$DSN" --group "$GROUP" --limit 0 --wait-timeout 120 \
+    >"$TMP/freal.out" 2>"$TMP/freal.err" || fail "file import: $(tail -1 "$TMP/freal.err")"
+diff_lines "$TMP/fdry.out" >"$TMP/fdry.diff"; diff_lines "$TMP/freal.out" >"$TMP/freal.diff"
+if grep -q "^village  $second .*confirmed .* -> 5" "$TMP/fdry.diff" && cmp -s "$TMP/fdry.diff" "$TMP/freal.diff"; then
+    pass "file import: the dry run's diff is what the import did ($(tail -1 "$TMP/freal.diff"))"
+else
+    fail "file dry-run diff and import diff differ"; diff "$TMP/fdry.diff" "$TMP/freal.diff" | head -6
+fi
+
 # ------------------------------------------------------- 4. dead letters
 # The registry gains a village the running rollup does not know yet: its
 # report is dead-lettered; once the rollup knows it, the replay goes through.
