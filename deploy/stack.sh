@@ -169,6 +169,13 @@ up() {
     broker_up
     write_env
     "$BUILD/rollcall" migrate --dsn "$PG_DSN" >&2 || die "migrations failed"
+    # An empty registry gets the sample county, so that a new stack can take
+    # reports at once; `rollcall registry import` loads the real one.
+    if [ "$(psql -qAt "$PG_DSN" -c "SELECT count(*) FROM rollcall.unit")" = 0 ]; then
+        "$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv --dsn "$PG_DSN" >/dev/null \
+            || die "sample registry import failed"
+        say "empty registry: imported the sample county 130102"
+    fi
     services_up
     say "up; settings in var/stack.env"
 }

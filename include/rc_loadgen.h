@@ -33,6 +33,8 @@ typedef struct rc_loadgen_opts {
     size_t urgent_count;       /* URGENT reports from distinct villages (may be missing ones) */
     size_t invalid_count;      /* reports the pipeline must refuse */
     bool extra;                /* a province's own indicators (extra map) on DAILY reports */
+    int32_t today;             /* for RC_LG_BAD_FUTURE: the period is 3 days after the later of
+                                  `period` and `today` (days; 0 = period) */
     bool http;                 /* plan for the HTTP intake: two phases (first reports, then
                                   corrections and retries, so that the intake's clock orders
                                   them), no ties, invalid kinds the intake answers 400 to */
@@ -54,7 +56,7 @@ typedef enum {
     RC_LG_BAD_ZERO_NONZERO,   /* kind ZERO with a non-zero indicator */
     RC_LG_BAD_LEVEL,          /* level township on a village code */
     RC_LG_BAD_NO_KIND,        /* kind unspecified */
-    RC_LG_BAD_FUTURE,         /* period three days after the planned one (HTTP only) */
+    RC_LG_BAD_FUTURE,         /* period three days in the future (HTTP only) */
     RC_LG_BAD_UNKNOWN_UNIT,   /* a village code not in the registry (direct only) */
     RC_LG_BAD_UNDECODABLE     /* bytes that are not a Report (direct only) */
 } rc_lg_bad;

@@ -1195,11 +1195,10 @@ static int roll_up(rc_expect *e, int cl, int pl, uint64_t divisor)
     return 0;
 }
 
-static const rc_expect *sort_ctx;
-
-static int cmp_vorder(const void *a, const void *b)
+static int cmp_vorder(const void *a, const void *b, void *arg)
 {
-    uint64_t x = sort_ctx->v[*(const uint32_t *)a].code, y = sort_ctx->v[*(const uint32_t *)b].code;
+    const rc_expect *e = arg;
+    uint64_t x = e->v[*(const uint32_t *)a].code, y = e->v[*(const uint32_t *)b].code;
 
     return x < y ? -1 : x > y;
 }
@@ -1232,9 +1231,7 @@ int rc_expect_compute(rc_expect *e, const rc_registry *reg, char *errbuf, size_t
         goto oom;
     for (size_t i = 0; i < e->nv; i++)
         e->vorder[i] = (uint32_t)i;
-    sort_ctx = e;
-    qsort(e->vorder, e->nv, sizeof *e->vorder, cmp_vorder);
-    sort_ctx = NULL;
+    qsort_r(e->vorder, e->nv, sizeof *e->vorder, cmp_vorder, e);
     if (e->nv && !(e->vrank = malloc(e->nv * sizeof *e->vrank)))
         goto oom;
     for (size_t i = 0; i < e->nv; i++)

@@ -279,7 +279,8 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
         goto oom;
     lg->opts = *opts;
     rc_period_format(opts->period, lg->period);
-    rc_period_format(opts->period + 3, lg->future_period);
+    rc_period_format((opts->today > opts->period ? opts->today : opts->period) + 3,
+                     lg->future_period);
     lg->villages = malloc(n * sizeof *villages);
     if (!lg->villages)
         goto oom;

@@ -932,14 +932,12 @@ fail:
     c->busy = false;
 }
 
-/* Starts the next phase when the current one is finished. */
+/* Opens phase 1 (corrections, retries) once every phase-0 report has its
+ * answer, so that the intake's clock gives them the later versions. */
 static void http_next_phase(lgctx *g)
 {
-    size_t n = rc_loadgen_count(g->plan);
-
-    while (g->next == g->phase_end && g->phase_done == g->phase_end && g->phase_end < n) {
-        g->phase_end = n;   /* phase 1 runs to the end */
-    }
+    if (g->next == g->phase_end && g->phase_done == g->phase_end)
+        g->phase_end = rc_loadgen_count(g->plan);
 }
 
 static void http_pump(lgctx *g)
@@ -995,21 +993,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     http_pump(g);
 }
 
-static const rc_loadgen *order_ctx;
-static int order_scope;
-
-static int cmp_order(const void *a, const void *b)
+/* Phase, then token scope, then plan order. */
+static int cmp_order(const void *a, const void *b, void *arg)
 {
+    const lgctx *g = arg;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    const rc_lg_item *ix = rc_loadgen_item(order_ctx, x), *iy = rc_loadgen_item(order_ctx, y);
-    uint64_t d = 1, sx, sy;
+    const rc_lg_item *ix = rc_loadgen_item(g->plan, x), *iy = rc_loadgen_item(g->plan, y);
+    uint64_t sx, sy;
 
-    for (int i = scope_len[order_scope]; i < 12; i++)
-        d *= 10;
     if (ix->phase != iy->phase)
         return ix->phase < iy->phase ? -1 : 1;
-    sx = ix->unit / d;
-    sy = iy->unit / d;
+    sx = scope_of(g, ix->unit);
+    sy = scope_of(g, iy->unit);
     if (sx != sy)
         return sx < sy ? -1 : 1;
     return x < y ? -1 : x > y;
@@ -1057,9 +1052,7 @@ static int send_http(lgctx *g)
     if (g->batch > 1) {
         /* Batches carry one scope's reports; the order inside a phase does
          * not matter to the intake, whose clock sets the versions. */
-        order_ctx = g->plan;
-        order_scope = g->token_scope;
-        qsort(g->order, n, sizeof *g->order, cmp_order);
+        qsort_r(g->order, n, sizeof *g->order, cmp_order, g);
     }
     for (int i = 0; i < g->connections; i++) {
         hconn *c = &g->conns[i];
@@ -1426,6 +1419,7 @@ int cmd_loadgen(int argc, char **argv)
     if (g.batch > 1 && g.token_scope == ROLLCALL__LEVEL__LEVEL_VILLAGE)
         fprintf(stderr, "loadgen: note: with village tokens a batch carries one village's reports\n");
     g.gen.http = g.mode == MODE_HTTP;
+    g.gen.today = rc_period_of(rc_now_us());
     if (period_s) {
         if (rc_period_parse(period_s, &g.gen.period) < 0)
             return cli_usage_error("loadgen", "--period: not a date YYYY-MM-DD: %s", period_s);

@@ -33,8 +33,9 @@ mkdir -p "$WORK"
 PERIOD=$(TZ=Asia/Shanghai date -d '6 days ago' +%F)
 SEED=${E2E_SEED:-$(date +%s)}
 
-"$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv >/dev/null \
-    || fail "registry import"
+out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&1) \
+    || fail "registry import: $out"
+started=$(date -u +%FT%TZ)
 
 # A clean day for the county: every rollcall table keyed by (unit_code, period).
 psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" <<SQL || fail "could not clear $PERIOD for $UNIT"
@@ -63,9 +64,14 @@ else
 fi
 echo "e2e_small_day: county $UNIT, day $PERIOD, seed $SEED, $how"
 
-"$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" "${MODE[@]}" \
-    --ledger "$WORK/ledger.jsonl" --wait "$WAIT" --quiet \
-    || fail "loadgen: the pipeline did not take the day as expected (ledger $WORK/ledger.jsonl)"
+if ! "$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" "${MODE[@]}" \
+        --ledger "$WORK/ledger.jsonl" --wait "$WAIT" --quiet; then
+    # The most likely cause when nothing arrives: the rollup refused the
+    # county's reports (e.g. it loaded the registry before the import above).
+    psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT 'dead letters since the test began: ' || count(*) || coalesce(', e.g. ' || min(reason), '')
+                                       FROM rollcall.dead_letter WHERE received_at >= '$started'::timestamptz" 2>/dev/null
+    fail "loadgen: the pipeline did not take the day as expected (ledger $WORK/ledger.jsonl)"
+fi
 "$BUILD/rollcall" verify --ledger "$WORK/ledger.jsonl" --quiet \
     || fail "verify found differences (ledger $WORK/ledger.jsonl)"
 echo "ok: e2e_small_day"
