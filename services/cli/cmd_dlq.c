@@ -90,57 +90,114 @@ static char *original_reason(const char *reason)
     return strndup(reason, mark ? (size_t)(mark - reason) : strlen(reason));
 }
 
-static int dlq_replay(rc_pg *pg, const char *brokers, const char *id)
+/* A PostgreSQL array literal under construction: {"a","b",NULL}. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} arraybuf;
+
+static bool ab_room(arraybuf *a, size_t need)
 {
-    char err[1024];
-    rc_registry *reg = NULL;
-    cli_publisher *pub = NULL;
+    if (a->oom)
+        return false;
+    if (a->len + need + 1 <= a->cap)
+        return true;
+    size_t ncap = a->cap ? a->cap : 65536;
+    while (ncap < a->len + need + 1)
+        ncap *= 2;
+    char *n = realloc(a->p, ncap);
+    if (!n) {
+        a->oom = true;
+        return false;
+    }
+    a->p = n;
+    a->cap = ncap;
+    return true;
+}
+
+/* Appends s as a quoted element (\ and " escaped), or NULL. */
+static void ab_add(arraybuf *a, const char *s)
+{
+    if (!ab_room(a, (s ? 2 * strlen(s) : 4) + 4))
+        return;
+    char sep = a->len ? ',' : '{';
+    a->p[a->len++] = sep;
+    if (!s) {
+        memcpy(a->p + a->len, "NULL", 4);
+        a->len += 4;
+    } else {
+        a->p[a->len++] = '"';
+        for (const char *c = s; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                a->p[a->len++] = '\\';
+            a->p[a->len++] = *c;
+        }
+        a->p[a->len++] = '"';
+    }
+    a->p[a->len] = '\0';
+}
+
+/* Closes the literal; returns it, or NULL on out of memory. */
+static const char *ab_close(arraybuf *a)
+{
+    if (!ab_room(a, 2))
+        return NULL;
+    if (a->len == 0)
+        a->p[a->len++] = '{';
+    a->p[a->len++] = '}';
+    a->p[a->len] = '\0';
+    return a->p;
+}
+
+typedef struct {
+    size_t checked, replayed, invalid, undelivered;
+    long printed, limit;
+} dlq_totals;
+
+/* One batch, in its own transaction: locks up to `batch` letters after
+ * *last_id, re-validates them, sends those that pass, waits for their
+ * delivery reports and records every outcome.  Returns the number of
+ * letters handled (0: none left), or -1. */
+static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, const char *id,
+                         long long *last_id, int batch, dlq_totals *t)
+{
+    char err[1024], after[24], lim[16];
+    const char *params[3] = {id, after, lim};
     PGresult *res = NULL;
     letter *letters = NULL;
-    int n = 0, rc = CLI_FAILED;
-    size_t replayed = 0, invalid = 0, undelivered = 0;
-    const char *params[1] = {id};
+    arraybuf ids = {0}, statuses = {0}, reasons = {0};
+    long n = -1;
 
-    reg = rc_registry_new(false);
-    if (!reg || rc_registry_load_pg(reg, rc_pg_conn(pg), err, sizeof err) < 0) {
-        fprintf(stderr, "rollcall dlq replay: loading the registry: %s\n", reg ? err : "out of memory");
-        goto done;
-    }
-    pub = cli_publisher_new(brokers, "dlq replay", on_delivered, NULL, err, sizeof err);
-    if (!pub) {
-        fprintf(stderr, "rollcall dlq replay: %s\n", err);
-        goto done;
-    }
+    char when[40];
+
+    rc_time_format_rfc3339(rc_now_us() / 1000000 * 1000000, when);
+    snprintf(after, sizeof after, "%lld", *last_id);
+    snprintf(lim, sizeof lim, "%d", batch);
     if (rc_pg_begin(pg, err, sizeof err) < 0)
-        goto pg_failed;
-    /* Locked until this run has decided each letter's fate: a concurrent
+        goto failed;
+    /* Locked until this batch has decided each letter's fate: a concurrent
      * replay skips them instead of sending them a second time. */
     res = rc_pg_exec_params(pg,
-                            "SELECT id, topic, partition, \"offset\", raw, reason, status "
+                            "SELECT id, topic, partition, \"offset\", raw, reason "
                             "  FROM rollcall.dead_letter "
-                            " WHERE ($1::bigint IS NULL OR id = $1::bigint) "
+                            " WHERE ($1::bigint IS NULL OR id = $1::bigint) AND id > $2::bigint "
                             "   AND status <> 'replayed' "
-                            " ORDER BY id FOR UPDATE SKIP LOCKED",
-                            1, params, err, sizeof err);
+                            " ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED",
+                            3, params, err, sizeof err);
     if (!res)
-        goto pg_failed;
+        goto failed;
     n = PQntuples(res);
     if (n == 0) {
-        if (id)
-            printf("dead letter %s: nothing to replay (unknown, already replayed, or being "
-                   "replayed by another run)\n", id);
-        else
-            printf("no dead letters to replay\n");
         rc_pg_rollback(pg, NULL, 0);
-        rc = CLI_OK;
         goto done;
     }
     letters = calloc((size_t)n, sizeof *letters);
     if (!letters) {
-        fprintf(stderr, "rollcall dlq replay: out of memory\n");
-        goto done;
+        snprintf(err, sizeof err, "out of memory");
+        goto failed;
     }
-    for (int i = 0; i < n; i++) {
+    for (long i = 0; i < n; i++) {
         letter *l = &letters[i];
         size_t rawlen = 0;
         unsigned char *raw = NULL;
@@ -148,13 +205,13 @@ static int dlq_replay(rc_pg *pg, const char *brokers, const char *id)
         rc_errors errs = {0};
         char topic[32], key[13];
 
-        snprintf(l->id, sizeof l->id, "%s", PQgetvalue(res, i, 0));
-        snprintf(l->topic, sizeof l->topic, "%s", PQgetvalue(res, i, 1));
-        snprintf(l->where, sizeof l->where, "%s[%s]@%s", l->topic, PQgetvalue(res, i, 2),
-                 PQgetvalue(res, i, 3));
-        l->reason = original_reason(PQgetvalue(res, i, 5));
-        if (!PQgetisnull(res, i, 4))
-            raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 4), &rawlen);
+        snprintf(l->id, sizeof l->id, "%s", PQgetvalue(res, (int)i, 0));
+        snprintf(l->topic, sizeof l->topic, "%s", PQgetvalue(res, (int)i, 1));
+        snprintf(l->where, sizeof l->where, "%s[%s]@%s", l->topic, PQgetvalue(res, (int)i, 2),
+                 PQgetvalue(res, (int)i, 3));
+        l->reason = original_reason(PQgetvalue(res, (int)i, 5));
+        if (!PQgetisnull(res, (int)i, 4))
+            raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, (int)i, 4), &rawlen);
         if (!raw || rawlen == 0) {
             l->state = L_INVALID;
             snprintf(l->note, sizeof l->note, "still invalid: no message bytes kept");
@@ -184,69 +241,132 @@ static int dlq_replay(rc_pg *pg, const char *brokers, const char *id)
         rc_report_free(r);
         PQfreemem(raw);
     }
+    *last_id = strtoll(PQgetvalue(res, (int)n - 1, 0), NULL, 10);
     PQclear(res);
     res = NULL;
     cli_publisher_flush(pub, 120000);
 
-    for (int i = 0; i < n; i++) {
+    for (long i = 0; i < n; i++) {
         letter *l = &letters[i];
         const char *status;
-        char note[600];
-        const char *p[3] = {l->id, note, NULL};
+        char note[700];
 
         switch (l->state) {
         case L_DELIVERED:
             status = "replayed";
-            replayed++;
+            t->replayed++;
             snprintf(note, sizeof note, "%s", l->reason);
             break;
         case L_INVALID:
             status = NULL;   /* unchanged */
-            invalid++;
-            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s", l->reason, l->note);
+            t->invalid++;
+            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
             break;
         default:
             if (l->state == L_SENT)
                 snprintf(l->note, sizeof l->note, "not delivered: no delivery report");
             status = "failed";
-            undelivered++;
-            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s", l->reason, l->note);
+            t->undelivered++;
+            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
             break;
         }
-        p[2] = status;
+        ab_add(&ids, l->id);
+        ab_add(&statuses, status);
+        ab_add(&reasons, note);
+        if (t->limit == 0 || t->printed < t->limit) {
+            printf("dead letter %s (%s): %s\n", l->id, l->where,
+                   l->state == L_DELIVERED ? "replayed" : l->note);
+            t->printed++;
+        }
+    }
+    t->checked += (size_t)n;
+    if (!ab_close(&ids) || !ab_close(&statuses) || !ab_close(&reasons)) {
+        snprintf(err, sizeof err, "out of memory");
+        goto failed;
+    }
+    {
+        const char *up[3] = {ids.p, statuses.p, reasons.p};
         res = rc_pg_exec_params(pg,
-                                "UPDATE rollcall.dead_letter SET reason = $2, "
-                                "  status = coalesce($3, status), "
-                                "  replayed_at = CASE WHEN $3 = 'replayed' THEN now() "
-                                "                     ELSE replayed_at END "
-                                " WHERE id = $1::bigint",
-                                3, p, err, sizeof err);
+                                "UPDATE rollcall.dead_letter d SET reason = u.reason, "
+                                "  status = coalesce(u.status, d.status), "
+                                "  replayed_at = CASE WHEN u.status = 'replayed' THEN now() "
+                                "                     ELSE d.replayed_at END "
+                                "  FROM unnest($1::bigint[], $2::text[], $3::text[]) "
+                                "       AS u(id, status, reason) "
+                                " WHERE d.id = u.id",
+                                3, up, err, sizeof err);
         if (!res)
-            goto pg_failed;
+            goto failed;
         PQclear(res);
         res = NULL;
-        printf("dead letter %s (%s): %s\n", l->id, l->where,
-               l->state == L_DELIVERED ? "replayed" : l->note);
     }
     if (rc_pg_commit(pg, err, sizeof err) < 0) {
         /* The reports went out: the pipeline is idempotent, so a later
          * replay of the same letters changes nothing, but say so. */
-        fprintf(stderr, "rollcall dlq replay: %zu letters were sent but their status could not "
-                        "be recorded: %s\n", replayed, err);
+        fprintf(stderr, "rollcall dlq replay: letters were sent but their status could not be "
+                        "recorded: %s\n", err);
+        n = -1;
         goto done;
     }
-    printf("replayed %zu, still invalid %zu, not delivered %zu\n", replayed, invalid, undelivered);
-    rc = undelivered ? CLI_FAILED : CLI_OK;
     goto done;
-pg_failed:
+failed:
     fprintf(stderr, "rollcall dlq replay: %s\n", err);
+    n = -1;
 done:
     PQclear(res);
     if (rc_pg_in_transaction(pg))
         rc_pg_rollback(pg, NULL, 0);
-    for (int i = 0; letters && i < n; i++)
+    for (long i = 0; letters && i < n; i++)
         free(letters[i].reason);
     free(letters);
+    free(ids.p);
+    free(statuses.p);
+    free(reasons.p);
+    return n;
+}
+
+static int dlq_replay(rc_pg *pg, const char *brokers, const char *id, long limit)
+{
+    char err[1024];
+    rc_registry *reg = NULL;
+    cli_publisher *pub = NULL;
+    dlq_totals t = {.limit = limit};
+    long long last_id = 0;
+    double t0 = cli_now();
+    long n;
+    int rc = CLI_FAILED;
+
+    reg = rc_registry_new(false);
+    if (!reg || rc_registry_load_pg(reg, rc_pg_conn(pg), err, sizeof err) < 0) {
+        fprintf(stderr, "rollcall dlq replay: loading the registry: %s\n", reg ? err : "out of memory");
+        goto done;
+    }
+    pub = cli_publisher_new(brokers, "dlq replay", on_delivered, NULL, err, sizeof err);
+    if (!pub) {
+        fprintf(stderr, "rollcall dlq replay: %s\n", err);
+        goto done;
+    }
+    while ((n = replay_batch(pg, pub, reg, id, &last_id, 5000, &t)) > 0)
+        fprintf(stderr, "dlq replay: %zu checked, %zu replayed, %zu still invalid, "
+                        "%zu not delivered (%.1f s)\n",
+                t.checked, t.replayed, t.invalid, t.undelivered, cli_now() - t0);
+    if (n < 0)
+        goto done;
+    if (t.checked == 0) {
+        if (id)
+            printf("dead letter %s: nothing to replay (unknown, already replayed, or being "
+                   "replayed by another run)\n", id);
+        else
+            printf("no dead letters to replay\n");
+        rc = CLI_OK;
+        goto done;
+    }
+    if (limit > 0 && t.printed < (long)t.checked)
+        printf("... and %zu more\n", t.checked - (size_t)t.printed);
+    printf("replayed %zu, still invalid %zu, not delivered %zu\n", t.replayed, t.invalid,
+           t.undelivered);
+    rc = t.undelivered ? CLI_FAILED : CLI_OK;
+done:
     cli_publisher_free(pub);
     rc_registry_free(reg);
     return rc;
@@ -316,7 +436,7 @@ int cmd_dlq(int argc, char **argv)
     if (strcmp(sub, "list") == 0)
         rc = dlq_list(pg, status, limit);
     else
-        rc = dlq_replay(pg, cli_brokers(brokers_opt), id);
+        rc = dlq_replay(pg, cli_brokers(brokers_opt), id, limit);
     rc_pg_free(pg);
     return rc;
 }

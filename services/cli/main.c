@@ -74,7 +74,9 @@ static const cli_command commands[] = {
      "                     original topic and marked replayed (once: a replayed letter is never\n"
      "                     sent again); the rest keep their status with an updated reason; a\n"
      "                     letter that could not be delivered becomes failed (retried by --all)\n"
+     "                     Works in batches of 5,000, each in its own transaction.\n"
      "  --id N             one dead letter;  --all  every letter not yet replayed\n"
+     "  --limit N          list: rows shown (default 50); replay: letters printed (50)\n"
      "  --brokers B, --dsn DSN   default $ROLLCALL_KAFKA_BROKERS, $ROLLCALL_PG_DSN"},
     {"status", cmd_status,
      "status [--group G]... [--topic T [--partition P]] | status --rewind GROUP (--earliest | "

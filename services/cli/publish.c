@@ -24,6 +24,7 @@ struct cli_publisher {
     cli_position pos[MAX_POSITIONS];
     size_t npos;
     double t0, last_progress;
+    uint64_t final_sent;    /* sent when the last final line was printed */
     bool tty;
 };
 
@@ -120,6 +121,11 @@ void cli_publisher_progress(cli_publisher *pub, bool final)
 
     if (!final && now - pub->last_progress < 1.0)
         return;
+    if (final) {
+        if (pub->sent == pub->final_sent && pub->sent > 0)
+            return;     /* nothing new since the last summary */
+        pub->final_sent = pub->sent;
+    }
     pub->last_progress = now;
     fprintf(stderr, "%s%s: %llu sent, %llu delivered, %llu failed (%.1f s)%s",
             pub->tty ? "\r" : "", pub->label, (unsigned long long)pub->sent,
