@@ -37,6 +37,8 @@ int cmd_replay(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_gaps(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

@@ -104,6 +104,32 @@ static const cli_command commands[] = {
      "  --unit CODE        only that subtree;  --limit N  units listed per finding (default 20)\n"
      "  --dsn DSN          default $ROLLCALL_PG_DSN\n"
      "Exit status: 0 no gaps, 3 gaps found, 1 failure."},
+    {"token", cmd_token,
+     "token (issue UNIT... | issue --villages-under CODE | revoke UNIT | list [UNIT]) [--dsn DSN]",
+     "Unit tokens for the village intake (Authorization: Bearer TOKEN).  A token speaks for\n"
+     "its unit and every unit beneath it (a township's token may file for its villages).\n"
+     "Only the SHA-256 of a token is stored; running intakes see changes at once (NOTIFY).\n"
+     "  issue UNIT            prints a fresh token, once (several UNITs: \"UNIT TOKEN\" lines)\n"
+     "  issue --villages-under CODE\n"
+     "                        a token for every village under CODE, \"UNIT TOKEN\" lines\n"
+     "  revoke UNIT           revokes every valid token of UNIT\n"
+     "  list [UNIT]           tokens (hash prefix, issued, revoked) of UNIT and beneath\n"
+     "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"submit", cmd_submit,
+     "submit (--unit CODE [--period DATE] [--kind daily|zero|urgent] [--indicator NAME=N]...\n"
+     "        [--zone STATUS] [--report-id UUID] [--submitter NAME] [--note TEXT]\n"
+     "        [--incident-type T --severity 1-4 --description TEXT --occurred-at TIME]\n"
+     "        | --file FILE [--batch]) [--protobuf] [--token TOKEN] [--url URL] [--timeout S]",
+     "Files a report with the village intake and prints its answer (the status line on\n"
+     "stderr, the JSON body on stdout).  Exit status 0 only for a 2xx answer.\n"
+     "  --unit CODE           the village; the report is built from the flags (period:\n"
+     "                        today in Asia/Shanghai; kind: daily)\n"
+     "  --indicator NAME=N    a core indicator, or an extra one (any other snake_case name)\n"
+     "  --file FILE           a JSON report (\"-\": stdin); with --batch a JSON array, sent to\n"
+     "                        /v1/reports:batch\n"
+     "  --protobuf            send application/x-protobuf (a batch as a length-delimited stream)\n"
+     "  --token TOKEN         default $ROLLCALL_TOKEN\n"
+     "  --url URL             the intake's base URL; default $ROLLCALL_HTTP"},
     {"loadgen", cmd_loadgen,
      "loadgen (--http URL | --direct | --dry-run) [--unit CODE] [--seed N] [--period DATE]\n"
      "        [--ledger FILE] [--wait SECONDS] [--rate N] [shares...] [--dsn DSN]",
@@ -177,7 +203,7 @@ static void print_overview(FILE *out)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
                  "environment: ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
-                 "             ROLLCALL_LOG_LEVEL\n");
+                 "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
 static void print_command_help(const cli_command *c)

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Village intake throughput: wrk on loopback (2 threads, 64 keep-alive
+# connections), every request authenticated with the token of the unit it
+# reports for, cycling over every village of the sample county (174; tokens
+# issued fresh), acks=all against the development broker.
+#   1. single reports: POST /v1/reports, one JSON report each;
+#   2. batches: POST /v1/reports:batch, BATCH reports each (a township's
+#      token for its villages).
+# Prints POSTs/s, batch reports/s, and the share that was not 2xx (must be 0).
+# Runs its own rollcall-village on a scratch database (the stack's intake and
+# database are not touched).  Environment: DURATION (s, default 10), BATCH
+# (default 100), PROFILE=1 records `perf` for the single-report run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+DURATION=${DURATION:-10}
+BATCH=${BATCH:-100}
+BASE=${ROLLCALL_PORT_BASE:-55400}
+PORT=$((BASE + 90))
+WORK=$(mktemp -d /tmp/rollcall-bench-village.XXXXXX)
+PID=
+
+command -v wrk >/dev/null || { echo "bench/village.sh: wrk is not installed (apt-get install wrk)"; exit 1; }
+[ -f var/stack.env ] || BUILD=$BUILD deploy/stack.sh up >/dev/null
+set -a; . var/stack.env; set +a
+
+DB=rollcall_bench_village
+DSN="$ROLLCALL_PG_DSN dbname=$DB"
+cleanup() {
+    [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    psql -q "$ROLLCALL_PG_DSN" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+psql -q "$ROLLCALL_PG_DSN" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+"$BUILD/rollcall" migrate --dsn "$DSN" >/dev/null
+"$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv --dsn "$DSN" >/dev/null 2>&1
+"$BUILD/rollcall" token issue --villages-under 130102 --dsn "$DSN" >"$WORK/village.tokens" 2>/dev/null
+towns=$(psql -qAt "$DSN" -c "SELECT code FROM rollcall.unit WHERE level = 2 ORDER BY code")
+# shellcheck disable=SC2086
+"$BUILD/rollcall" token issue $towns --dsn "$DSN" >"$WORK/town.tokens" 2>/dev/null
+PERIOD=$(TZ=Asia/Shanghai date +%F)
+
+# Lua tables of {unit, token} for wrk.
+{
+    echo "villages = {"
+    while read -r unit tok; do echo "  {\"$unit\", \"$tok\"},"; done <"$WORK/village.tokens"
+    echo "}"
+    echo "towns = {"
+    while read -r unit tok; do
+        kids=$(grep "^$unit" "$WORK/village.tokens" | awk '{printf "\"%s\",", $1}')
+        echo "  {\"$unit\", \"$tok\", {$kids}},"
+    done <"$WORK/town.tokens"
+    echo "}"
+} >"$WORK/units.lua"
+
+cat >"$WORK/single.lua" <<LUA
+dofile("$WORK/units.lua")
+local n = 0
+local reqs = {}
+function setup(thread) end
+function init(args)
+  -- One request per village, built once; each sends a new report (the
+  -- service assigns report_id and version).
+  for i, v in ipairs(villages) do
+    local body = '{"unit_code":"' .. v[1] .. '","period":"$PERIOD","kind":"daily",' ..
+      '"submitter":"bench","zone_status":"normal","indicators":{"households_visited":' .. (i % 97) ..
+      ',"persons_screened":' .. (i * 3) .. ',"temperature_checks":' .. (i * 2) ..
+      ',"staff_on_duty":4,"volunteers":7,"masks":1200}}'
+    reqs[i] = wrk.format("POST", "/v1/reports",
+      {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. v[2]}, body)
+  end
+  n = math.random(#reqs)
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+function done(summary, latency, requests)
+  io.write(string.format("non2xx_check %d\n", summary.errors.status))
+end
+LUA
+
+cat >"$WORK/batch.lua" <<LUA
+dofile("$WORK/units.lua")
+local n = 0
+local reqs = {}
+function init(args)
+  for i, t in ipairs(towns) do
+    local items = {}
+    for k = 1, $BATCH do
+      local v = t[3][(k - 1) % #t[3] + 1]
+      items[k] = '{"unit_code":"' .. v .. '","period":"$PERIOD","kind":"daily","submitter":"bench",' ..
+        '"indicators":{"households_visited":' .. k .. ',"persons_screened":' .. (k * 3) ..
+        ',"staff_on_duty":4,"volunteers":7}}'
+    end
+    reqs[i] = wrk.format("POST", "/v1/reports:batch",
+      {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. t[2]},
+      "[" .. table.concat(items, ",") .. "]")
+  end
+  n = math.random(#reqs)
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+function done(summary, latency, requests)
+  io.write(string.format("non2xx_check %d\n", summary.errors.status))
+end
+LUA
+
+# The same batches as length-delimited protobuf streams (what an offline app
+# syncing would send): each village's report encoded once by protoc.
+varint() {  # the protobuf varint of $1, as bytes
+    local n=$1 out=
+    while [ "$n" -ge 128 ]; do out+=$(printf '\\x%02x' $(( (n & 127) | 128 ))); n=$((n >> 7)); done
+    out+=$(printf '\\x%02x' "$n")
+    printf '%b' "$out"
+}
+mkdir -p "$WORK/pb"
+while read -r unit _; do
+    printf 'unit_code: "%s"\nlevel: LEVEL_VILLAGE\nperiod: "%s"\nkind: KIND_DAILY\nsubmitter: "bench"\nindicators { households_visited: 12 persons_screened: 40 staff_on_duty: 4 volunteers: 7 }\n' \
+        "$unit" "$PERIOD" | protoc --encode=rollcall.Report proto/rollcall.proto >"$WORK/pb/$unit.bin"
+    { varint "$(stat -c %s "$WORK/pb/$unit.bin")"; cat "$WORK/pb/$unit.bin"; } >"$WORK/pb/$unit.del"
+done <"$WORK/village.tokens"
+while read -r town _; do
+    kids=($(grep "^$town" "$WORK/village.tokens" | awk '{print $1}'))
+    files=()
+    for k in $(seq 0 $((BATCH - 1))); do files+=("$WORK/pb/${kids[$((k % ${#kids[@]}))]}.del"); done
+    cat "${files[@]}" >"$WORK/pb/town-$town.stream"
+done <"$WORK/town.tokens"
+
+cat >"$WORK/batchpb.lua" <<LUA
+dofile("$WORK/units.lua")
+local n = 0
+local reqs = {}
+function init(args)
+  for i, t in ipairs(towns) do
+    local f = assert(io.open("$WORK/pb/town-" .. t[1] .. ".stream", "rb"))
+    local body = f:read("*a")
+    f:close()
+    reqs[i] = wrk.format("POST", "/v1/reports:batch",
+      {["Content-Type"] = "application/x-protobuf", ["Authorization"] = "Bearer " .. t[2]}, body)
+  end
+  n = math.random(#reqs)
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+function done(summary, latency, requests)
+  io.write(string.format("non2xx_check %d\n", summary.errors.status))
+end
+LUA
+
+"$BUILD/rollcall-village" --http_port="$PORT" --pg_dsn="$DSN" --kafka_brokers="$ROLLCALL_KAFKA_BROKERS" \
+    --log_level=warn >"$WORK/village.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$WORK/village.log"; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+# Runs wrk; sets rps, p50, p99, bad (non-2xx), us (intake CPU µs per request).
+run_wrk() {  # script seconds
+    local t0 t1 out reqs
+    t0=$(cpu_ticks)
+    out=$(wrk -t2 -c64 -d"$2"s --latency -s "$WORK/$1" "http://127.0.0.1:$PORT" 2>&1)
+    t1=$(cpu_ticks)
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+    bad=$(awk '/^non2xx_check/ {print $2}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    us=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / r}')
+}
+
+echo "village intake: $(wc -l <"$WORK/village.tokens") villages, wrk -t2 -c64, ${DURATION}s each, acks=all, lz4, auth on"
+echo "(load generator, intake, librdkafka and the development broker share the machine's $(nproc) cores)"
+run_wrk single.lua 2                     # warm-up: connections, metadata
+if [ "${PROFILE:-0}" = 1 ]; then
+    perf record -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    PERF=$!
+fi
+run_wrk single.lua "$DURATION"
+if [ "${PROFILE:-0}" = 1 ]; then
+    wait "$PERF"
+    { echo "# by library"
+      perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -20
+      echo "# by function"
+      perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
+          | grep -E '^ +[0-9.]+%' | head -40
+    } >"${PROFILE_OUT:-/tmp/village.perf.txt}"
+    echo "profile of the single-report run: ${PROFILE_OUT:-/tmp/village.perf.txt}"
+fi
+printf 'single reports:        %8.0f POSTs/s    p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (target 40000)\n' \
+    "$rps" "$p50" "$p99" "$bad" "$us"
+run_wrk batch.lua "$DURATION"
+printf 'batch reports (JSON):  %8.0f reports/s  p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (%s per POST, target 200000)\n' \
+    "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN {print r * b}')" "$p50" "$p99" "$bad" \
+    "$(awk -v u="$us" -v b="$BATCH" 'BEGIN {printf "%.1f", u / b}')" "$BATCH"
+run_wrk batchpb.lua "$DURATION"
+printf 'batch reports (proto): %8.0f reports/s  p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (%s per POST, target 200000)\n' \
+    "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN {print r * b}')" "$p50" "$p99" "$bad" \
+    "$(awk -v u="$us" -v b="$BATCH" 'BEGIN {printf "%.1f", u / b}')" "$BATCH"
+
+accepted=$(curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^rollcall_village_reports_total\{status="202"\}/ {print $2}')
+echo "accepted by the intake (acknowledged by Kafka, 202): ${accepted:-0} reports; RSS $(awk '/VmRSS/ {print $2 / 1024 " MB"}' "/proc/$PID/status")"
+grep -E 'level=(warn|error)' "$WORK/village.log" | head -5 || true

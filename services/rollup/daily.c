@@ -1,0 +1,488 @@
+/* The daily pipeline: a consumer thread streams decoded reports into the
+ * filling slot's staging table, a flusher thread commits closed slots in
+ * order.  With two slots the next batch is decoded and copied while the
+ * previous one is being committed, and batches grow by themselves when
+ * there is a backlog (a slot closes when the flush interval has passed AND
+ * the flusher is free, or when it is full), which keeps the number of
+ * aggregate revisions per unit small exactly when the load is high. */
+#include "rollup.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int topic_index(const char *name)
+{
+    for (int i = 0; i < ROLLUP_NTOPICS; i++)
+        if (strcmp(name, rollup_topics[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Drops a slot's batch: the COPY (if open) is aborted and the stage emptied. */
+static void discard(slot *s)
+{
+    char err[256];
+    if (s->copying) {
+        rc_pg_copy_abort(s->pg, "rollup: batch discarded");
+        s->copying = false;
+    }
+    if (rc_pg_in_transaction(s->pg))
+        rc_pg_rollback(s->pg, NULL, 0);
+    if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", err, sizeof err) < 0)
+        s->session_ready = false;   /* rebuilt (or the error seen again) before the next use */
+    slot_reset(s);
+}
+
+static size_t items(const slot *s)
+{
+    return s->rows + s->ndlq;
+}
+
+/* ---------------------------------------------------------------- flusher */
+
+/* A single report the database refuses (a constraint the validation did
+ * not foresee): it goes to the dead letters with PostgreSQL's reason and the
+ * offsets move past it.  Returns 0 when that worked. */
+static int dead_letter_stage(pipeline *pl, slot *s, const char *reason)
+{
+    rollup *ru = pl->ru;
+    char err[512], r[600];
+    int64_t lo = -1, hi = -1;
+    PGresult *res;
+
+    snprintf(r, sizeof r, "rejected by PostgreSQL: %.500s", reason);
+    const char *values[] = {r};
+    if (rc_pg_begin(s->pg, err, sizeof err) < 0)
+        goto failed;
+    res = rc_pg_exec_params(
+        s->pg,
+        "WITH d AS (INSERT INTO rollcall.dead_letter (topic, partition, \"offset\", raw, reason) "
+        "SELECT source_topic, source_partition, source_offset, payload, $1 FROM rollup_stage "
+        "ON CONFLICT (topic, partition, \"offset\") DO NOTHING "
+        "RETURNING topic, partition, \"offset\", raw, reason) "
+        "INSERT INTO rollcall.outbox (topic, key, payload, headers) "
+        "SELECT 'reports.dlq', NULL, raw, jsonb_build_object('topic', topic, 'partition', "
+        "partition::text, 'offset', \"offset\"::text, 'reason', reason) FROM d RETURNING id",
+        1, values, err, sizeof err);
+    if (!res)
+        goto failed;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (lo < 0 || id < lo)
+            lo = id;
+        if (id > hi)
+            hi = id;
+    }
+    PQclear(res);
+    res = rc_pg_exec_params(
+        s->pg,
+        "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, next_offset, "
+        "updated_at) SELECT $1, source_topic, source_partition, source_offset + 1, now() "
+        "FROM rollup_stage ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+        "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
+        1, (const char *const[]){ru->cfg.group}, err, sizeof err);
+    if (!res)
+        goto failed;
+    PQclear(res);
+    if (rc_pg_commit(s->pg, err, sizeof err) < 0)
+        goto failed;
+    rc_counter_inc(ru->m.dead_letters);
+    rc_warn("dead letter (refused by PostgreSQL) reason=\"%s\"", reason);
+    if (lo >= 0)
+        outbox_publish(ru, s->pg, lo, hi, err, sizeof err);
+    return 0;
+failed:
+    if (rc_pg_in_transaction(s->pg))
+        rc_pg_rollback(s->pg, NULL, 0);
+    rc_error("could not dead-letter the refused report: %s", err);
+    return -1;
+}
+
+static void flush_one(pipeline *pl, slot *s)
+{
+    rollup *ru = pl->ru;
+    char err[1024];
+    int rc = -1;
+
+    for (int attempt = 0; attempt < 5; attempt++) {
+        rc = flush_slot(ru, s, ru->cfg.group, err, sizeof err);
+        if (rc == 0)
+            break;
+        rc_warn("batch failed slot=%d rows=%zu attempt=%d: %s", s->id, s->rows, attempt + 1, err);
+        /* A new connection has lost the staged rows: only a re-read helps. */
+        if (rc < 0 || rc_pg_was_disconnected(s->pg)) {
+            s->session_ready = false;
+            break;
+        }
+        struct timespec ts = {0, 100 * 1000000L * (attempt + 1)};
+        nanosleep(&ts, NULL);
+    }
+    if (rc != 0 && items(s) == 1 && s->rows == 1 && rc_now_us() < pl->careful_until &&
+        s->session_ready && dead_letter_stage(pl, s, err) == 0)
+        rc = 0;
+
+    pthread_mutex_lock(&pl->mu);
+    if (rc == 0) {
+        pl->consecutive_failures = 0;
+    } else {
+        pl->consecutive_failures++;
+        pl->rewind = true;
+        /* Later batches were read past the failed one: drop them too. */
+        for (int i = 0; i < pl->nqueue; i++) {
+            slot *q = &pl->slots[pl->queue[i]];
+            discard(q);
+            pl->free_mask |= 1 << (q->id % ROLLUP_NSLOTS);
+        }
+        pl->nqueue = 0;
+    }
+    pthread_mutex_unlock(&pl->mu);
+
+    if (rc == 0 && s->rows &&
+        rc_pg_command(s->pg, "TRUNCATE rollup_stage", err, sizeof err) < 0) {
+        rc_warn("emptying the stage failed: %s", err);
+        s->session_ready = false;
+    }
+    if (rc != 0)
+        discard(s);
+    slot_reset(s);
+}
+
+static void *flusher_main(void *arg)
+{
+    pipeline *pl = arg;
+    rollup *ru = pl->ru;
+    char err[512];
+
+    pthread_mutex_lock(&pl->mu);
+    for (;;) {
+        while (pl->nqueue == 0 && !pl->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&pl->cv, &pl->mu, &ts) != 0 && pl->nqueue == 0) {
+                /* Idle: delete what was delivered, re-send what failed.  Use a
+                 * free slot's connection (the consumer only touches the
+                 * filling one). */
+                int idle = -1;
+                for (int i = 0; i < ROLLUP_NSLOTS; i++)
+                    if (pl->free_mask & (1 << i))
+                        idle = i;
+                if (idle >= 0) {
+                    pl->free_mask &= ~(1 << idle);
+                    pthread_mutex_unlock(&pl->mu);
+                    if (flush_housekeeping(ru, pl->slots[idle].pg, err, sizeof err) < 0)
+                        rc_warn("outbox housekeeping failed: %s", err);
+                    pthread_mutex_lock(&pl->mu);
+                    pl->free_mask |= 1 << idle;
+                    pthread_cond_broadcast(&pl->cv);
+                } else {
+                    pthread_mutex_unlock(&pl->mu);
+                    rc_producer_poll(ru->producer, 0);
+                    pthread_mutex_lock(&pl->mu);
+                }
+            }
+        }
+        if (pl->nqueue == 0 && pl->stopping)
+            break;
+        int idx = pl->queue[0];
+        memmove(pl->queue, pl->queue + 1, (size_t)(pl->nqueue - 1) * sizeof *pl->queue);
+        pl->nqueue--;
+        pl->flushing = true;
+        pthread_mutex_unlock(&pl->mu);
+
+        flush_one(pl, &pl->slots[idx]);
+
+        pthread_mutex_lock(&pl->mu);
+        pl->free_mask |= 1 << idx;
+        pl->flushing = false;
+        pthread_cond_broadcast(&pl->cv);
+    }
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- consumer */
+
+/* Waits for a free slot and makes its session ready.  -1 when stopping. */
+static int acquire(pipeline *pl)
+{
+    char err[512];
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        while (!pl->free_mask && !atomic_load(&pl->ru->stop))
+            pthread_cond_wait(&pl->cv, &pl->mu);
+        if (!pl->free_mask) {
+            pthread_mutex_unlock(&pl->mu);
+            return -1;
+        }
+        int idx = __builtin_ctz((unsigned)pl->free_mask);
+        pl->free_mask &= ~(1 << idx);
+        pthread_mutex_unlock(&pl->mu);
+        if (slot_session(pl->ru, &pl->slots[idx], err, sizeof err) == 0)
+            return idx;
+        rc_warn("batch session not ready slot=%d: %s", idx, err);
+        rollup_set_health(pl->ru, "postgresql", err);
+        pthread_mutex_lock(&pl->mu);
+        pl->free_mask |= 1 << idx;
+        pthread_mutex_unlock(&pl->mu);
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        if (atomic_load(&pl->ru->stop))
+            return -1;
+    }
+}
+
+static void update_lag(pipeline *pl, const slot *s)
+{
+    rd_kafka_t *rk = rc_consumer_handle(pl->consumer);
+    long long lag = 0;
+    for (size_t i = 0; i < s->noffs; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(rk, rollup_topics[s->offs[i].topic],
+                                           s->offs[i].partition, &lo, &hi) == 0 &&
+            hi > s->offs[i].next)
+            lag += hi - s->offs[i].next;
+    }
+    atomic_store(&pl->ru->lag, lag);
+    rc_gauge_set(pl->ru->m.lag, (double)lag);
+}
+
+/* Hands the filling slot to the flusher.  Returns 0, or -1 when its COPY
+ * failed (the batch is discarded and the consumer rewinds). */
+static int close_slot(pipeline *pl, int idx)
+{
+    char err[512];
+    slot *s = &pl->slots[idx];
+
+    if (slot_close(pl->ru, s, err, sizeof err) < 0) {
+        rc_warn("batch could not be staged slot=%d: %s", idx, err);
+        discard(s);
+        pthread_mutex_lock(&pl->mu);
+        pl->free_mask |= 1 << idx;
+        pl->rewind = true;
+        pthread_mutex_unlock(&pl->mu);
+        return -1;
+    }
+    update_lag(pl, s);
+    pthread_mutex_lock(&pl->mu);
+    pl->queue[pl->nqueue++] = idx;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    return 0;
+}
+
+/* Waits until every closed slot has been flushed. */
+static void wait_flushed(pipeline *pl)
+{
+    pthread_mutex_lock(&pl->mu);
+    while (pl->nqueue > 0 || pl->flushing)
+        pthread_cond_wait(&pl->cv, &pl->mu);
+    pthread_mutex_unlock(&pl->mu);
+}
+
+/* Commits everything consumed so far (rebalance, stop). */
+static void drain(pipeline *pl)
+{
+    if (pl->cur_slot >= 0 && items(&pl->slots[pl->cur_slot])) {
+        if (close_slot(pl, pl->cur_slot) == 0)
+            pl->cur_slot = -1;
+    }
+    wait_flushed(pl);
+}
+
+static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
+{
+    pipeline *pl = opaque;
+    return rollup_load_offsets(pl->control, pl->ru->cfg.group, parts);
+}
+
+static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts)
+{
+    pipeline *pl = opaque;
+    rc_info("partitions revoked count=%d: committing what was consumed", parts->cnt);
+    drain(pl);
+}
+
+/* After a failed batch: drop what was read since the last commit and read
+ * it again from the offsets stored in PostgreSQL. */
+static void rewind_consumer(pipeline *pl)
+{
+    rd_kafka_t *rk = rc_consumer_handle(pl->consumer);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (pl->cur_slot >= 0)
+        discard(&pl->slots[pl->cur_slot]);
+    wait_flushed(pl);
+    pthread_mutex_lock(&pl->mu);
+    pl->rewind = false;
+    int failures = pl->consecutive_failures;
+    pthread_mutex_unlock(&pl->mu);
+    if (failures >= 2) {
+        /* The same batch keeps failing: one report per batch for a while,
+         * so the one PostgreSQL refuses is isolated and dead-lettered. */
+        pl->careful_until = rc_now_us() + 30LL * 1000000;
+        rc_warn("batches keep failing: one report per batch for 30 s");
+    }
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return;
+    if (parts->cnt > 0) {
+        if (rollup_load_offsets(pl->control, pl->ru->cfg.group, parts) < 0) {
+            rc_error("rewind: offsets unreadable; stopping");
+            atomic_store(&pl->ru->failed, true);
+            atomic_store(&pl->ru->stop, true);
+        } else {
+            rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, parts, 10000);
+            if (e) {
+                rc_error("rewind: seek failed: %s; stopping", rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+                atomic_store(&pl->ru->failed, true);
+                atomic_store(&pl->ru->stop, true);
+            } else {
+                rc_info("rewound partitions=%d to the offsets stored in PostgreSQL", parts->cnt);
+            }
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void *consumer_main(void *arg)
+{
+    pipeline *pl = arg;
+    rollup *ru = pl->ru;
+    const double interval = ru->cfg.flush_interval_ms / 1000.0;
+
+    pl->cur_slot = acquire(pl);
+    while (!atomic_load(&ru->stop) && pl->cur_slot >= 0) {
+        if (pl->rewind)
+            rewind_consumer(pl);
+        if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0)
+            break;
+        slot *s = &pl->slots[pl->cur_slot];
+        rd_kafka_message_t *msg = rc_consumer_poll(pl->consumer, items(s) ? 5 : 100);
+        if (msg) {
+            if (msg->err) {
+                if (rc_consumer_fatal(msg)) {
+                    rc_error("consumer failed: %s (topic=%s partition=%" PRId32 ")",
+                             rd_kafka_message_errstr(msg),
+                             msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-", msg->partition);
+                    atomic_store(&ru->failed, true);
+                    atomic_store(&ru->stop, true);
+                } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    rc_warn("consumer: %s", rd_kafka_message_errstr(msg));
+                }
+            } else {
+                int t = topic_index(rd_kafka_topic_name(msg->rkt));
+                double t0 = mono();
+                /* A rebalance inside the poll may have handed the slot over. */
+                if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0) {
+                    rd_kafka_message_destroy(msg);
+                    break;
+                }
+                s = &pl->slots[pl->cur_slot];
+                rc_counter_inc(ru->m.messages);
+                if (t < 0 || slot_add(ru, s, msg, t) < 0) {
+                    discard(s);
+                    pthread_mutex_lock(&pl->mu);
+                    pl->rewind = true;
+                    pthread_mutex_unlock(&pl->mu);
+                }
+                s->decode_s += mono() - t0;
+            }
+            rd_kafka_message_destroy(msg);
+        } else if (rc_consumer_failed(pl->consumer)) {
+            rc_error("partition assignment failed; stopping");
+            atomic_store(&ru->failed, true);
+            atomic_store(&ru->stop, true);
+        }
+        if (pl->cur_slot < 0 || !items(s))
+            continue;
+        size_t max = rc_now_us() < pl->careful_until ? 1 : (size_t)ru->cfg.max_batch;
+        bool full = items(s) >= max;
+        bool due = (double)(rc_now_us() - s->opened_us) / 1e6 >= interval;
+        pthread_mutex_lock(&pl->mu);
+        bool flusher_free = pl->nqueue == 0 && !pl->flushing;
+        pthread_mutex_unlock(&pl->mu);
+        if (full || (due && flusher_free)) {
+            int idx = pl->cur_slot;
+            pl->cur_slot = -1;
+            if (close_slot(pl, idx) == 0)
+                pl->cur_slot = acquire(pl);
+        }
+    }
+    drain(pl);
+    return NULL;
+}
+
+int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen)
+{
+    static const char *const props[] = {
+        /* keep the prefetch (RSS) bounded; batches are streamed anyway */
+        "queued.max.messages.kbytes=4096",
+        "fetch.max.bytes=4194304",
+        "max.partition.fetch.bytes=1048576",
+    };
+    memset(pl, 0, sizeof *pl);
+    pl->ru = ru;
+    pl->lane = lane;
+    pl->cur_slot = -1;
+    pthread_mutex_init(&pl->mu, NULL);
+    pthread_cond_init(&pl->cv, NULL);
+    for (int i = 0; i < ROLLUP_NSLOTS; i++) {
+        if (slot_open(ru, &pl->slots[i], errbuf, errlen) < 0)
+            return -1;
+        pl->slots[i].id = lane * ROLLUP_NSLOTS + i;
+        pl->free_mask |= 1 << i;
+    }
+    pl->control = rollup_pg_connect(ru, "rollcall-rollup-control", errbuf, errlen);
+    if (!pl->control)
+        return -1;
+    rc_consumer_hooks hooks = {on_assign, on_revoke, pl};
+    const char *all[64];
+    size_t nall = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    pl->consumer = rc_consumer_new(ru->cfg.kafka_brokers, ru->cfg.group, rollup_topics,
+                                   ROLLUP_NTOPICS, all, nall, &hooks, errbuf, errlen);
+    if (!pl->consumer)
+        return -1;
+    if (pthread_create(&pl->flusher_thread, NULL, flusher_main, pl) != 0 ||
+        pthread_create(&pl->consumer_thread, NULL, consumer_main, pl) != 0) {
+        snprintf(errbuf, errlen, "cannot start the pipeline threads");
+        return -1;
+    }
+    return 0;
+}
+
+void pipeline_stop(pipeline *pl)
+{
+    pthread_mutex_lock(&pl->mu);
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    pthread_join(pl->consumer_thread, NULL);
+    /* Leaving the group runs on_revoke, which flushes what is left. */
+    rc_consumer_free(pl->consumer);
+    pthread_mutex_lock(&pl->mu);
+    pl->stopping = true;
+    pthread_cond_broadcast(&pl->cv);
+    pthread_mutex_unlock(&pl->mu);
+    pthread_join(pl->flusher_thread, NULL);
+    for (int i = 0; i < ROLLUP_NSLOTS; i++)
+        slot_free(&pl->slots[i]);
+    rc_pg_free(pl->control);
+    pthread_mutex_destroy(&pl->mu);
+    pthread_cond_destroy(&pl->cv);
+}

@@ -1,0 +1,369 @@
+/* The flush: one staged batch becomes one PostgreSQL transaction — archive,
+ * latest-wins upsert (township aggregates follow by trigger), county and
+ * province refresh, dead letters, consumed offsets, outbox — and after
+ * COMMIT the outbox is published.  Every step is set-based; nothing on this
+ * path costs a round trip per report. */
+#include "rollup.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct textbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} textbuf;
+
+static void tb_add(textbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void tb_str(textbuf *b, const char *s) { tb_add(b, s, strlen(s)); }
+
+/* Array literals ("{a,b}") of codes, periods and village counts. */
+typedef struct parent_arrays {
+    textbuf codes, days, villages;
+    size_t n;
+    const rollup *ru;
+    int level;                  /* 2, 3 or 5 */
+    const keyset *skip;         /* keys already added */
+} parent_arrays;
+
+static void pa_open(parent_arrays *a, const rollup *ru, int level)
+{
+    memset(a, 0, sizeof *a);
+    a->ru = ru;
+    a->level = level;
+    tb_str(&a->codes, "{");
+    tb_str(&a->days, "{");
+    tb_str(&a->villages, "{");
+}
+
+static void pa_close(parent_arrays *a)
+{
+    tb_str(&a->codes, "}");
+    tb_str(&a->days, "}");
+    tb_str(&a->villages, "}");
+}
+
+static void pa_free(parent_arrays *a)
+{
+    free(a->codes.p);
+    free(a->days.p);
+    free(a->villages.p);
+}
+
+static void pa_add_key(uint64_t k, void *opaque)
+{
+    parent_arrays *a = opaque;
+    char code[24], day[16], vil[16];
+    int digits = a->level == 2 ? 9 : a->level == 3 ? 6 : 2;
+
+    if (a->skip && keyset_has(a->skip, k))
+        return;
+    snprintf(code, sizeof code, "%s%0*" PRIu64, a->n ? "," : "", digits, rollup_key_code(k));
+    day[0] = a->n ? ',' : '\0';
+    rc_period_format(rollup_key_day(k), day + (a->n ? 1 : 0));
+    snprintf(vil, sizeof vil, "%s%d", a->n ? "," : "",
+             a->level == 2 ? 0 : rollup_villages_beneath(a->ru, a->level, rollup_key_code(k)));
+    tb_str(&a->codes, code);
+    tb_str(&a->days, day);
+    tb_str(&a->villages, vil);
+    a->n++;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long exec_count(rc_pg *pg, const char *sql, int n, const char *const *params, char *errbuf,
+                       size_t errlen)
+{
+    PGresult *res = n ? rc_pg_exec_params(pg, sql, n, params, errbuf, errlen)
+                      : rc_pg_exec(pg, sql, errbuf, errlen);
+    if (!res)
+        return -1;
+    long count = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1
+                     ? atol(PQgetvalue(res, 0, 0))
+                     : atol(PQcmdTuples(res));
+    PQclear(res);
+    return count;
+}
+
+/* Refreshes the live aggregates (and filing completeness) of one parent
+ * level.  Returns the number of aggregates written, or -1. */
+static long refresh_level(rollup *ru, rc_pg *pg, int level, const keyset *live,
+                          const keyset *filing, char *errbuf, size_t errlen)
+{
+    parent_arrays all, fil;
+    long n = -1;
+    char lvl[8];
+
+    if (!live->n && !filing->n)
+        return 0;
+    pa_open(&all, ru, level);
+    keyset_each(live, pa_add_key, &all);
+    all.skip = live;
+    keyset_each(filing, pa_add_key, &all);
+    pa_close(&all);
+    pa_open(&fil, ru, level);
+    keyset_each(filing, pa_add_key, &fil);
+    pa_close(&fil);
+    if (all.codes.oom || all.days.oom || all.villages.oom || fil.codes.oom || fil.days.oom) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto done;
+    }
+    snprintf(lvl, sizeof lvl, "%d", level);
+    const char *params[] = {lvl, all.codes.p, all.days.p, all.villages.p, fil.codes.p, fil.days.p};
+    n = exec_count(pg, "SELECT rollcall.refresh_level($1::smallint, $2::text[], $3::date[], "
+                       "$4::int[], $5::text[], $6::date[])",
+                   6, params, errbuf, errlen);
+done:
+    pa_free(&all);
+    pa_free(&fil);
+    return n;
+}
+
+static int store_offsets(rc_pg *pg, const char *group, const slot *s, char *errbuf, size_t errlen)
+{
+    textbuf topics = {0}, parts = {0}, offs = {0};
+    char num[32];
+    int rc = -1;
+
+    if (!s->noffs)
+        return 0;
+    tb_str(&topics, "{");
+    tb_str(&parts, "{");
+    tb_str(&offs, "{");
+    for (size_t i = 0; i < s->noffs; i++) {
+        if (i) {
+            tb_str(&topics, ",");
+            tb_str(&parts, ",");
+            tb_str(&offs, ",");
+        }
+        tb_str(&topics, rollup_topics[s->offs[i].topic]);
+        snprintf(num, sizeof num, "%" PRId32, s->offs[i].partition);
+        tb_str(&parts, num);
+        snprintf(num, sizeof num, "%" PRId64, s->offs[i].next);
+        tb_str(&offs, num);
+    }
+    tb_str(&topics, "}");
+    tb_str(&parts, "}");
+    tb_str(&offs, "}");
+    if (topics.oom || parts.oom || offs.oom) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto done;
+    }
+    const char *params[] = {group, topics.p, parts.p, offs.p};
+    /* greatest(): an instance that lost a partition in a rebalance and
+     * commits late never moves the offset back. */
+    if (exec_count(pg,
+                   "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, "
+                   "next_offset, updated_at) "
+                   "SELECT $1, t, p, n, now() FROM unnest($2::text[], $3::int[], $4::bigint[]) "
+                   "AS x(t, p, n) "
+                   "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+                   "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
+                   4, params, errbuf, errlen) < 0)
+        goto done;
+    rc = 0;
+done:
+    free(topics.p);
+    free(parts.p);
+    free(offs.p);
+    return rc;
+}
+
+/* rollcall.dead_letter and the outbox row that carries it to reports.dlq.
+ * Returns 0 or -1; lo and hi widen to the outbox ids written. */
+static int store_dead_letters(rc_pg *pg, const slot *s, int64_t *lo, int64_t *hi, char *errbuf,
+                              size_t errlen)
+{
+    for (size_t i = 0; i < s->ndlq; i++) {
+        const dead_letter *d = &s->dlq[i];
+        char part[16], off[24];
+        snprintf(part, sizeof part, "%" PRId32, d->partition);
+        snprintf(off, sizeof off, "%" PRId64, d->offset);
+        const char *values[] = {d->topic, part, off, d->raw, d->reason, d->key};
+        int lengths[] = {0, 0, 0, (int)d->rawlen, 0, 0};
+        int formats[] = {0, 0, 0, 1, 0, 0};
+        PGresult *res = rc_pg_exec_prepared(pg, "rollup_dead_letter", 6, values, lengths, formats,
+                                            0, errbuf, errlen);
+        if (!res)
+            return -1;
+        if (PQntuples(res) == 1) {
+            int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+            if (*lo < 0 || id < *lo)
+                *lo = id;
+            if (id > *hi)
+                *hi = id;
+        }
+        PQclear(res);
+    }
+    return 0;
+}
+
+static void add_key_text(uint64_t k, void *opaque)
+{
+    parent_arrays *a = opaque;
+    pa_add_key(k, a);
+}
+
+/* The changed aggregates of every parent this batch touched go to the
+ * outbox (updated_at = now() marks the rows this transaction changed). */
+static long write_outbox(rollup *ru, rc_pg *pg, const slot *s, int64_t *lo, int64_t *hi,
+                         char *errbuf, size_t errlen)
+{
+    parent_arrays t;
+    long n = -1;
+
+    if (!s->townships.n && !s->counties.n && !s->provinces.n && !s->filing_counties.n &&
+        !s->filing_provinces.n)
+        return 0;
+    pa_open(&t, ru, 2);
+    keyset_each(&s->townships, add_key_text, &t);
+    t.level = 3;
+    keyset_each(&s->counties, add_key_text, &t);
+    t.skip = &s->counties;
+    keyset_each(&s->filing_counties, add_key_text, &t);
+    t.level = 5;
+    t.skip = NULL;
+    keyset_each(&s->provinces, add_key_text, &t);
+    t.skip = &s->provinces;
+    keyset_each(&s->filing_provinces, add_key_text, &t);
+    pa_close(&t);
+    if (t.codes.oom || t.days.oom)
+        snprintf(errbuf, errlen, "out of memory");
+    else
+        n = outbox_write_aggregates(ru, pg, t.codes.p, t.days.p, lo, hi, errbuf, errlen);
+    pa_free(&t);
+    return n;
+}
+
+static bool transient(const char *err)
+{
+    /* deadlock, serialization failure, lock timeout, lost connection */
+    return strstr(err, "40P01") || strstr(err, "40001") || strstr(err, "55P03") ||
+           strstr(err, "transaction lost") || strstr(err, "connection");
+}
+
+int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errlen)
+{
+    double t0 = now_s(), t_arch = 0, t_latest = 0, t_parents = 0, t_outbox = 0, t_commit = 0;
+    long archived = 0, dups = 0, latest = 0, counties = 0, provinces = 0, aggs = 0;
+    int64_t lo = -1, hi = -1;
+    double t;
+
+    /* Rows delivered since the last flush, in their own small commit: were
+     * they deleted inside the batch and the batch rolled back, they would be
+     * published twice. */
+    if (outbox_delete_done(ru, s->pg, errbuf, errlen) < 0)
+        goto failed;
+    if (rc_pg_begin(s->pg, errbuf, errlen) < 0)
+        goto failed;
+    if (s->rows) {
+        t = now_s();
+        if ((archived = exec_count(s->pg, sql_archive_insert(), 0, NULL, errbuf, errlen)) < 0)
+            goto failed;
+        if ((size_t)archived < s->rows &&
+            (dups = exec_count(s->pg, sql_mark_duplicates(), 0, NULL, errbuf, errlen)) < 0)
+            goto failed;
+        t_arch = now_s() - t;
+        if (s->latest_rows) {
+            t = now_s();
+            latest = exec_count(s->pg, sql_latest_upsert(s->repeated_keys), 0, NULL, errbuf,
+                                errlen);
+            if (latest < 0)
+                goto failed;
+            t_latest = now_s() - t;
+        }
+    }
+    t = now_s();
+    if ((counties = refresh_level(ru, s->pg, 3, &s->counties, &s->filing_counties, errbuf,
+                                  errlen)) < 0)
+        goto failed;
+    if ((provinces = refresh_level(ru, s->pg, 5, &s->provinces, &s->filing_provinces, errbuf,
+                                   errlen)) < 0)
+        goto failed;
+    t_parents = now_s() - t;
+    for (size_t i = 0; i < s->nurgent; i++) {
+        int hops = urgent_record(s->pg, s->urgent[i], errbuf, errlen);
+        if (hops < 0)
+            goto failed;
+        rc_counter_add(ru->m.urgent_hops, hops);
+    }
+    if (store_dead_letters(s->pg, s, &lo, &hi, errbuf, errlen) < 0)
+        goto failed;
+    if (store_offsets(s->pg, group, s, errbuf, errlen) < 0)
+        goto failed;
+    t = now_s();
+    if ((aggs = write_outbox(ru, s->pg, s, &lo, &hi, errbuf, errlen)) < 0)
+        goto failed;
+    t_outbox = now_s() - t;
+    t = now_s();
+    if (rc_pg_commit(s->pg, errbuf, errlen) < 0)
+        goto failed;
+    t_commit = now_s() - t;
+
+    rc_counter_inc(ru->m.batches);
+    rc_counter_add(ru->m.archived, (double)archived - (double)dups);
+    rc_counter_add(ru->m.duplicates, (double)(s->rows - (size_t)archived) + (double)dups);
+    rc_counter_add(ru->m.aggregates_changed, (double)aggs);
+    rc_histogram_observe(ru->m.batch_rows, (double)s->rows);
+    double total = now_s() - t0;
+    rc_histogram_observe(ru->m.flush_seconds, total);
+    rc_info("batch committed slot=%d rows=%zu archived=%ld duplicates=%ld latest=%ld "
+            "dead_letters=%zu urgent=%zu aggregates=%ld counties=%ld provinces=%ld "
+            "seconds=%.3f archive=%.3f latest=%.3f parents=%.3f outbox=%.3f commit=%.3f "
+            "fill=%.3f",
+            s->id, s->rows, archived - dups, (long)(s->rows - (size_t)archived) + dups, latest,
+            s->ndlq, s->nurgent, aggs, counties, provinces, total, t_arch, t_latest, t_parents,
+            t_outbox, t_commit, s->decode_s);
+
+    /* Durable: now the outbox may go out. */
+    if (lo >= 0) {
+        char err[256];
+        if (outbox_publish(ru, s->pg, lo, hi, err, sizeof err) < 0)
+            rc_warn("outbox publish after commit failed (the rows stay and are sent later): %s",
+                    err);
+    }
+    rc_producer_poll(ru->producer, 0);
+    return 0;
+
+failed:
+    if (rc_pg_in_transaction(s->pg))
+        rc_pg_rollback(s->pg, NULL, 0);
+    rc_counter_inc(ru->m.batch_failures);
+    return transient(errbuf) ? 1 : -1;
+}
+
+int flush_housekeeping(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    rc_producer_poll(ru->producer, 0);
+    if (outbox_delete_done(ru, pg, errbuf, errlen) < 0)
+        return -1;
+    return outbox_retry_failed(ru, pg, errbuf, errlen);
+}

@@ -1,0 +1,497 @@
+/* rollcall-rollup — the only writer of reports and aggregates: consumes
+ * every level's reports, keeps the archive, the latest report per unit and
+ * day and the live aggregates of every township, county and province in
+ * PostgreSQL (one transaction per batch, with the consumed offsets), and
+ * publishes the changed aggregates to rollups.<level>. */
+#include "rollup.h"
+
+#include "rc_config.h"
+#include "rc_service.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const rollup_topics[ROLLUP_NTOPICS] = {"reports.village", "reports.township",
+                                                   "reports.county", "reports.province"};
+const int rollup_topic_level[ROLLUP_NTOPICS] = {
+    ROLLCALL__LEVEL__LEVEL_VILLAGE, ROLLCALL__LEVEL__LEVEL_TOWNSHIP,
+    ROLLCALL__LEVEL__LEVEL_COUNTY, ROLLCALL__LEVEL__LEVEL_PROVINCE};
+
+static rollup R;
+
+static const rc_cfg_item config_items[] = {
+    {"pg_dsn", RC_CFG_STRING, &R.cfg.pg_dsn, "", 0, 0,
+     "libpq conninfo of the Rollcall database (ROLLCALL_PG_DSN)", RC_CFG_SECRET},
+    {"kafka_brokers", RC_CFG_STRING, &R.cfg.kafka_brokers, "127.0.0.1:9092", 1, 4096,
+     "Kafka bootstrap servers (ROLLCALL_KAFKA_BROKERS)", 0},
+    {"group", RC_CFG_STRING, &R.cfg.group, "rollcall-rollup", 1, 200,
+     "consumer group; offsets live in rollcall.consumer_offset under this name "
+     "(the urgent path uses <group>.urgent)", 0},
+    {"listen", RC_CFG_STRING, &R.cfg.listen, "127.0.0.1", 1, 255, "HTTP listen address", 0},
+    {"http_port", RC_CFG_INT, &R.cfg.http_port, "55481", 0, 65535,
+     "HTTP port for /healthz and /metrics (0: any)", 0},
+    {"flush_interval", RC_CFG_MS, &R.cfg.flush_interval_ms, "200ms", 1, 60000,
+     "coalescing interval: a batch is committed at most this long after its first report "
+     "(longer while the previous batch is still being committed)", 0},
+    {"max_batch", RC_CFG_INT, &R.cfg.max_batch, "400000", 1, 5000000,
+     "most reports in one batch (reached only with a backlog)", 0},
+    {"lanes", RC_CFG_INT, &R.cfg.lanes, "2", 1, 8,
+     "parallel pipelines in this process: each is a consumer of the group with its own "
+     "PostgreSQL sessions, like one more instance", 0},
+    {"urgent", RC_CFG_BOOL, &R.cfg.urgent, "yes", 0, 0, "consume reports.urgent (fast path)", 0},
+    {"urgent_max_batch", RC_CFG_INT, &R.cfg.urgent_max_batch, "200", 1, 10000,
+     "most urgent messages in one transaction", 0},
+    {"max_past_days", RC_CFG_INT, &R.cfg.max_past_days, "400", 1, 36500,
+     "oldest period accepted (days before today), for replays", 0},
+    {"outbox_chunk", RC_CFG_INT, &R.cfg.outbox_chunk, "5000", 10, 100000,
+     "outbox rows read per query when publishing", 0},
+    {"log_level", RC_CFG_LOGLEVEL, &R.cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
+    {NULL, 0, NULL, NULL, 0, 0, NULL, 0},
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static int cmp_subtree(const void *a, const void *b)
+{
+    uint64_t x = ((const subtree *)a)->code, y = ((const subtree *)b)->code;
+    return x < y ? -1 : x > y;
+}
+
+int32_t rollup_villages_beneath(const rollup *ru, int level, uint64_t code)
+{
+    const subtree *arr = level == 3 ? ru->counties : ru->provinces;
+    size_t n = level == 3 ? ru->ncounties : ru->nprovinces;
+    subtree key = {code, 0};
+    const subtree *hit = arr ? bsearch(&key, arr, n, sizeof key, cmp_subtree) : NULL;
+    return hit ? hit->villages : 0;
+}
+
+int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day)
+{
+    int min = level >= 1 && level <= 5 ? ru->deadline_min[level] : 24 * 60;
+    return (int64_t)day * RC_DAY_US + (int64_t)min * 60 * 1000000 - RC_TZ_OFFSET_US;
+}
+
+void rollup_set_health(rollup *ru, const char *what, const char *msg)
+{
+    pthread_mutex_lock(&ru->health_mu);
+    if (msg)
+        snprintf(ru->health_msg, sizeof ru->health_msg, "%.20s: %.200s", what, msg);
+    else
+        ru->health_msg[0] = '\0';
+    pthread_mutex_unlock(&ru->health_mu);
+}
+
+static int prepare_common(rc_pg *pg, char *errbuf, size_t errlen)
+{
+    if (rc_pg_prepare(pg, "rollup_dead_letter",
+                      "WITH d AS (INSERT INTO rollcall.dead_letter (topic, partition, \"offset\", "
+                      "raw, reason) VALUES ($1::text, $2::int, $3::bigint, $4::bytea, $5::text) "
+                      "ON CONFLICT (topic, partition, \"offset\") DO NOTHING RETURNING 1) "
+                      "INSERT INTO rollcall.outbox (topic, key, payload, headers) "
+                      "SELECT 'reports.dlq', $6::text, $4::bytea, jsonb_build_object('topic', "
+                      "$1::text, 'partition', $2::int::text, 'offset', $3::bigint::text, 'reason', "
+                      "$5::text) FROM d RETURNING id",
+                      6, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_outbox_read",
+                      "SELECT id, topic, key, payload, headers::text FROM rollcall.outbox "
+                      "WHERE id >= $1::bigint AND ($2::bigint < 0 OR id <= $2::bigint) "
+                      "ORDER BY id LIMIT $3::int",
+                      3, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_outbox_read_ids",
+                      "SELECT id, topic, key, payload, headers::text FROM rollcall.outbox "
+                      "WHERE id = ANY ($1::bigint[]) ORDER BY id",
+                      1, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_outbox_delete",
+                      "DELETE FROM rollcall.outbox WHERE id = ANY ($1::bigint[])", 1, errbuf,
+                      errlen) < 0)
+        return -1;
+    return urgent_prepare(pg, errbuf, errlen);
+}
+
+rc_pg *rollup_pg_connect(rollup *ru, const char *appname, char *errbuf, size_t errlen)
+{
+    rc_pg *pg = rc_pg_connect(ru->cfg.pg_dsn, appname, errbuf, errlen);
+    if (!pg)
+        return NULL;
+    /* JIT compiles the set-based statements for longer than they run; a
+     * cursor's fast-start plan (cursor_tuple_fraction) turns the outbox
+     * query's join into a nested loop over the whole aggregate table. */
+    if (rc_pg_command(pg, "SET jit = off", errbuf, errlen) < 0 ||
+        rc_pg_command(pg, "SET cursor_tuple_fraction = 1.0", errbuf, errlen) < 0 ||
+        prepare_common(pg, errbuf, errlen) < 0) {
+        rc_pg_free(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts)
+{
+    char err[512];
+    const char *values[] = {group};
+    PGresult *res = rc_pg_exec_params(pg,
+                                      "SELECT topic, partition, next_offset "
+                                      "FROM rollcall.consumer_offset WHERE consumer_group = $1",
+                                      1, values, err, sizeof err);
+    if (!res) {
+        rc_error("offsets of group=%s unreadable: %s", group, err);
+        return -1;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *p = &parts->elems[i];
+        p->offset = RD_KAFKA_OFFSET_BEGINNING;
+        for (int r = 0; r < PQntuples(res); r++) {
+            if (strcmp(PQgetvalue(res, r, 0), p->topic) == 0 &&
+                atoi(PQgetvalue(res, r, 1)) == p->partition) {
+                p->offset = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+                break;
+            }
+        }
+        rc_debug("assigned topic=%s partition=%" PRId32 " offset=%" PRId64, p->topic,
+                 p->partition, p->offset);
+    }
+    rc_info("partitions assigned group=%s count=%d (offsets from PostgreSQL)", group, parts->cnt);
+    PQclear(res);
+    return 0;
+}
+
+size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
+                             const char **out, size_t cap)
+{
+    /* A restarted instance (SIGKILL: no LeaveGroup) gets its partitions back
+     * once the group notices the old member is gone: keep that short. */
+    static const char *const shared[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=500"};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof shared / sizeof *shared && n < cap; i++)
+        out[n++] = shared[i];
+    for (size_t i = 0; i < nown && n < cap; i++)
+        out[n++] = own[i];
+    for (size_t i = 0; i < ru->nkafka_props && n < cap; i++)
+        out[n++] = ru->kafka_props[i];
+    return n;
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+typedef struct subtree_fill {
+    rollup *ru;
+    size_t ci, pi;
+} subtree_fill;
+
+static void collect_parents(const rc_unit *u, void *opaque)
+{
+    subtree_fill *f = opaque;
+    rollup *ru = f->ru;
+    uint64_t code = strtoull(u->code, NULL, 10);
+    if (u->level == ROLLCALL__LEVEL__LEVEL_COUNTY)
+        ru->counties[f->ci++] = (subtree){code, 0};
+    else if (u->level == ROLLCALL__LEVEL__LEVEL_PROVINCE)
+        ru->provinces[f->pi++] = (subtree){code, 0};
+}
+
+static void count_villages(const rc_unit *u, void *opaque)
+{
+    rollup *ru = opaque;
+    if (u->level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
+        return;
+    uint64_t code = strtoull(u->code, NULL, 10);
+    subtree key = {code / 1000000, 0};
+    subtree *c = bsearch(&key, ru->counties, ru->ncounties, sizeof key, cmp_subtree);
+    if (c)
+        c->villages++;
+    key.code = code / 10000000000ULL;
+    subtree *p = bsearch(&key, ru->provinces, ru->nprovinces, sizeof key, cmp_subtree);
+    if (p)
+        p->villages++;
+}
+
+static int load_registry(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    ru->reg = rc_registry_new(false);
+    if (!ru->reg || rc_registry_load_pg(ru->reg, rc_pg_conn(pg), errbuf, errlen) < 0)
+        return -1;
+    ru->ncounties = rc_registry_count(ru->reg, ROLLCALL__LEVEL__LEVEL_COUNTY);
+    ru->nprovinces = rc_registry_count(ru->reg, ROLLCALL__LEVEL__LEVEL_PROVINCE);
+    ru->counties = calloc(ru->ncounties ? ru->ncounties : 1, sizeof *ru->counties);
+    ru->provinces = calloc(ru->nprovinces ? ru->nprovinces : 1, sizeof *ru->provinces);
+    if (!ru->counties || !ru->provinces) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    subtree_fill f = {ru, 0, 0};
+    rc_registry_foreach(ru->reg, collect_parents, &f);
+    qsort(ru->counties, ru->ncounties, sizeof *ru->counties, cmp_subtree);
+    qsort(ru->provinces, ru->nprovinces, sizeof *ru->provinces, cmp_subtree);
+    rc_registry_foreach(ru->reg, count_villages, ru);
+    return 0;
+}
+
+static int load_policy(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    for (int l = 0; l <= 5; l++)
+        ru->deadline_min[l] = 24 * 60;
+    PGresult *res = rc_pg_exec(pg,
+                               "SELECT level, (extract(epoch FROM deadline) / 60)::int "
+                               "FROM rollcall.level_policy",
+                               errbuf, errlen);
+    if (!res)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        int level = atoi(PQgetvalue(res, i, 0));
+        if (level >= 1 && level <= 5)
+            ru->deadline_min[level] = atoi(PQgetvalue(res, i, 1));
+    }
+    PQclear(res);
+    /* The prefecture is skipped by aggregation; nothing files for it. */
+    return 0;
+}
+
+static void init_metrics(rollup *ru)
+{
+    static const double flush_b[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+    static const double urgent_b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+    static const double rows_b[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    rollup_metrics *m = &ru->m;
+    m->messages = rc_metrics_counter("rollcall_rollup_messages_total",
+                                     "Messages consumed from the daily topics", NULL);
+    m->archived = rc_metrics_counter("rollcall_rollup_reports_archived_total",
+                                     "New report revisions archived", NULL);
+    m->duplicates = rc_metrics_counter("rollcall_rollup_duplicates_total",
+                                       "Re-delivered report_ids (no-ops)", NULL);
+    m->dead_letters = rc_metrics_counter("rollcall_rollup_dead_letters_total",
+                                         "Messages sent to reports.dlq", NULL);
+    m->batches = rc_metrics_counter("rollcall_rollup_batches_total", "Batches committed", NULL);
+    m->batch_failures = rc_metrics_counter("rollcall_rollup_batch_failures_total",
+                                           "Batch transactions that failed", NULL);
+    m->outbox_published = rc_metrics_counter("rollcall_rollup_outbox_published_total",
+                                             "Outbox messages delivered", NULL);
+    m->outbox_failed = rc_metrics_counter("rollcall_rollup_outbox_failed_total",
+                                          "Outbox deliveries that failed (retried)", NULL);
+    m->aggregates_changed = rc_metrics_counter("rollcall_rollup_aggregates_changed_total",
+                                               "Aggregate revisions written to the outbox", NULL);
+    m->urgent_messages = rc_metrics_counter("rollcall_rollup_urgent_messages_total",
+                                            "Messages consumed from reports.urgent", NULL);
+    m->urgent_hops = rc_metrics_counter("rollcall_rollup_urgent_hops_total",
+                                        "Urgent hops recorded", NULL);
+    m->flush_seconds = rc_metrics_histogram("rollcall_rollup_flush_seconds",
+                                            "Duration of a batch transaction", NULL, flush_b,
+                                            sizeof flush_b / sizeof *flush_b);
+    m->urgent_seconds = rc_metrics_histogram(
+        "rollcall_rollup_urgent_latency_seconds",
+        "From the last hop's time to its commit in PostgreSQL", NULL, urgent_b,
+        sizeof urgent_b / sizeof *urgent_b);
+    m->batch_rows = rc_metrics_histogram("rollcall_rollup_batch_reports", "Reports per batch",
+                                         NULL, rows_b, sizeof rows_b / sizeof *rows_b);
+    m->lag = rc_metrics_gauge("rollcall_rollup_consumer_lag",
+                              "Messages behind the high watermark (partitions of the last batch)",
+                              NULL);
+}
+
+static double outbox_inflight(void *opaque)
+{
+    rollup *ru = opaque;
+    return (double)atomic_load(&ru->outbox.inflight);
+}
+
+static int health_check(void *opaque, char *msg, size_t len)
+{
+    rollup *ru = opaque;
+    int bad = 0;
+    pthread_mutex_lock(&ru->health_mu);
+    if (!atomic_load(&ru->pg_ok) || !atomic_load(&ru->kafka_ok) || ru->health_msg[0]) {
+        snprintf(msg, len, "%s", ru->health_msg[0] ? ru->health_msg : "starting");
+        bad = 1;
+    }
+    pthread_mutex_unlock(&ru->health_mu);
+    return bad;
+}
+
+/* Probes PostgreSQL and Kafka every 2 s for /healthz (whose checks only
+ * read flags), and turns a failed worker into a process exit. */
+static void *health_main(void *arg)
+{
+    rollup *ru = arg;
+    char err[256];
+    rc_pg *pg = NULL;
+
+    while (!atomic_load(&ru->stop)) {
+        bool pg_ok = false, kafka_ok = false;
+        if (!pg)
+            pg = rc_pg_connect(ru->cfg.pg_dsn, "rollcall-rollup-health", err, sizeof err);
+        if (pg) {
+            rc_pg_set_reconnect_timeout(pg, 0);
+            PGresult *res = rc_pg_exec(pg, "SELECT 1", err, sizeof err);
+            if (res) {
+                pg_ok = true;
+                PQclear(res);
+            }
+        }
+        if (!pg_ok)
+            rollup_set_health(ru, "postgresql", err);
+        else if (rc_kafka_ping(rc_producer_handle(ru->producer), 1000, err, sizeof err) == 0)
+            kafka_ok = true;
+        else
+            rollup_set_health(ru, "kafka", err);
+        if (pg_ok && kafka_ok)
+            rollup_set_health(ru, NULL, NULL);
+        atomic_store(&ru->pg_ok, pg_ok);
+        atomic_store(&ru->kafka_ok, kafka_ok);
+        for (int i = 0; i < 20 && !atomic_load(&ru->stop); i++) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    rc_pg_free(pg);
+    if (atomic_load(&ru->failed))
+        kill(getpid(), SIGTERM);    /* rc_service_run returns; main exits non-zero */
+    return NULL;
+}
+
+static void on_stop(void *opaque)
+{
+    rollup *ru = opaque;
+    atomic_store(&ru->stop, true);
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    rc_config *cfg;
+    rc_service *svc = NULL;
+    pipeline *lanes = NULL;
+    urgent_path up;
+    pthread_t health;
+    int status = 0;
+
+    rc_log_init("rollup", RC_LOG_INFO);
+    cfg = rc_config_load(config_items, argc, argv, err, sizeof err);
+    if (!cfg)
+        rc_die("%s", err);
+    if (rc_config_help_requested(cfg)) {
+        printf("usage: rollcall-rollup [--config FILE] [--key=value ...]\n\n");
+        rc_config_usage(config_items, stdout);
+        rc_config_free(cfg);
+        return 0;
+    }
+    rc_log_init("rollup", R.cfg.log_level);
+    pthread_mutex_init(&R.health_mu, NULL);
+    atomic_init(&R.stop, false);
+    atomic_init(&R.failed, false);
+    if (outbox_init(&R.outbox) < 0 || sql_init(err, sizeof err) < 0)
+        rc_die("start-up: %s", err);
+
+    rc_validate_opts_default(&R.vopts_village);
+    R.vopts_village.max_past_days = R.cfg.max_past_days;
+    R.vopts_village.max_future_days = 1;
+    R.vopts_village.require_report_id = true;
+    R.vopts_filed = R.vopts_village;
+    for (size_t i = 0; i < RC_INDICATORS_MAX; i++)
+        R.vopts_filed.max_value[i] = INT64_MAX / 4;
+    R.vopts_filed.max_extra_value = INT64_MAX / 4;
+
+    rc_pg *boot = rollup_pg_connect(&R, "rollcall-rollup", err, sizeof err);
+    if (!boot)
+        rc_die("postgresql: %s", err);
+    PGresult *res = rc_pg_exec(boot, "SELECT to_regclass('rollcall.level_policy') IS NOT NULL",
+                               err, sizeof err);
+    if (!res || PQgetvalue(res, 0, 0)[0] != 't')
+        rc_die("migration 003_rollup is not applied (run: rollcall migrate)%s%s", res ? "" : ": ",
+               res ? "" : err);
+    PQclear(res);
+    if (load_registry(&R, boot, err, sizeof err) < 0)
+        rc_die("registry: %s", err);
+    if (load_policy(&R, boot, err, sizeof err) < 0)
+        rc_die("level policy: %s", err);
+    rc_info("registry loaded units=%zu villages=%zu counties=%zu provinces=%zu",
+            rc_registry_count(R.reg, 0), rc_registry_count(R.reg, 1), R.ncounties, R.nprovinces);
+    if (rc_registry_count(R.reg, 0) == 0)
+        rc_warn("the registry is empty: every report will be dead-lettered "
+                "(run: rollcall registry import)");
+
+    init_metrics(&R);
+    rc_metrics_gauge_fn("rollcall_rollup_outbox_inflight",
+                        "Outbox messages sent and not yet acknowledged", NULL, outbox_inflight, &R);
+
+    size_t nprops = 0;
+    const char *const *kprops = rc_config_kafka_props(cfg, &nprops);
+    R.kafka_props = kprops;
+    R.nkafka_props = nprops;
+    const char *props[64];
+    size_t np = 0;
+    props[np++] = "queue.buffering.max.kbytes=8192";     /* RSS: back-pressure instead */
+    props[np++] = "linger.ms=20";
+    for (size_t i = 0; i < nprops && np < 64; i++)
+        props[np++] = kprops[i];
+    R.producer = rc_producer_new(R.cfg.kafka_brokers, props, np, outbox_delivered, &R, err,
+                                 sizeof err);
+    if (!R.producer)
+        rc_die("kafka producer: %s", err);
+
+    /* A crash between a commit and its deliveries left rows behind. */
+    if (outbox_publish(&R, boot, 0, -1, err, sizeof err) < 0)
+        rc_die("outbox: %s", err);
+    rc_producer_flush(R.producer, 10000);
+    if (outbox_delete_done(&R, boot, err, sizeof err) < 0)
+        rc_warn("outbox: %s", err);
+    rc_pg_free(boot);
+
+    lanes = calloc((size_t)R.cfg.lanes, sizeof *lanes);
+    if (!lanes)
+        rc_die("out of memory");
+    for (int i = 0; i < R.cfg.lanes; i++)
+        if (pipeline_start(&lanes[i], &R, i, err, sizeof err) < 0)
+            rc_die("daily pipeline: %s", err);
+    if (R.cfg.urgent && urgent_start(&up, &R, err, sizeof err) < 0)
+        rc_die("urgent path: %s", err);
+    if (!R.cfg.urgent)
+        memset(&up, 0, sizeof up);
+    if (pthread_create(&health, NULL, health_main, &R) != 0)
+        rc_die("cannot start the health thread");
+
+    svc = rc_service_new("rollup", R.cfg.listen, R.cfg.http_port, err, sizeof err);
+    if (!svc)
+        rc_die("http: %s", err);
+    rc_service_add_health_check(svc, "rollup", health_check, &R);
+    rc_service_on_stop(svc, on_stop, &R);
+    rc_info("rollcall-rollup running group=%s http_port=%d flush_interval=%dms max_batch=%d "
+            "lanes=%d",
+            R.cfg.group, rc_service_port(svc), R.cfg.flush_interval_ms, R.cfg.max_batch,
+            R.cfg.lanes);
+    if (rc_service_run(svc) < 0)
+        status = 1;
+
+    atomic_store(&R.stop, true);
+    rc_info("stopping: committing what was consumed");
+    for (int i = 0; i < R.cfg.lanes; i++)
+        pipeline_stop(&lanes[i]);
+    free(lanes);
+    urgent_stop(&up);
+    pthread_join(health, NULL);
+    /* Deliver what the last batches published and forget the delivered rows,
+     * so the next start does not send them again. */
+    rc_producer_flush(R.producer, 10000);
+    rc_pg *bye = rollup_pg_connect(&R, "rollcall-rollup", err, sizeof err);
+    if (bye && outbox_delete_done(&R, bye, err, sizeof err) < 0)
+        rc_warn("outbox: %s", err);
+    rc_pg_free(bye);
+    rc_producer_free(R.producer);
+    if (atomic_load(&R.failed))
+        status = 1;
+    rc_service_free(svc);
+    rc_registry_free(R.reg);
+    free(R.counties);
+    free(R.provinces);
+    outbox_destroy(&R.outbox);
+    rc_config_free(cfg);
+    rc_info("stopped status=%d", status);
+    return status;
+}

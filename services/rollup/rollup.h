@@ -1,0 +1,280 @@
+/* rollcall-rollup internals: the shared context, the daily pipeline (a
+ * consumer thread that streams decoded reports into a PostgreSQL staging
+ * table, a flusher thread that turns each staged batch into one
+ * transaction), the urgent fast path and the outbox publisher.
+ *
+ * Threads: the main thread runs the HTTP service (rc_service); "daily"
+ * consumes reports.{village,township,county,province} and fills batch
+ * slots; "flusher" commits the slots in order and publishes the outbox;
+ * "urgent" consumes reports.urgent with its own connection and small
+ * transactions.  Each thread owns its PostgreSQL connections. */
+#ifndef ROLLUP_H
+#define ROLLUP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rc_kafka.h"
+#include "rc_log.h"
+#include "rc_metrics.h"
+#include "rc_pg.h"
+#include "rc_pgcopy.h"
+#include "rc_registry.h"
+#include "rc_report.h"
+
+#define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
+#define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
+#define ROLLUP_STAGE_FIELDS 48
+
+extern const char *const rollup_topics[ROLLUP_NTOPICS];
+extern const int rollup_topic_level[ROLLUP_NTOPICS];
+
+/* ------------------------------------------------------------- config */
+
+typedef struct rollup_cfg {
+    char *pg_dsn;
+    char *kafka_brokers;
+    char *group;                /* consumer group; the urgent path uses group + ".urgent" */
+    char *listen;
+    int http_port;
+    int flush_interval_ms;      /* coalescing interval */
+    int max_batch;              /* reports per batch (backlog) */
+    int lanes;                  /* parallel pipelines (consumers) in this process */
+    int urgent_max_batch;
+    bool urgent;                /* run the reports.urgent path */
+    int max_past_days;          /* validation window for replays */
+    int outbox_chunk;
+    rc_log_level log_level;
+} rollup_cfg;
+
+/* ------------------------------------------------------------- keyset */
+
+/* A set of non-zero 64-bit keys (open addressing). */
+typedef struct keyset {
+    uint64_t *slots;
+    size_t cap, n;
+} keyset;
+
+void keyset_init(keyset *s);
+void keyset_free(keyset *s);
+void keyset_clear(keyset *s);
+/* Adds k; returns 1 if new, 0 if present, -1 on out of memory. */
+int keyset_add(keyset *s, uint64_t k);
+bool keyset_has(const keyset *s, uint64_t k);
+/* Calls fn for every key (unordered). */
+void keyset_each(const keyset *s, void (*fn)(uint64_t k, void *opaque), void *opaque);
+
+/* (numeric unit code, period day) packed into one key. */
+static inline uint64_t rollup_key(uint64_t code, int32_t day)
+{
+    return (code << 17) | ((uint64_t)(uint32_t)day & 0x1ffff);
+}
+static inline uint64_t rollup_key_code(uint64_t k) { return k >> 17; }
+static inline int32_t rollup_key_day(uint64_t k) { return (int32_t)(k & 0x1ffff); }
+
+/* ------------------------------------------------------------- metrics */
+
+typedef struct rollup_metrics {
+    rc_counter *messages, *archived, *duplicates, *dead_letters, *batches, *batch_failures;
+    rc_counter *outbox_published, *outbox_failed, *aggregates_changed;
+    rc_counter *urgent_messages, *urgent_hops;
+    rc_histogram *flush_seconds, *urgent_seconds, *batch_rows;
+    rc_gauge *outbox_depth, *lag;
+} rollup_metrics;
+
+/* ------------------------------------------------------------- outbox */
+
+typedef struct rollup_outbox {
+    pthread_mutex_t mu;
+    int64_t *done;              /* delivered: delete these */
+    size_t ndone, capdone;
+    int64_t *failed;            /* not delivered: send again */
+    size_t nfailed, capfailed;
+    atomic_long inflight;
+} rollup_outbox;
+
+/* ------------------------------------------------------------- context */
+
+typedef struct subtree {
+    uint64_t code;
+    int32_t villages;
+} subtree;
+
+typedef struct rollup {
+    rollup_cfg cfg;
+    rc_registry *reg;
+    subtree *counties, *provinces;      /* villages beneath, sorted by code */
+    size_t ncounties, nprovinces;
+    int deadline_min[6];                /* per level: minutes after midnight, Asia/Shanghai */
+    rc_producer *producer;
+    rollup_outbox outbox;
+    rollup_metrics m;
+    rc_validate_opts vopts_village, vopts_filed;
+    const char *const *kafka_props;     /* kafka.* from the config, for every client */
+    size_t nkafka_props;
+    atomic_bool stop;
+    atomic_bool pg_ok, kafka_ok, failed;
+    atomic_llong lag;
+    char health_msg[256];
+    pthread_mutex_t health_mu;
+} rollup;
+
+/* Village count beneath a county (level 3) or province (5); 0 if unknown. */
+int32_t rollup_villages_beneath(const rollup *ru, int level, uint64_t code);
+
+/* Microseconds (UTC) of the deadline of `level` on period `day`. */
+int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day);
+
+/* Records a health problem (or clears it when msg is NULL). */
+void rollup_set_health(rollup *ru, const char *what, const char *msg);
+
+/* Connects, sets the session up for the rollup (jit off, ...).  NULL on
+ * failure with errbuf. */
+rc_pg *rollup_pg_connect(rollup *ru, const char *appname, char *errbuf, size_t errlen);
+
+/* Reads the stored next offsets of `group` into parts (.offset); partitions
+ * never consumed get RD_KAFKA_OFFSET_BEGINNING.  Returns 0 or -1. */
+int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_list_t *parts);
+
+/* Builds a consumer's property list: the consumer defaults every rollup
+ * consumer shares, then `own`, then the config's kafka.* (which win).
+ * Returns the count written into out (at most cap). */
+size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
+                             const char **out, size_t cap);
+
+/* ------------------------------------------------------------- daily path */
+
+typedef struct dead_letter {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    void *raw;
+    size_t rawlen;
+    char *key;
+    char reason[512];
+} dead_letter;
+
+typedef struct part_off {
+    int topic;                  /* index in rollup_topics */
+    int32_t partition;
+    int64_t first, next;        /* first offset in the batch, last + 1 */
+} part_off;
+
+typedef struct slot {
+    int id;
+    rc_pg *pg;
+    bool copying;               /* COPY into the stage is open */
+    bool session_ready;
+    rc_pgcopy buf;              /* rows not yet handed to libpq */
+    size_t rows;                /* staged rows */
+    size_t latest_rows;         /* DAILY/ZERO rows among them */
+    bool repeated_keys;         /* some (unit, period) twice in the batch */
+    keyset keys;                /* (unit, period) of DAILY/ZERO rows */
+    keyset townships, counties, provinces;          /* live aggregates to refresh */
+    keyset filing_counties, filing_provinces;       /* filing completeness to refresh */
+    part_off *offs;
+    size_t noffs, capoffs;
+    dead_letter *dlq;
+    size_t ndlq, capdlq;
+    Rollcall__Report **urgent;  /* URGENT reports seen on the daily topics */
+    size_t nurgent, capurgent;
+    int64_t opened_us;
+    double decode_s;
+} slot;
+
+typedef struct pipeline {
+    rollup *ru;
+    int lane;
+    int cur_slot;               /* the filling slot (consumer thread), -1 none */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    slot slots[ROLLUP_NSLOTS];
+    int queue[ROLLUP_NSLOTS];   /* closed slots waiting for the flusher, FIFO */
+    int nqueue;
+    bool flushing;              /* the flusher holds a slot */
+    int free_mask;
+    bool rewind;                /* a flush failed: the consumer re-reads from the stored offsets */
+    int consecutive_failures;
+    bool stopping;
+    rc_pg *control;             /* consumer thread: offsets on assignment */
+    rc_consumer *consumer;
+    int64_t careful_until;      /* one message per batch until this time (poison isolation) */
+    pthread_t consumer_thread, flusher_thread;
+} pipeline;
+
+/* Starts one lane: a consumer in the group and its flusher.  Several lanes
+ * in one process behave exactly like several instances (disjoint
+ * partitions, parents locked in code order), and let PostgreSQL work on two
+ * batches at once. */
+int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen);
+/* Stops consuming, flushes what was consumed, joins the threads. */
+void pipeline_stop(pipeline *pl);
+
+/* slot.c */
+int slot_open(rollup *ru, slot *s, char *errbuf, size_t errlen);
+void slot_reset(slot *s);
+void slot_free(slot *s);
+/* Decodes one message into the slot (or its dead letters).  Returns 0, or
+ * -1 when the slot's COPY failed (the batch must be discarded). */
+int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic);
+/* Ends the COPY; returns 0 or -1. */
+int slot_close(rollup *ru, slot *s, char *errbuf, size_t errlen);
+/* Makes the session ready (temp stage table, statements).  0 or -1. */
+int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen);
+
+/* flush.c: runs the slot's transaction and publishes its outbox.  Returns
+ * 0, 1 for a transient failure worth retrying as is, -1 otherwise. */
+int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errlen);
+/* Deletes delivered outbox rows and re-sends failed ones (idle work). */
+int flush_housekeeping(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------- outbox.c */
+
+int outbox_init(rollup_outbox *o);
+void outbox_destroy(rollup_outbox *o);
+/* rc_delivery_fn for the producer. */
+void outbox_delivered(void *fn_opaque, void *msg_opaque, rd_kafka_resp_err_t err,
+                      const char *topic, int32_t partition, int64_t offset);
+/* Publishes the outbox rows with lo <= id <= hi (hi < 0: all rows). */
+int outbox_publish(rollup *ru, rc_pg *pg, int64_t lo, int64_t hi, char *errbuf, size_t errlen);
+/* Deletes delivered rows (inside the caller's transaction if one is open). */
+int outbox_delete_done(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
+/* Re-sends rows whose delivery failed. */
+int outbox_retry_failed(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
+/* Appends the changed aggregates (updated in this transaction) of the given
+ * parents to the outbox.  Returns the number written or -1. */
+long outbox_write_aggregates(rollup *ru, rc_pg *pg, const char *codes, const char *days,
+                             int64_t *lo, int64_t *hi, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------- urgent.c */
+
+typedef struct urgent_path {
+    rollup *ru;
+    rc_pg *pg;
+    rc_consumer *consumer;
+    char group[256];
+    pthread_t thread;
+    bool running;
+} urgent_path;
+
+int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen);
+void urgent_stop(urgent_path *u);
+/* Records an URGENT report (urgent_report + its hops) in the caller's
+ * transaction.  Returns the number of new hops or -1. */
+int urgent_record(rc_pg *pg, const Rollcall__Report *r, char *errbuf, size_t errlen);
+int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen);
+
+/* ------------------------------------------------------------- sql.c */
+
+/* Statement texts built once from the indicator list. */
+const char *sql_stage_create(void);
+const char *sql_stage_copy(void);
+const char *sql_archive_insert(void);
+const char *sql_mark_duplicates(void);
+const char *sql_latest_upsert(bool repeated_keys);
+const char *sql_changed_aggregates(void);
+int sql_init(char *errbuf, size_t errlen);
+
+#endif

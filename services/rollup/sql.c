@@ -1,0 +1,180 @@
+/* rollcall-rollup SQL: the statements of the hot path, built once at start
+ * from the indicator list (rc_indicator_name) so they always match
+ * proto/rollcall.proto and migrations/001_init.sql. */
+#include "rollup.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *stage_create, *stage_copy, *archive_insert, *mark_dups, *latest_simple,
+    *latest_repeated, *changed_aggs;
+
+typedef struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} strbuf;
+
+static void sb_add(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_add(strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    if (b->oom)
+        return;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* ", name" for every indicator, with an optional prefix and suffix. */
+static void sb_indicators(strbuf *b, const char *prefix, const char *suffix)
+{
+    for (size_t i = 0; i < rc_indicator_count(); i++)
+        sb_add(b, ", %s%s%s", prefix, rc_indicator_name(i), suffix);
+}
+
+static char *sb_done(strbuf *b)
+{
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+/* The latest-wins upsert.  A revision replaces the stored one only when it
+ * is newer: larger version, or equal version and larger report_id
+ * (byte-wise: uuid comparison is memcmp).  first_received_at keeps the
+ * earliest receive time of any accepted revision and late follows it: late
+ * is monotone in the receive time, so late(min(a, b)) = late(a) AND late(b). */
+static char *build_latest(bool repeated)
+{
+    strbuf b = {0};
+    const char *w = "(excluded.version, excluded.report_id) > (l.version, l.report_id)";
+
+    sb_add(&b, "INSERT INTO rollcall.latest_report AS l (unit_code, period, level, kind, version, "
+               "report_id, received_at, late, zone_status");
+    sb_indicators(&b, "", "");
+    sb_add(&b, ", extra, first_received_at)\n");
+    if (!repeated) {
+        sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
+                   "zone_status");
+        sb_indicators(&b, "", "");
+        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup\n");
+    } else {
+        /* Several revisions of one (unit, period) in the batch: the newest
+         * goes in, carrying the batch's earliest receive time. */
+        sb_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
+                   "report_id, received_at, bool_and(late) OVER w, zone_status");
+        sb_indicators(&b, "", "");
+        sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage "
+                   "WHERE kind IN (1, 2) AND NOT dup "
+                   "WINDOW w AS (PARTITION BY unit_code, period) "
+                   "ORDER BY unit_code, period, version DESC, report_id DESC\n");
+    }
+    sb_add(&b, "ON CONFLICT (unit_code, period) DO UPDATE SET\n");
+    const char *plain[] = {"level", "kind", "version", "report_id", "received_at", "zone_status",
+                           "extra"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        sb_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", plain[i], w, plain[i],
+               plain[i]);
+    for (size_t i = 0; i < rc_indicator_count(); i++) {
+        const char *n = rc_indicator_name(i);
+        sb_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", n, w, n, n);
+    }
+    sb_add(&b, "  first_received_at = least(l.first_received_at, excluded.first_received_at),\n"
+               "  late = l.late AND excluded.late\n"
+               "WHERE %s OR excluded.first_received_at < l.first_received_at", w);
+    return sb_done(&b);
+}
+
+int sql_init(char *errbuf, size_t errlen)
+{
+    strbuf b = {0};
+
+    sb_add(&b, "CREATE TEMP TABLE IF NOT EXISTS rollup_stage (report_id uuid NOT NULL, "
+               "unit_code text NOT NULL, level smallint NOT NULL, period date NOT NULL, "
+               "kind smallint NOT NULL, version bigint NOT NULL, received_at timestamptz, "
+               "submitted_at timestamptz, submitter text, source_topic text NOT NULL, "
+               "source_partition int NOT NULL, source_offset bigint NOT NULL, "
+               "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
+    sb_indicators(&b, "", " bigint NOT NULL");
+    sb_add(&b, ", extra jsonb NOT NULL, dup boolean NOT NULL DEFAULT false)");
+    stage_create = sb_done(&b);
+
+    memset(&b, 0, sizeof b);
+    sb_add(&b, "COPY rollup_stage (report_id, unit_code, level, period, kind, version, received_at, "
+               "submitted_at, submitter, source_topic, source_partition, source_offset, payload, "
+               "late, zone_status");
+    sb_indicators(&b, "", "");
+    sb_add(&b, ", extra) FROM STDIN (FORMAT binary)");
+    stage_copy = sb_done(&b);
+
+    archive_insert = strdup(
+        "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, kind, version, "
+        "received_at, submitted_at, submitter, source_topic, source_partition, source_offset, "
+        "payload) "
+        "SELECT report_id, unit_code, level, period, kind, version, received_at, submitted_at, "
+        "submitter, source_topic, source_partition, source_offset, payload FROM rollup_stage "
+        "ON CONFLICT (report_id) DO NOTHING");
+
+    /* A report_id already archived from another Kafka message is a
+     * re-delivery and changes nothing; one archived from this very message
+     * (a replay of our own work) is not. */
+    mark_dups = strdup(
+        "UPDATE rollup_stage s SET dup = true FROM rollcall.report_archive a "
+        "WHERE a.report_id = s.report_id AND (a.source_topic, a.source_partition, a.source_offset) "
+        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset)");
+
+    latest_simple = build_latest(false);
+    latest_repeated = build_latest(true);
+
+    memset(&b, 0, sizeof b);
+    sb_add(&b, "SELECT nextval('rollcall.outbox_id_seq'), a.unit_code, a.period::text, a.level, "
+               "a.version, a.expected_children, a.reported_children, a.zero_children, "
+               "a.late_children, a.missing_children, a.zone_normal, a.zone_prevention, "
+               "a.zone_control, a.zone_lockdown, a.extra");
+    sb_indicators(&b, "a.", "");
+    sb_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
+               "JOIN rollcall.aggregate a ON a.unit_code = p.code AND a.period = p.period "
+               "WHERE a.updated_at = now()");
+    changed_aggs = sb_done(&b);
+
+    if (!stage_create || !stage_copy || !archive_insert || !mark_dups || !latest_simple ||
+        !latest_repeated || !changed_aggs) {
+        snprintf(errbuf, errlen, "out of memory building SQL");
+        return -1;
+    }
+    return 0;
+}
+
+const char *sql_stage_create(void) { return stage_create; }
+const char *sql_stage_copy(void) { return stage_copy; }
+const char *sql_archive_insert(void) { return archive_insert; }
+const char *sql_mark_duplicates(void) { return mark_dups; }
+const char *sql_latest_upsert(bool repeated_keys) { return repeated_keys ? latest_repeated : latest_simple; }
+const char *sql_changed_aggregates(void) { return changed_aggs; }

@@ -1,0 +1,411 @@
+/* The urgent fast path: reports.urgent through its own consumer (group
+ * "<group>.urgent"), its own connection and small transactions, so an
+ * urgent hop is in PostgreSQL milliseconds after it arrives and never waits
+ * behind a daily batch.  Every hop is recorded once per (report, level). */
+#include "rollup.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#define US_TO_TS(n) "(timestamptz 'epoch' + $" #n "::bigint * interval '1 microsecond')"
+
+int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen)
+{
+    if (rc_pg_prepare(pg, "rollup_urgent_report",
+                      "INSERT INTO rollcall.urgent_report (report_id, unit_code, period, "
+                      "incident_type, severity, description, occurred_at, received_at) "
+                      "VALUES ($1::uuid, $2, $3::date, $4, $5::smallint, $6, "
+                      "CASE WHEN $7::bigint > 0 THEN " US_TO_TS(7) " END, "
+                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END) "
+                      "ON CONFLICT (report_id) DO NOTHING",
+                      8, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_urgent_hops",
+                      "INSERT INTO rollcall.urgent_hop (report_id, level, unit_code, at) "
+                      "SELECT $1::uuid, l, u, timestamptz 'epoch' + a * interval '1 microsecond' "
+                      "FROM unnest($2::smallint[], $3::text[], $4::bigint[]) AS h(l, u, a) "
+                      "ON CONFLICT (report_id, level) DO NOTHING",
+                      4, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_archive_one",
+                      "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, "
+                      "kind, version, received_at, submitted_at, submitter, source_topic, "
+                      "source_partition, source_offset, payload) "
+                      "VALUES ($1::uuid, $2, $3::smallint, $4::date, $5::smallint, $6::bigint, "
+                      "CASE WHEN $7::bigint > 0 THEN " US_TO_TS(7) " END, "
+                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END, "
+                      "NULLIF($9, ''), $10, $11::int, $12::bigint, $13::bytea) "
+                      "ON CONFLICT (report_id) DO NOTHING",
+                      13, errbuf, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+int urgent_record(rc_pg *pg, const Rollcall__Report *r, char *errbuf, size_t errlen)
+{
+    const Rollcall__Incident *inc = r->incident;
+    char sev[16], occ[24], rec[24];
+    char *levels = NULL, *units = NULL, *ats = NULL;
+    int hops = -1;
+
+    if (!inc)
+        return 0;
+    snprintf(sev, sizeof sev, "%d", inc->severity);
+    snprintf(occ, sizeof occ, "%" PRId64, inc->occurred_at);
+    snprintf(rec, sizeof rec, "%" PRId64, r->received_at);
+    const char *v1[] = {r->report_id, r->unit_code, r->period, inc->type ? inc->type : "",
+                        sev, inc->description && inc->description[0] ? inc->description : NULL,
+                        occ, rec};
+    PGresult *res = rc_pg_exec_prepared(pg, "rollup_urgent_report", 8, v1, NULL, NULL, 0, errbuf,
+                                        errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    if (!inc->n_hops)
+        return 0;
+
+    size_t cap = inc->n_hops * 24 + 3;
+    levels = malloc(cap);
+    units = malloc(cap);
+    ats = malloc(cap);
+    if (!levels || !units || !ats) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto done;
+    }
+    size_t nl = 0, nu = 0, na = 0;
+    levels[nl++] = units[nu++] = ats[na++] = '{';
+    for (size_t i = 0; i < inc->n_hops; i++) {
+        const Rollcall__Hop *h = inc->hops[i];
+        const char *unit = h->unit_code ? h->unit_code : "";
+        bool digits = unit[0] != '\0' && strspn(unit, "0123456789") == strlen(unit) &&
+                      strlen(unit) <= 12;
+        nl += (size_t)snprintf(levels + nl, cap - nl, "%s%d", i ? "," : "", (int)h->level);
+        nu += (size_t)snprintf(units + nu, cap - nu, "%s%s", i ? "," : "",
+                               digits ? unit : "\"\"");
+        na += (size_t)snprintf(ats + na, cap - na, "%s%" PRId64, i ? "," : "", h->at);
+    }
+    snprintf(levels + nl, cap - nl, "}");
+    snprintf(units + nu, cap - nu, "}");
+    snprintf(ats + na, cap - na, "}");
+    const char *v2[] = {r->report_id, levels, units, ats};
+    res = rc_pg_exec_prepared(pg, "rollup_urgent_hops", 4, v2, NULL, NULL, 0, errbuf, errlen);
+    if (!res)
+        goto done;
+    hops = atoi(PQcmdTuples(res));
+    PQclear(res);
+done:
+    free(levels);
+    free(units);
+    free(ats);
+    return hops;
+}
+
+/* ------------------------------------------------------------- the thread */
+
+static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
+{
+    urgent_path *u = opaque;
+    return rollup_load_offsets(u->pg, u->group, parts);
+}
+
+static int store_offset(rc_pg *pg, const char *group, int32_t partition, int64_t next,
+                        char *errbuf, size_t errlen)
+{
+    char p[16], n[24];
+    snprintf(p, sizeof p, "%" PRId32, partition);
+    snprintf(n, sizeof n, "%" PRId64, next);
+    const char *values[] = {group, p, n};
+    PGresult *res = rc_pg_exec_params(
+        pg,
+        "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, next_offset, "
+        "updated_at) VALUES ($1, 'reports.urgent', $2::int, $3::bigint, now()) "
+        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+        "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
+        3, values, errbuf, errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+static int urgent_dead_letter(urgent_path *u, const rd_kafka_message_t *m, const char *reason,
+                       int64_t *lo, int64_t *hi, char *errbuf, size_t errlen)
+{
+    char part[16], off[24], key[64] = "";
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    if (m->key_len && m->key_len < sizeof key) {
+        memcpy(key, m->key, m->key_len);
+        key[m->key_len] = '\0';
+    }
+    const char *values[] = {"reports.urgent", part, off, m->payload ? m->payload : "", reason,
+                            key[0] ? key : NULL};
+    int lengths[] = {0, 0, 0, (int)m->len, 0, 0};
+    int formats[] = {0, 0, 0, 1, 0, 0};
+    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_dead_letter", 6, values, lengths, formats, 0,
+                                        errbuf, errlen);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 1) {
+        int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (*lo < 0 || id < *lo)
+            *lo = id;
+        if (id > *hi)
+            *hi = id;
+    }
+    PQclear(res);
+    rc_counter_inc(u->ru->m.dead_letters);
+    rc_warn("dead letter topic=reports.urgent partition=%" PRId32 " offset=%" PRId64
+            " reason=\"%s\"",
+            m->partition, m->offset, reason);
+    return 0;
+}
+
+/* One message inside the open transaction.  *last_hop_at is set for the
+ * latency histogram.  Returns 0 or -1 (SQL failure). */
+static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int64_t *hi,
+                  int64_t *last_hop_at, char *errbuf, size_t errlen)
+{
+    rollup *ru = u->ru;
+    rc_errors errs = {0};
+    char detail[400], reason[512];
+    int rc = 0;
+
+    Rollcall__Report *r = rc_report_unpack(m->payload, m->len, &errs);
+    if (!r) {
+        rc_errors_format(&errs, detail, sizeof detail);
+        snprintf(reason, sizeof reason, "undecodable: %s", detail);
+        return urgent_dead_letter(u, m, reason, lo, hi, errbuf, errlen);
+    }
+    rc_validate_opts opts = ru->vopts_village;
+    opts.now_us = rc_now_us();
+    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0 ||
+        r->kind != ROLLCALL__KIND__KIND_URGENT || r->version <= 0) {
+        if (errs.n)
+            rc_errors_format(&errs, detail, sizeof detail);
+        else
+            snprintf(detail, sizeof detail, "kind: reports.urgent carries URGENT reports with a "
+                                            "version");
+        snprintf(reason, sizeof reason, "invalid: %s", detail);
+        rc = urgent_dead_letter(u, m, reason, lo, hi, errbuf, errlen);
+        goto done;
+    }
+    char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24];
+    snprintf(level, sizeof level, "%d", (int)r->level);
+    snprintf(kind, sizeof kind, "%d", (int)r->kind);
+    snprintf(version, sizeof version, "%" PRId64, r->version);
+    snprintf(received, sizeof received, "%" PRId64, r->received_at);
+    snprintf(submitted, sizeof submitted, "%" PRId64, r->submitted_at);
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    const char *values[] = {r->report_id, r->unit_code, level, r->period, kind, version, received,
+                            submitted, r->submitter ? r->submitter : "", "reports.urgent", part,
+                            off, m->payload};
+    int lengths[13] = {0};
+    int formats[13] = {0};
+    lengths[12] = (int)m->len;
+    formats[12] = 1;
+    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_archive_one", 13, values, lengths, formats,
+                                        0, errbuf, errlen);
+    if (!res) {
+        rc = -1;
+        goto done;
+    }
+    PQclear(res);
+    int hops = urgent_record(u->pg, r, errbuf, errlen);
+    if (hops < 0) {
+        rc = -1;
+        goto done;
+    }
+    rc_counter_add(ru->m.urgent_hops, hops);
+    if (r->incident && r->incident->n_hops)
+        *last_hop_at = r->incident->hops[r->incident->n_hops - 1]->at;
+done:
+    rc_report_free(r);
+    return rc;
+}
+
+/* Processes msgs[0..n) in one transaction.  Returns 0 or -1. */
+static int process(urgent_path *u, rd_kafka_message_t **msgs, size_t n, char *errbuf,
+                   size_t errlen)
+{
+    int64_t lo = -1, hi = -1;
+    int64_t *hop_at = calloc(n, sizeof *hop_at);
+    int32_t parts[64];
+    int64_t nexts[64];
+    size_t nparts = 0;
+
+    if (!hop_at) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    if (rc_pg_begin(u->pg, errbuf, errlen) < 0)
+        goto failed;
+    for (size_t i = 0; i < n; i++) {
+        if (handle(u, msgs[i], &lo, &hi, &hop_at[i], errbuf, errlen) < 0)
+            goto failed;
+        size_t j = 0;
+        while (j < nparts && parts[j] != msgs[i]->partition)
+            j++;
+        if (j == nparts && nparts < 64) {
+            parts[nparts] = msgs[i]->partition;
+            nexts[nparts++] = msgs[i]->offset + 1;
+        } else if (j < nparts && msgs[i]->offset + 1 > nexts[j]) {
+            nexts[j] = msgs[i]->offset + 1;
+        }
+    }
+    for (size_t j = 0; j < nparts; j++)
+        if (store_offset(u->pg, u->group, parts[j], nexts[j], errbuf, errlen) < 0)
+            goto failed;
+    if (rc_pg_commit(u->pg, errbuf, errlen) < 0)
+        goto failed;
+
+    int64_t now = rc_now_us();
+    for (size_t i = 0; i < n; i++)
+        if (hop_at[i] > 0)
+            rc_histogram_observe(u->ru->m.urgent_seconds, (double)(now - hop_at[i]) / 1e6);
+    rc_counter_add(u->ru->m.urgent_messages, (double)n);
+    free(hop_at);
+    if (lo >= 0) {
+        char err[256];
+        if (outbox_publish(u->ru, u->pg, lo, hi, err, sizeof err) < 0)
+            rc_warn("urgent: dead letters stay in the outbox for now: %s", err);
+    }
+    return 0;
+failed:
+    if (rc_pg_in_transaction(u->pg))
+        rc_pg_rollback(u->pg, NULL, 0);
+    free(hop_at);
+    return -1;
+}
+
+static void *urgent_main(void *arg)
+{
+    urgent_path *u = arg;
+    rollup *ru = u->ru;
+    size_t cap = (size_t)ru->cfg.urgent_max_batch;
+    rd_kafka_message_t **msgs = calloc(cap, sizeof *msgs);
+    char err[512];
+
+    if (!msgs) {
+        rc_error("urgent: out of memory");
+        atomic_store(&ru->failed, true);
+        return NULL;
+    }
+    while (!atomic_load(&ru->stop)) {
+        size_t n = 0;
+        rd_kafka_message_t *m = rc_consumer_poll(u->consumer, 100);
+        while (m) {
+            if (m->err) {
+                if (rc_consumer_fatal(m)) {
+                    rc_error("urgent: consumer failed: %s", rd_kafka_message_errstr(m));
+                    atomic_store(&ru->failed, true);
+                    atomic_store(&ru->stop, true);
+                }
+                rd_kafka_message_destroy(m);
+            } else {
+                msgs[n++] = m;
+            }
+            if (n == cap)
+                break;
+            m = rc_consumer_poll(u->consumer, 0);
+        }
+        if (!n) {
+            if (rc_consumer_failed(u->consumer)) {
+                rc_error("urgent: partition assignment failed");
+                atomic_store(&ru->failed, true);
+                atomic_store(&ru->stop, true);
+            }
+            continue;
+        }
+        int attempt = 0;
+        while (process(u, msgs, n, err, sizeof err) < 0) {
+            rc_warn("urgent: transaction failed attempt=%d messages=%zu: %s", attempt + 1, n, err);
+            if (atomic_load(&ru->stop))
+                break;
+            if (++attempt >= 3 && n > 1) {
+                /* Isolate: one message per transaction, so a poison message
+                 * cannot hold back the others. */
+                for (size_t i = 0; i < n; i++) {
+                    if (process(u, &msgs[i], 1, err, sizeof err) == 0)
+                        continue;
+                    char reason[600];
+                    int64_t lo = -1, hi = -1;
+                    snprintf(reason, sizeof reason, "rejected by PostgreSQL: %s", err);
+                    if (rc_pg_begin(u->pg, err, sizeof err) == 0 &&
+                        urgent_dead_letter(u, msgs[i], reason, &lo, &hi, err, sizeof err) == 0 &&
+                        store_offset(u->pg, u->group, msgs[i]->partition, msgs[i]->offset + 1,
+                                     err, sizeof err) == 0 &&
+                        rc_pg_commit(u->pg, err, sizeof err) == 0) {
+                        if (lo >= 0)
+                            outbox_publish(ru, u->pg, lo, hi, err, sizeof err);
+                        continue;
+                    }
+                    if (rc_pg_in_transaction(u->pg))
+                        rc_pg_rollback(u->pg, NULL, 0);
+                    rc_error("urgent: cannot store partition=%" PRId32 " offset=%" PRId64
+                             ", stopping: %s",
+                             msgs[i]->partition, msgs[i]->offset, err);
+                    atomic_store(&ru->failed, true);
+                    atomic_store(&ru->stop, true);
+                    break;
+                }
+                break;
+            }
+            struct timespec ts = {0, 200 * 1000000L * attempt};
+            nanosleep(&ts, NULL);
+        }
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(msgs[i]);
+    }
+    free(msgs);
+    return NULL;
+}
+
+int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen)
+{
+    static const char *const topics[] = {"reports.urgent"};
+    size_t nprops = 0;
+
+    memset(u, 0, sizeof *u);
+    u->ru = ru;
+    snprintf(u->group, sizeof u->group, "%s.urgent", ru->cfg.group);
+    u->pg = rollup_pg_connect(ru, "rollcall-rollup-urgent", errbuf, errlen);
+    if (!u->pg)
+        return -1;
+    /* Low latency: fetch as soon as one byte is there, never linger. */
+    const char *props[] = {"fetch.wait.max.ms=10", "fetch.error.backoff.ms=10",
+                           "queued.max.messages.kbytes=4096"};
+    const char *all[64];
+    nprops = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    rc_consumer_hooks hooks = {on_assign, NULL, u};
+    u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, all, nprops,
+                                  &hooks, errbuf, errlen);
+    if (!u->consumer) {
+        rc_pg_free(u->pg);
+        u->pg = NULL;
+        return -1;
+    }
+    if (pthread_create(&u->thread, NULL, urgent_main, u) != 0) {
+        snprintf(errbuf, errlen, "cannot start the urgent thread");
+        rc_consumer_free(u->consumer);
+        rc_pg_free(u->pg);
+        return -1;
+    }
+    u->running = true;
+    return 0;
+}
+
+void urgent_stop(urgent_path *u)
+{
+    if (!u->running)
+        return;
+    pthread_join(u->thread, NULL);
+    rc_consumer_free(u->consumer);
+    rc_pg_free(u->pg);
+    u->running = false;
+}

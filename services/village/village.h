@@ -1,0 +1,119 @@
+/* rollcall-village internals: the configuration, the intake state shared by
+ * the HTTP handlers and the Kafka delivery path, and the helpers (token
+ * cache, idempotency window, connection limit) each in its own file. */
+#ifndef VILLAGE_H
+#define VILLAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rc_log.h"
+#include "rc_report.h"
+
+struct event_base;
+struct evhttp;
+struct evhttp_request;
+typedef struct rc_service rc_service;
+typedef struct rc_producer rc_producer;
+
+#define TOPIC_VILLAGE "reports.village"
+#define TOPIC_URGENT "reports.urgent"
+
+/* The configuration table's destinations (main.c). */
+typedef struct {
+    char *pg_dsn;
+    char *kafka_brokers;
+    char *listen_addr;
+    int http_port;
+    int max_body;           /* bytes of one report (POST /v1/reports) */
+    int max_batch_body;     /* bytes of a batch (POST /v1/reports:batch) */
+    int max_batch_items;
+    int max_headers;
+    int timeout_ms;         /* evhttp read/write/idle timeout */
+    int max_connections;
+    int max_inflight;       /* reports awaiting their delivery report */
+    int window_days;        /* a period may be this many days in the past */
+    int future_days;
+    char *bounds;           /* "name=max,..."; "extra=max" for extra indicators */
+    int produce_timeout_ms; /* message.timeout.ms: after it, 503 */
+    int retry_after_s;
+    bool auth;
+    int token_reload_ms;    /* full token reload, beside LISTEN/NOTIFY */
+    int dedupe_entries;
+    int dedupe_window_ms;
+    rc_log_level log_level;
+} village_config;
+
+/* ---- auth.c: the token cache (token hash -> unit), refreshed by a thread
+ * that LISTENs on rollcall_token and reloads everything after a reconnect. */
+typedef struct auth auth;
+
+/* Connects, LISTENs, loads every valid token, then starts the refresh
+ * thread.  Returns NULL with errbuf filled (no thread left running). */
+auth *auth_new(const char *dsn, int reload_ms, char *errbuf, size_t errlen);
+void auth_free(auth *a);
+/* Looks a clear token up (hashed here, never stored or logged).  Returns
+ * true with the token's unit code in scope, false for an unknown or revoked
+ * token. */
+bool auth_lookup(auth *a, const char *token, size_t len, char scope[13]);
+size_t auth_count(auth *a);
+
+/* ---- dedupe.c: the idempotency window, report_id -> outcome ----
+ *
+ * A fixed ring of `entries` slots, newest overwriting oldest (never one
+ * still in flight), each valid for `window_us` after its version. */
+typedef struct dedupe dedupe;
+
+typedef enum { DD_INFLIGHT = 1, DD_DONE = 2, DD_FAILED = 3 } dd_state;
+
+typedef struct {
+    uint32_t slot;
+    dd_state state;
+    int64_t version;
+    int64_t submitted_at;   /* the first submission's client time */
+    uint64_t fingerprint;
+    void *job;          /* DD_INFLIGHT: the job waiting for Kafka */
+} dd_entry;
+
+dedupe *dedupe_new(size_t entries, int64_t window_us);
+void dedupe_free(dedupe *d);
+/* Finds a live entry for id (16 bytes).  Returns true and fills out. */
+bool dedupe_find(dedupe *d, const uint8_t id[16], int64_t now_us, dd_entry *out);
+/* Adds an in-flight entry; returns its slot, or -1 when every slot is in
+ * flight (the caller sheds load). */
+int64_t dedupe_add(dedupe *d, const uint8_t id[16], int64_t version, int64_t submitted_at,
+                   uint64_t fingerprint, void *job);
+/* Changes a slot's state (and job: NULL unless DD_INFLIGHT). */
+void dedupe_set(dedupe *d, uint32_t slot, dd_state state, void *job);
+size_t dedupe_size(const dedupe *d);
+
+/* ---- connlimit.c: a cap on open client connections ---- */
+typedef struct connlimit connlimit;
+/* Counts the connections evhttp accepts and pauses its listeners while
+ * `max` are open.  Returns NULL on out of memory. */
+connlimit *connlimit_new(struct event_base *base, struct evhttp *http, int max);
+void connlimit_free(connlimit *cl);
+size_t connlimit_open(const connlimit *cl);
+
+/* ---- intake.c: the HTTP handlers and the Kafka path ---- */
+typedef struct intake intake;
+
+/* Builds the intake: parses the bounds, creates both producers and hooks
+ * their delivery reports into the loop.  `reg` and `a` (NULL when auth is
+ * off) are borrowed.  Returns NULL with errbuf filled. */
+intake *intake_new(const village_config *cfg, struct event_base *base, const rc_registry *reg,
+                   auth *a, const char *const *kafka_props, size_t nprops,
+                   char *errbuf, size_t errlen);
+/* Registers POST /v1/reports and POST /v1/reports:batch and the health check. */
+int intake_attach(intake *in, rc_service *svc);
+/* Stop hook: refuses new reports, waits up to the produce timeout for the
+ * reports in flight (each still gets its answer), then closes the producers. */
+void intake_stop(void *in);
+void intake_free(intake *in);
+
+/* Parses "name=max,name=max" (core indicator names, or "extra") into opts.
+ * Returns 0, or -1 with errbuf naming the bad entry and opts unchanged. */
+int intake_parse_bounds(const char *spec, rc_validate_opts *opts, char *errbuf, size_t errlen);
+
+#endif
