@@ -187,7 +187,7 @@ static int stage_archived(void *opaque, const archived *a, char *errbuf, size_t 
         rc_report_free(r);
         return 0;
     }
-    rc = replay_diff_stage(ctx->diff, r, topic, errbuf, errlen);
+    rc = replay_diff_stage(ctx->diff, r, topic, a->payload, a->len, errbuf, errlen);
     rc_report_free(r);
     return rc;
 }
@@ -239,7 +239,7 @@ static void file_report(void *opaque, Rollcall__Report *r, size_t line)
     if (ctx->failed || cli_report_route(r->unit_code, (int)r->level, topic, key) < 0)
         goto done;
     if (ctx->dry_run) {
-        if (replay_diff_stage(ctx->diff, r, topic, ctx->err, sizeof ctx->err) < 0)
+        if (replay_diff_stage(ctx->diff, r, topic, NULL, 0, ctx->err, sizeof ctx->err) < 0)
             ctx->failed = true;
         goto done;
     }

@@ -53,12 +53,13 @@ int replay_diff_scope_subtree(replay_diff *d, const char *unit, const char *from
 int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *period,
                         char *errbuf, size_t errlen);
 
-/* Stages one report to be applied by the dry run, and adds its keys.
- * Between replay_diff_stage_begin and replay_diff_dry_run only (the COPY is
- * open).  Returns 0 or -1. */
+/* Stages one report to be applied by the dry run, and adds its keys:
+ * between replay_diff_stage_begin (which opens the dry run's transaction)
+ * and replay_diff_snapshot.  `payload` is the message's bytes (NULL: the
+ * report packed).  Returns 0 or -1. */
 int replay_diff_stage_begin(replay_diff *d, char *errbuf, size_t errlen);
 int replay_diff_stage(replay_diff *d, const Rollcall__Report *r, const char *topic,
-                      char *errbuf, size_t errlen);
+                      const uint8_t *payload, size_t len, char *errbuf, size_t errlen);
 int replay_diff_stage_end(replay_diff *d, char *errbuf, size_t errlen);
 
 /* Records the keys' current rows ("before").  Returns 0 or -1. */
@@ -76,12 +77,19 @@ long long replay_diff_print(replay_diff *d, FILE *out, long limit, char *errbuf,
 
 /* ---- replay_apply.c ---- */
 
-/* Applies the reports staged in replay_stage (inside the caller's
- * transaction) the way the rollup applies a batch: latest-wins into
- * rollcall.latest_report (whose triggers maintain the township aggregates),
- * then the counties' and provinces' aggregates and filing completeness with
- * the rollup's functions.  Returns 0, or -1 with errbuf filled (the caller
- * rolls back). */
+/* Creates the rollup's stage table (rc_rollup_sql) in the caller's open
+ * transaction and starts a COPY into it.  Returns 0 or -1. */
+int replay_apply_stage_begin(rc_pg *pg, char *errbuf, size_t errlen);
+
+/* Writes one report as a stage row, as the rollup's consumer would for a
+ * new message on `topic`.  Returns 0, or -1 (the COPY is then over). */
+int replay_apply_stage_row(rc_pg *pg, const Rollcall__Report *r, const char *topic,
+                           const uint8_t *payload, size_t len, char *errbuf, size_t errlen);
+
+/* Applies the staged reports (after the COPY ended) the way the rollup
+ * applies a batch: its archive, duplicate and latest-wins statements, then
+ * rollcall.refresh_level for the counties and provinces.  Returns 0, or -1
+ * with errbuf filled (the caller rolls back either way). */
 int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen);
 
 #endif

@@ -16,13 +16,11 @@ struct replay_diff {
     rc_pg *pg;
     char *keys;            /* COPY text rows "unit\tperiod\n" not yet in replay_keys */
     size_t keylen, keycap;
-    bool staging;          /* COPY into replay_stage open */
+    bool staging;          /* COPY into the rollup's stage open */
     bool in_dry_tx;
     char *cols;            /* v_unit_day's compared columns, "unit_code, level, ..." */
     char scope[512];       /* WHERE clause over v_unit_day selecting the rows a replay can touch */
     bool subtree;          /* scope is a subtree and periods; no key table */
-    char *row;             /* one staged COPY row */
-    size_t rowcap;
 };
 
 /* Columns of v_unit_day that are not compared: when a row was last written
@@ -111,7 +109,6 @@ void replay_diff_free(replay_diff *d)
         rc_pg_rollback(d->pg, NULL, 0);
     free(d->keys);
     free(d->cols);
-    free(d->row);
     free(d);
 }
 
@@ -190,97 +187,29 @@ static int flush_keys(replay_diff *d, char *errbuf, size_t errlen)
 
 /* --------------------------------------------------------------- staging */
 
-/* What the rollup reads from a report to apply it, one row per report.
- * Dropped at the end of the dry run's transaction. */
-static const char stage_ddl[] =
-    "CREATE TEMP TABLE replay_stage (\n"
-    "  report_id uuid NOT NULL, unit_code text NOT NULL, level smallint NOT NULL,\n"
-    "  period date NOT NULL, kind smallint NOT NULL, version bigint NOT NULL,\n"
-    "  received_at timestamptz, zone_status smallint NOT NULL, topic text NOT NULL,\n"
-    "  ind bigint[] NOT NULL, extra jsonb NOT NULL\n"
-    ") ON COMMIT DROP";
-
 int replay_diff_stage_begin(replay_diff *d, char *errbuf, size_t errlen)
 {
     if (rc_pg_begin(d->pg, errbuf, errlen) < 0)
         return -1;
     d->in_dry_tx = true;
-    if (rc_pg_command(d->pg, stage_ddl, errbuf, errlen) < 0 ||
-        rc_pg_copy_begin(d->pg, "COPY replay_stage FROM STDIN", errbuf, errlen) < 0)
+    if (replay_apply_stage_begin(d->pg, errbuf, errlen) < 0)
         return -1;
     d->staging = true;
     return 0;
 }
 
-static bool row_room(replay_diff *d, size_t need)
-{
-    if (need <= d->rowcap)
-        return true;
-    char *n = realloc(d->row, need);
-    if (!n)
-        return false;
-    d->row = n;
-    d->rowcap = need;
-    return true;
-}
-
 int replay_diff_stage(replay_diff *d, const Rollcall__Report *r, const char *topic,
-                      char *errbuf, size_t errlen)
+                      const uint8_t *payload, size_t len, char *errbuf, size_t errlen)
 {
-    char *extra = NULL;
-    json_t *ej = json_object();
-    size_t len = 0, need;
-
     if (!d->staging) {
         snprintf(errbuf, errlen, "replay_diff_stage outside staging");
-        json_decref(ej);
         return -1;
     }
-    for (size_t i = 0; ej && i < r->n_extra; i++)
-        json_object_set_new(ej, r->extra[i]->key, json_integer(r->extra[i]->value));
-    extra = ej ? json_dumps(ej, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(ej);
-    if (!extra) {
-        snprintf(errbuf, errlen, "out of memory");
+    if (replay_apply_stage_row(d->pg, r, topic, payload, len, errbuf, errlen) < 0) {
+        d->staging = false;     /* the COPY is over */
         return -1;
     }
-    need = 2 * strlen(extra) + 2 * strlen(r->unit_code) + 2 * strlen(r->report_id) + 1024 +
-           rc_indicator_count() * 24;
-    if (!row_room(d, need)) {
-        free(extra);
-        snprintf(errbuf, errlen, "out of memory");
-        return -1;
-    }
-    /* Escaped: the values came from a message, not from us. */
-    len += rc_pg_copy_escape(d->row + len, need - len, r->report_id);
-    d->row[len++] = '\t';
-    len += rc_pg_copy_escape(d->row + len, need - len, r->unit_code);
-    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t", (int)r->level);
-    len += rc_pg_copy_escape(d->row + len, need - len, r->period);
-    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t%lld\t", (int)r->kind,
-                            (long long)r->version);
-    if (r->received_at > 0) {
-        char rfc[40];
-        rc_time_format_rfc3339(r->received_at, rfc);
-        len += (size_t)snprintf(d->row + len, need - len, "%s", rfc);
-    } else {
-        len += (size_t)snprintf(d->row + len, need - len, "\\N");
-    }
-    len += (size_t)snprintf(d->row + len, need - len, "\t%d\t%s\t{", (int)r->zone_status, topic);
-    for (size_t i = 0; i < rc_indicator_count(); i++)
-        len += (size_t)snprintf(d->row + len, need - len, "%s%lld", i ? "," : "",
-                                (long long)rc_indicator_get(r->indicators, i));
-    len += (size_t)snprintf(d->row + len, need - len, "}\t");
-    len += rc_pg_copy_escape(d->row + len, need - len, extra);
-    d->row[len++] = '\n';
-    free(extra);
-    if (rc_pg_copy_put(d->pg, d->row, len, errbuf, errlen) < 0) {
-        d->staging = false;
-        return -1;
-    }
-    if (replay_diff_add_key(d, r->unit_code, r->period, errbuf, errlen) < 0)
-        return -1;
-    return 0;
+    return replay_diff_add_key(d, r->unit_code, r->period, errbuf, errlen);
 }
 
 int replay_diff_stage_end(replay_diff *d, char *errbuf, size_t errlen)

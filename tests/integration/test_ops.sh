@@ -32,7 +32,7 @@ DB=ops_test_$$
 GROUP=ops-test-$$
 ADMIN_DSN="$ROLLCALL_PG_DSN dbname=postgres"
 DSN="$ROLLCALL_PG_DSN dbname=$DB"
-ROLLUP_PORT=$(( ${ROLLCALL_PORT_BASE:-55400} + 70 ))
+ROLLUP_PORT=$(( ${ROLLCALL_PORT_BASE:-55400} + 60 ))
 ROLLUP_PID=
 BROKER_PID=
 FAILED=0
@@ -65,8 +65,8 @@ cleanup() {
 trap cleanup EXIT
 
 start_rollup() {
-    # The scratch group starts at the end of every topic: what other tests
-    # left in the broker is not ours.
+    # A fresh port each start: the previous one may linger in TIME_WAIT.
+    ROLLUP_PORT=$((ROLLUP_PORT + 1))
     ROLLCALL_PG_DSN="$DSN" "$ROLLUP" --http_port="$ROLLUP_PORT" --group="$GROUP" \
         >>"$TMP/rollup.log" 2>&1 </dev/null &
     ROLLUP_PID=$!
