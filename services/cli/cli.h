@@ -13,6 +13,7 @@
 
 #include "rc_kafka.h"
 #include "rc_pg.h"
+#include "rc_report.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,5 +117,14 @@ void cli_publisher_free(cli_publisher *pub);
  * report to reports.<level> keyed by its rollup parent (a province by
  * itself).  Returns 0, or -1 for a level that is never sent (prefecture). */
 int cli_report_route(const char *unit_code, int level, char topic[32], char key[13]);
+
+/* The rollup's window for accepting a report (its max_past_days default). */
+#define CLI_ROLLUP_MAX_PAST_DAYS 400
+
+/* Validation options as the rollup applies them to a report of `level`
+ * (village bounds for villages, none for filed sums; the window
+ * max_past_days back and one day ahead; report_id required), so the CLI
+ * predicts what the rollup will accept. */
+void cli_pipeline_validate_opts(int level, int max_past_days, rc_validate_opts *o);
 
 #endif

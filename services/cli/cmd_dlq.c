@@ -63,24 +63,16 @@ static void on_delivered(void *opaque, void *msg_opaque, bool ok, const char *er
         snprintf(l->note, sizeof l->note, "not delivered: %s", error ? error : "?");
 }
 
-/* Validation as the consumer of the topic applies it: a report is judged
- * as of when it was received (the period window is the intake's, measured
- * from received_at, so a letter does not expire while it waits here);
- * value bounds only for village reports (filed reports carry sums). */
+/* Validation as the rollup applies it now: a letter that passes is one the
+ * rollup will accept. */
 static int revalidate(const Rollcall__Report *r, const rc_registry *reg, rc_errors *errs)
 {
     rc_validate_opts o;
 
-    rc_validate_opts_default(&o);
-    o.require_report_id = true;
-    if (r->received_at > 0)
-        o.now_us = r->received_at;
-    if (r->level != ROLLCALL__LEVEL__LEVEL_VILLAGE) {
-        for (size_t i = 0; i < RC_INDICATORS_MAX; i++)
-            o.max_value[i] = INT64_MAX;
-        o.max_extra_value = INT64_MAX;
-    }
-    return rc_report_validate(r, &o, reg, errs);
+    cli_pipeline_validate_opts((int)r->level, CLI_ROLLUP_MAX_PAST_DAYS, &o);
+    if (r->version <= 0)
+        rc_errors_add(errs, "version", "missing (must be > 0)");
+    return rc_report_validate(r, &o, reg, errs) < 0 || errs->n ? -1 : 0;
 }
 
 /* The original reason, without the note an earlier replay appended. */

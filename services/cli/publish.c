@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "rc_log.h"
 #include "rc_registry.h"
+#include "rc_report.h"
 #include "rollcall.pb-c.h"
 
 #include <stdio.h>
@@ -213,4 +214,18 @@ int cli_report_route(const char *unit_code, int level, char topic[32], char key[
         snprintf(parent, sizeof parent, "%s", unit_code);
     snprintf(key, 13, "%s", parent);
     return 0;
+}
+
+void cli_pipeline_validate_opts(int level, int max_past_days, rc_validate_opts *o)
+{
+    /* As rollcall-rollup sets them up (services/rollup/main.c). */
+    rc_validate_opts_default(o);
+    o->max_past_days = max_past_days;
+    o->max_future_days = 1;
+    o->require_report_id = true;
+    if (level != ROLLCALL__LEVEL__LEVEL_VILLAGE) {
+        for (size_t i = 0; i < RC_INDICATORS_MAX; i++)
+            o->max_value[i] = INT64_MAX / 4;
+        o->max_extra_value = INT64_MAX / 4;
+    }
 }
