@@ -386,7 +386,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&R.health_mu, NULL);
     atomic_init(&R.stop, false);
     atomic_init(&R.failed, false);
-    if (outbox_init(&R.outbox) < 0 || sql_init(err, sizeof err) < 0)
+    if (outbox_init(&R.outbox) < 0 || rc_rollup_sql_init(err, sizeof err) < 0)
         rc_die("start-up: %s", err);
 
     rc_validate_opts_default(&R.vopts_village);
