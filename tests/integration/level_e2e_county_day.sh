@@ -64,10 +64,11 @@ IND=households_visited,persons_screened,temperature_checks,arrivals_risk_areas,a
 prefixed() { echo "$IND" | sed "s/\([a-z_]*\)/$1.\1/g"; }
 summed() { echo "$IND" | sed 's/\([a-z_]*\)/sum(\1)::bigint/g'; }
 
-# Polls a query until it prints `want` (30 s); prints what it got on failure.
+# Polls a query until it prints `want` (120 s: filing follows the live
+# aggregate through Kafka, slower on a loaded machine); prints what it got on failure.
 wait_for() {
     local want=$1 sql=$2 got=
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 1200); do
         got=$("${PSQL[@]}" -c "$sql") || { say "query failed: $sql"; return 1; }
         [ "$got" = "$want" ] && return 0
         sleep 0.1
