@@ -373,7 +373,9 @@ static void wait_report(rc_producer *p, int timeout_s)
 
 static void broker_down_fails_delivery(void **state)
 {
-    const char *props[] = {"message.timeout.ms=2000"};
+    /* socket.timeout.ms too: a request sent just before /down took effect
+     * would otherwise wait out the default 60 s. */
+    const char *props[] = {"message.timeout.ms=2000", "socket.timeout.ms=2000"};
     char err[512];
 
     NEED_BROKER();
@@ -389,7 +391,7 @@ static void broker_down_fails_delivery(void **state)
 
     assert_int_equal(control_post("/down"), 200);
     assert_int_equal(rc_producer_send(p, topic, 0, "k", 1, "down", 4, NULL, 0), 0);
-    wait_report(p, 10);
+    wait_report(p, 30); /* 2 s timeout; generous for a loaded machine */
     assert_int_equal(down_dr.reports, 1);
     assert_int_not_equal(down_dr.err, RD_KAFKA_RESP_ERR_NO_ERROR);
     fprintf(stderr, "as expected, while down: %s\n", rd_kafka_err2name(down_dr.err));
