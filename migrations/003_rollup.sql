@@ -319,8 +319,9 @@ BEGIN
 END
 $fn$;
 
--- ... and revised rows: apply new minus old.  Rows whose version and late
--- flag did not change (only an earlier first_received_at) change nothing.
+-- ... and revised rows: apply new minus old.  Rows where only an earlier
+-- first_received_at was recorded (same revision, same late flag) change
+-- nothing.
 CREATE FUNCTION rollcall.latest_updated() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -414,7 +415,8 @@ BEGIN
                rollcall.jsonb_sum(o.extra) FILTER (WHERE o.extra <> '{}'::jsonb) AS eold
           FROM new_rows n
           JOIN old_rows o ON o.unit_code = n.unit_code AND o.period = n.period
-         WHERE n.level = 1 AND (n.version <> o.version OR n.late <> o.late)
+         WHERE n.level = 1
+           AND (n.version, n.report_id, n.late) IS DISTINCT FROM (o.version, o.report_id, o.late)
          GROUP BY 1, 2) d
   WHERE a.unit_code = d.t AND a.period = d.period;
   RETURN NULL;
@@ -753,11 +755,11 @@ BEGIN
 
   SELECT array_agg(x.code ORDER BY x.code), array_agg(day), array_agg(x.villages)
     INTO c, p, v
-    FROM (SELECT left(t.unit_code, 6) AS code,
+    FROM (SELECT y.code,
                  (SELECT count(*) FROM rollcall.unit w
-                   WHERE w.level = 1 AND w.code LIKE left(t.unit_code, 6) || '%')::int AS villages
-            FROM rollcall.aggregate t WHERE t.period = day AND t.level = 2
-           GROUP BY 1) x;
+                   WHERE w.level = 1 AND w.code LIKE y.code || '%')::int AS villages
+            FROM (SELECT DISTINCT left(t.unit_code, 6) AS code
+                    FROM rollcall.aggregate t WHERE t.period = day AND t.level = 2) y) x;
   IF c IS NOT NULL THEN
     PERFORM rollcall.lock_parents(3::smallint, c, p);
     n := n + rollcall.refresh_parents(3::smallint, c, p, v);
@@ -766,11 +768,11 @@ BEGIN
 
   SELECT array_agg(x.code ORDER BY x.code), array_agg(day), array_agg(x.villages)
     INTO c, p, v
-    FROM (SELECT left(t.unit_code, 2) AS code,
+    FROM (SELECT y.code,
                  (SELECT count(*) FROM rollcall.unit w
-                   WHERE w.level = 1 AND w.code LIKE left(t.unit_code, 2) || '%')::int AS villages
-            FROM rollcall.aggregate t WHERE t.period = day AND t.level = 3
-           GROUP BY 1) x;
+                   WHERE w.level = 1 AND w.code LIKE y.code || '%')::int AS villages
+            FROM (SELECT DISTINCT left(t.unit_code, 2) AS code
+                    FROM rollcall.aggregate t WHERE t.period = day AND t.level = 3) y) x;
   IF c IS NOT NULL THEN
     PERFORM rollcall.lock_parents(5::smallint, c, p);
     n := n + rollcall.refresh_parents(5::smallint, c, p, v);
