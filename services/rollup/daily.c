@@ -453,8 +453,16 @@ int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errl
     if (!pl->control)
         return -1;
     rc_consumer_hooks hooks = {on_assign, on_revoke, pl};
+    const char *own[8];
+    size_t nown = 0;
+    char inst[300], lane_name[16];
+    for (size_t i = 0; i < sizeof props / sizeof *props; i++)
+        own[nown++] = props[i];
+    snprintf(lane_name, sizeof lane_name, "lane%d", lane);
+    if (rollup_instance_prop(ru, lane_name, inst, sizeof inst))
+        own[nown++] = inst;
     const char *all[64];
-    size_t nall = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    size_t nall = rollup_consumer_props(ru, own, nown, all, 64);
     pl->consumer = rc_consumer_new(ru->cfg.kafka_brokers, ru->cfg.group, rollup_topics,
                                    ROLLUP_NTOPICS, all, nall, &hooks, errbuf, errlen);
     if (!pl->consumer)

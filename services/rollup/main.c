@@ -32,6 +32,9 @@ static const rc_cfg_item config_items[] = {
     {"group", RC_CFG_STRING, &R.cfg.group, "rollcall-rollup", 1, 200,
      "consumer group; offsets live in rollcall.consumer_offset under this name "
      "(the urgent path uses <group>.urgent)", 0},
+    {"instance_id", RC_CFG_STRING, &R.cfg.instance_id, "", 0, 200,
+     "static group membership: a name unique to this instance (e.g. the host); a restart "
+     "then resumes its partitions at once instead of after the session timeout", 0},
     {"listen", RC_CFG_STRING, &R.cfg.listen, "127.0.0.1", 1, 255, "HTTP listen address", 0},
     {"http_port", RC_CFG_INT, &R.cfg.http_port, "55481", 0, 65535,
      "HTTP port for /healthz and /metrics (0: any)", 0},
@@ -178,6 +181,14 @@ size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t no
     for (size_t i = 0; i < ru->nkafka_props && n < cap; i++)
         out[n++] = ru->kafka_props[i];
     return n;
+}
+
+const char *rollup_instance_prop(const rollup *ru, const char *suffix, char *buf, size_t len)
+{
+    if (!ru->cfg.instance_id || !ru->cfg.instance_id[0])
+        return NULL;
+    snprintf(buf, len, "group.instance.id=%s-%s", ru->cfg.instance_id, suffix);
+    return buf;
 }
 
 /* ---------------------------------------------------------------- start-up */

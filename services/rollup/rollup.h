@@ -38,6 +38,7 @@ typedef struct rollup_cfg {
     char *kafka_brokers;
     char *group;                /* consumer group; the urgent path uses group + ".urgent" */
     char *listen;
+    char *instance_id;          /* static group membership (group.instance.id prefix) */
     int http_port;
     int flush_interval_ms;      /* coalescing interval */
     int max_batch;              /* reports per batch (backlog) */
@@ -143,6 +144,11 @@ int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_l
  * Returns the count written into out (at most cap). */
 size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
                              const char **out, size_t cap);
+
+/* "group.instance.id=<instance_id>-<suffix>" into buf when instance_id is
+ * set (static membership: a restarted instance gets its partitions back at
+ * once instead of after the session timeout); NULL otherwise. */
+const char *rollup_instance_prop(const rollup *ru, const char *suffix, char *buf, size_t len);
 
 /* ------------------------------------------------------------- daily path */
 

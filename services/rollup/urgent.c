@@ -380,8 +380,15 @@ int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen)
     /* Low latency: fetch as soon as one byte is there, never linger. */
     const char *props[] = {"fetch.wait.max.ms=10", "fetch.error.backoff.ms=10",
                            "queued.max.messages.kbytes=4096"};
+    const char *own[8];
+    size_t nown = 0;
+    char inst[300];
+    for (size_t i = 0; i < sizeof props / sizeof *props; i++)
+        own[nown++] = props[i];
+    if (rollup_instance_prop(ru, "urgent", inst, sizeof inst))
+        own[nown++] = inst;
     const char *all[64];
-    nprops = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    nprops = rollup_consumer_props(ru, own, nown, all, 64);
     rc_consumer_hooks hooks = {on_assign, NULL, u};
     u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, all, nprops,
                                   &hooks, errbuf, errlen);
