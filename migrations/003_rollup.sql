@@ -46,6 +46,12 @@ ALTER TABLE rollcall.report_archive ALTER COLUMN unit_code TYPE text COLLATE "C"
 -- every archive insert.
 DROP INDEX rollcall.report_archive_period_unit_idx;
 CREATE INDEX report_archive_period_brin ON rollcall.report_archive USING brin (period);
+-- latest_report by (period, unit_code) instead of 001's (period, level): a
+-- period's rows of one subtree (a township's villages, a county's) are one
+-- index range, which is how the rollup recomputes a township; a level is a
+-- code length, so "villages of a day" is a filter on that range.
+DROP INDEX rollcall.latest_report_period_level_idx;
+CREATE INDEX latest_report_period_unit_idx ON rollcall.latest_report (period, unit_code);
 ALTER TABLE rollcall.latest_report ALTER COLUMN unit_code TYPE text COLLATE "C";
 ALTER TABLE rollcall.aggregate ALTER COLUMN unit_code TYPE text COLLATE "C";
 
@@ -141,35 +147,36 @@ COMMENT ON VIEW rollcall.v_urgent IS
   'county_at, province_at (NULL until that hop is seen); recorded_at = when the rollup stored the report.';
 
 -- ---------------------------------------------------------------- helpers
+--
+-- The functions the rollup calls per batch (lock_parents, refresh_*) work on
+-- the batch's parents only: their plans are pinned to index lookups
+-- (enable_seqscan/hashjoin/mergejoin off), so the cost follows the batch and
+-- not the size of the tables — and never a plan made from statistics taken
+-- while a table was still empty.
 
--- a + sign*b over integer-valued jsonb objects; zero totals are dropped so a
--- sum does not depend on the order revisions arrived in.
-CREATE FUNCTION rollcall.jsonb_add(a jsonb, b jsonb, sign int DEFAULT 1) RETURNS jsonb
+-- Sum of integer-valued jsonb objects (the extra indicators), in one
+-- set-based pass per parent; zero totals are dropped (an absent name is 0).
+CREATE FUNCTION rollcall.jsonb_sum_array(objs jsonb[]) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
   SELECT coalesce(jsonb_object_agg(k, s), '{}'::jsonb)
-    FROM (SELECT k, sum(v)::bigint AS s
-            FROM (SELECT key AS k, value::numeric AS v FROM jsonb_each_text(coalesce(a, '{}'))
-                  UNION ALL
-                  SELECT key, sign * value::numeric FROM jsonb_each_text(coalesce(b, '{}'))) x
-           GROUP BY k) y
+    FROM (SELECT e.key AS k, sum(e.value::numeric)::bigint AS s
+            FROM unnest(objs) AS o(j), jsonb_each_text(o.j) AS e
+           GROUP BY e.key) y
    WHERE s <> 0
 $$;
 
-CREATE FUNCTION rollcall.jsonb_sum_step(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$ SELECT rollcall.jsonb_add(a, b, 1) $$;
-
-CREATE AGGREGATE rollcall.jsonb_sum(jsonb) (
-  SFUNC = rollcall.jsonb_sum_step, STYPE = jsonb, INITCOND = '{}'
-);
 
 -- Recomputes the live aggregates of townships from their villages' latest
--- DAILY/ZERO reports (PIPELINE.md): expected = the registry's villages,
+-- DAILY/ZERO reports (PIPELINE.md): expected = the registry's villages
+-- (unit.expected_children),
 -- reported/zero/late = villages with a latest report / of kind ZERO / late,
 -- missing = the others, ascending; zone counts and sums over the latest
 -- reports; version = the largest village version.  Same contract as
 -- refresh_parents (the caller has locked the rows).
 CREATE FUNCTION rollcall.refresh_townships(codes text[], periods date[]) RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 DECLARE
   n bigint;
 BEGIN
@@ -178,62 +185,98 @@ BEGIN
          zero_children, late_children, missing_children, zone_normal, zone_prevention,
          zone_control, zone_lockdown, villages_expected, villages_reported, villages_zero,
          villages_late, households_visited, persons_screened, temperature_checks, arrivals_risk_areas, arrivals_abroad, investigation_requests, close_contacts, secondary_contacts, cold_chain_workers, released_observation, home_observation, central_isolation, fever_referred, suspected, confirmed, asymptomatic, nucleic_acid_sampled, vaccinated, elderly_alone, disabled, pregnant, left_behind_children, orphans, hardship_households, tenants, assistance_granted, gatherings_postponed, staff_on_duty, volunteers, masks, thermometers, disinfectant_kg, extra, updated_at)
-  SELECT p.code, p.period, 2, left(p.code, 6),
-         coalesce(max(l.version), 0),
-         count(*)::int,
-         count(l.unit_code)::int,
-         count(*) FILTER (WHERE l.kind = 2)::int,
-         count(*) FILTER (WHERE l.late)::int,
-         CASE WHEN count(l.unit_code) = count(*) THEN '{}'::text[]
-              ELSE array_agg(u.code ORDER BY u.code) FILTER (WHERE l.unit_code IS NULL) END,
-         count(*) FILTER (WHERE l.zone_status = 1)::int,
-         count(*) FILTER (WHERE l.zone_status = 2)::int,
-         count(*) FILTER (WHERE l.zone_status = 3)::int,
-         count(*) FILTER (WHERE l.zone_status = 4)::int,
-         count(*)::int,
-         count(l.unit_code)::int,
-         count(*) FILTER (WHERE l.kind = 2)::int,
-         count(*) FILTER (WHERE l.late)::int,
-         coalesce(sum(l.households_visited), 0)::bigint,
-         coalesce(sum(l.persons_screened), 0)::bigint,
-         coalesce(sum(l.temperature_checks), 0)::bigint,
-         coalesce(sum(l.arrivals_risk_areas), 0)::bigint,
-         coalesce(sum(l.arrivals_abroad), 0)::bigint,
-         coalesce(sum(l.investigation_requests), 0)::bigint,
-         coalesce(sum(l.close_contacts), 0)::bigint,
-         coalesce(sum(l.secondary_contacts), 0)::bigint,
-         coalesce(sum(l.cold_chain_workers), 0)::bigint,
-         coalesce(sum(l.released_observation), 0)::bigint,
-         coalesce(sum(l.home_observation), 0)::bigint,
-         coalesce(sum(l.central_isolation), 0)::bigint,
-         coalesce(sum(l.fever_referred), 0)::bigint,
-         coalesce(sum(l.suspected), 0)::bigint,
-         coalesce(sum(l.confirmed), 0)::bigint,
-         coalesce(sum(l.asymptomatic), 0)::bigint,
-         coalesce(sum(l.nucleic_acid_sampled), 0)::bigint,
-         coalesce(sum(l.vaccinated), 0)::bigint,
-         coalesce(sum(l.elderly_alone), 0)::bigint,
-         coalesce(sum(l.disabled), 0)::bigint,
-         coalesce(sum(l.pregnant), 0)::bigint,
-         coalesce(sum(l.left_behind_children), 0)::bigint,
-         coalesce(sum(l.orphans), 0)::bigint,
-         coalesce(sum(l.hardship_households), 0)::bigint,
-         coalesce(sum(l.tenants), 0)::bigint,
-         coalesce(sum(l.assistance_granted), 0)::bigint,
-         coalesce(sum(l.gatherings_postponed), 0)::bigint,
-         coalesce(sum(l.staff_on_duty), 0)::bigint,
-         coalesce(sum(l.volunteers), 0)::bigint,
-         coalesce(sum(l.masks), 0)::bigint,
-         coalesce(sum(l.thermometers), 0)::bigint,
-         coalesce(sum(l.disinfectant_kg), 0)::bigint,
-         coalesce(rollcall.jsonb_sum(l.extra) FILTER (WHERE l.extra <> '{}'::jsonb), '{}'),
-         now()
+  SELECT p.code, p.period, 2, left(p.code, 6), g.version, t.expected_children, g.reported,
+         g.zero, g.late,
+         -- the villages without a report, only where some are missing
+         CASE WHEN g.reported >= t.expected_children THEN '{}'::text[]
+              ELSE ARRAY(SELECT m.code FROM rollcall.unit m
+                          WHERE m.rollup_parent = p.code AND m.level = 1
+                            AND m.code <> ALL (coalesce(g.codes, '{}'))
+                          ORDER BY m.code) END,
+         g.z1, g.z2, g.z3, g.z4, t.expected_children, g.reported, g.zero, g.late,
+         g.households_visited,
+         g.persons_screened,
+         g.temperature_checks,
+         g.arrivals_risk_areas,
+         g.arrivals_abroad,
+         g.investigation_requests,
+         g.close_contacts,
+         g.secondary_contacts,
+         g.cold_chain_workers,
+         g.released_observation,
+         g.home_observation,
+         g.central_isolation,
+         g.fever_referred,
+         g.suspected,
+         g.confirmed,
+         g.asymptomatic,
+         g.nucleic_acid_sampled,
+         g.vaccinated,
+         g.elderly_alone,
+         g.disabled,
+         g.pregnant,
+         g.left_behind_children,
+         g.orphans,
+         g.hardship_households,
+         g.tenants,
+         g.assistance_granted,
+         g.gatherings_postponed,
+         g.staff_on_duty,
+         g.volunteers,
+         g.masks,
+         g.thermometers,
+         g.disinfectant_kg,
+         g.extra, now()
     FROM unnest(codes, periods) AS p(code, period)
-    JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = 1
-    LEFT JOIN rollcall.latest_report l
-           ON l.unit_code = u.code AND l.period = p.period AND l.kind IN (1, 2)
-   GROUP BY p.code, p.period
-   ORDER BY p.code, p.period
+    JOIN rollcall.unit t ON t.code = p.code
+    -- a township's villages are one range of (period, unit_code): their codes
+    -- extend the township's (';' sorts right after the digits)
+    CROSS JOIN LATERAL (
+          SELECT coalesce(max(l.version), 0) AS version,
+                 count(*)::int AS reported,
+                 count(*) FILTER (WHERE l.kind = 2)::int AS zero,
+                 count(*) FILTER (WHERE l.late)::int AS late,
+                 count(*) FILTER (WHERE l.zone_status = 1)::int AS z1,
+                 count(*) FILTER (WHERE l.zone_status = 2)::int AS z2,
+                 count(*) FILTER (WHERE l.zone_status = 3)::int AS z3,
+                 count(*) FILTER (WHERE l.zone_status = 4)::int AS z4,
+                 coalesce(sum(l.households_visited), 0)::bigint AS households_visited,
+                 coalesce(sum(l.persons_screened), 0)::bigint AS persons_screened,
+                 coalesce(sum(l.temperature_checks), 0)::bigint AS temperature_checks,
+                 coalesce(sum(l.arrivals_risk_areas), 0)::bigint AS arrivals_risk_areas,
+                 coalesce(sum(l.arrivals_abroad), 0)::bigint AS arrivals_abroad,
+                 coalesce(sum(l.investigation_requests), 0)::bigint AS investigation_requests,
+                 coalesce(sum(l.close_contacts), 0)::bigint AS close_contacts,
+                 coalesce(sum(l.secondary_contacts), 0)::bigint AS secondary_contacts,
+                 coalesce(sum(l.cold_chain_workers), 0)::bigint AS cold_chain_workers,
+                 coalesce(sum(l.released_observation), 0)::bigint AS released_observation,
+                 coalesce(sum(l.home_observation), 0)::bigint AS home_observation,
+                 coalesce(sum(l.central_isolation), 0)::bigint AS central_isolation,
+                 coalesce(sum(l.fever_referred), 0)::bigint AS fever_referred,
+                 coalesce(sum(l.suspected), 0)::bigint AS suspected,
+                 coalesce(sum(l.confirmed), 0)::bigint AS confirmed,
+                 coalesce(sum(l.asymptomatic), 0)::bigint AS asymptomatic,
+                 coalesce(sum(l.nucleic_acid_sampled), 0)::bigint AS nucleic_acid_sampled,
+                 coalesce(sum(l.vaccinated), 0)::bigint AS vaccinated,
+                 coalesce(sum(l.elderly_alone), 0)::bigint AS elderly_alone,
+                 coalesce(sum(l.disabled), 0)::bigint AS disabled,
+                 coalesce(sum(l.pregnant), 0)::bigint AS pregnant,
+                 coalesce(sum(l.left_behind_children), 0)::bigint AS left_behind_children,
+                 coalesce(sum(l.orphans), 0)::bigint AS orphans,
+                 coalesce(sum(l.hardship_households), 0)::bigint AS hardship_households,
+                 coalesce(sum(l.tenants), 0)::bigint AS tenants,
+                 coalesce(sum(l.assistance_granted), 0)::bigint AS assistance_granted,
+                 coalesce(sum(l.gatherings_postponed), 0)::bigint AS gatherings_postponed,
+                 coalesce(sum(l.staff_on_duty), 0)::bigint AS staff_on_duty,
+                 coalesce(sum(l.volunteers), 0)::bigint AS volunteers,
+                 coalesce(sum(l.masks), 0)::bigint AS masks,
+                 coalesce(sum(l.thermometers), 0)::bigint AS thermometers,
+                 coalesce(sum(l.disinfectant_kg), 0)::bigint AS disinfectant_kg,
+                 rollcall.jsonb_sum_array(array_agg(l.extra) FILTER (WHERE l.extra <> '{}'::jsonb)) AS extra,
+                 array_agg(l.unit_code) AS codes
+            FROM rollcall.latest_report l
+           WHERE l.period = p.period AND l.unit_code > p.code AND l.unit_code < p.code || ';'
+             AND l.level = 1 AND l.kind IN (1, 2)) g
   ON CONFLICT (unit_code, period) DO UPDATE SET
     version = excluded.version, expected_children = excluded.expected_children,
     reported_children = excluded.reported_children, zero_children = excluded.zero_children,
@@ -300,7 +343,9 @@ $fn$;
 -- Returns the number of rows written.
 CREATE FUNCTION rollcall.refresh_parents(parent_level smallint, codes text[], periods date[],
                                          villages int[]) RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 DECLARE
   child_level smallint := CASE parent_level WHEN 3 THEN 2 WHEN 5 THEN 3 END;
   n bigint;
@@ -356,7 +401,7 @@ BEGIN
        coalesce(sum(t.masks), 0)::bigint,
        coalesce(sum(t.thermometers), 0)::bigint,
        coalesce(sum(t.disinfectant_kg), 0)::bigint,
-         coalesce(rollcall.jsonb_sum(t.extra) FILTER (WHERE t.extra <> '{}'::jsonb), '{}'),
+         rollcall.jsonb_sum_array(array_agg(t.extra) FILTER (WHERE t.extra <> '{}'::jsonb)),
          now()
     FROM unnest(codes, periods, villages) AS p(code, period, villages)
     JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = child_level
@@ -427,7 +472,9 @@ $fn$;
 -- computation).
 CREATE FUNCTION rollcall.lock_parents(parent_level smallint, codes text[], periods date[])
 RETURNS TABLE (unit_code text, period date)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 BEGIN
   RETURN QUERY
   INSERT INTO rollcall.aggregate AS a (unit_code, period, level, rollup_parent, version)
@@ -450,7 +497,9 @@ $fn$;
 -- Returns the number of rows changed.
 CREATE FUNCTION rollcall.refresh_filing(parent_level smallint, codes text[], periods date[])
 RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 DECLARE
   child_level smallint := CASE parent_level WHEN 3 THEN 2 WHEN 5 THEN 3 END;
   n bigint;
@@ -613,7 +662,7 @@ BEGIN
   GET DIAGNOSTICS m = ROW_COUNT;
   n := n + m;
   UPDATE rollcall.aggregate a SET extra = e.extra
-    FROM (SELECT left(unit_code, 9) AS t, rollcall.jsonb_sum(extra) AS extra
+    FROM (SELECT left(unit_code, 9) AS t, rollcall.jsonb_sum_array(array_agg(extra)) AS extra
             FROM rollcall.latest_report
            WHERE period = day AND level = 1 AND extra <> '{}'::jsonb GROUP BY 1) e
    WHERE a.unit_code = e.t AND a.period = day;

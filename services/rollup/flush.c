@@ -345,8 +345,8 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     rc_histogram_observe(ru->m.flush_seconds, total);
     rc_info("batch committed slot=%d rows=%zu archived=%ld duplicates=%ld latest=%ld "
             "dead_letters=%zu urgent=%zu aggregates=%ld townships=%ld counties=%ld provinces=%ld "
-            "seconds=%.3f archive=%.3f latest=%.3f townships=%.3f parents=%.3f outbox=%.3f "
-            "commit=%.3f fill=%.3f",
+            "seconds=%.3f t_archive=%.3f t_latest=%.3f t_townships=%.3f t_parents=%.3f "
+            "t_outbox=%.3f t_commit=%.3f t_fill=%.3f",
             s->id, s->rows, archived - dups, (long)(s->rows - (size_t)archived) + dups, latest,
             s->ndlq, s->nurgent, aggs, townships, counties, provinces, total, t_arch, t_latest,
             t_townships, t_parents, t_outbox, t_commit, s->decode_s);

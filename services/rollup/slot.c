@@ -22,6 +22,13 @@ int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
     /* temp_buffers must be set before the session's first temporary table. */
     if (rc_pg_command(s->pg, "SET temp_buffers = '256MB'", errbuf, errlen) < 0)
         return -1;
+    /* Every statement of a batch joins the batch (the stage, arrays) to big
+     * tables through their keys: index lookups, whatever the statistics
+     * (taken while a table was still empty, they would choose scans). */
+    if (rc_pg_command(s->pg, "SET enable_seqscan = off", errbuf, errlen) < 0 ||
+        rc_pg_command(s->pg, "SET enable_hashjoin = off", errbuf, errlen) < 0 ||
+        rc_pg_command(s->pg, "SET enable_mergejoin = off", errbuf, errlen) < 0)
+        return -1;
     if (rc_pg_command(s->pg, sql_stage_create(), errbuf, errlen) < 0)
         return -1;
     if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", errbuf, errlen) < 0)
