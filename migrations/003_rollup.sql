@@ -149,10 +149,10 @@ COMMENT ON VIEW rollcall.v_urgent IS
 -- ---------------------------------------------------------------- helpers
 --
 -- The functions the rollup calls per batch (lock_parents, refresh_*) work on
--- the batch's parents only: their plans are pinned to index lookups
--- (enable_seqscan/hashjoin/mergejoin off), so the cost follows the batch and
--- not the size of the tables — and never a plan made from statistics taken
--- while a table was still empty.
+-- the batch's parents only: the batch drives every join (LATERAL) and the
+-- plans are pinned to index lookups (enable_seqscan/hashjoin/mergejoin off),
+-- so the cost follows the batch and not the size of the tables — and never
+-- a plan made from statistics taken while a table was still empty.
 
 -- Sum of integer-valued jsonb objects (the extra indicators), in one
 -- set-based pass per parent; zero totals are dropped (an absent name is 0).
@@ -228,7 +228,7 @@ BEGIN
          g.disinfectant_kg,
          g.extra, now()
     FROM unnest(codes, periods) AS p(code, period)
-    JOIN rollcall.unit t ON t.code = p.code
+    CROSS JOIN LATERAL (SELECT c.expected_children FROM rollcall.unit c WHERE c.code = p.code) t
     -- a township's villages are one range of (period, unit_code): their codes
     -- extend the township's (';' sorts right after the digits)
     CROSS JOIN LATERAL (
@@ -404,8 +404,10 @@ BEGIN
          rollcall.jsonb_sum_array(array_agg(t.extra) FILTER (WHERE t.extra <> '{}'::jsonb)),
          now()
     FROM unnest(codes, periods, villages) AS p(code, period, villages)
-    JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = child_level
-    LEFT JOIN rollcall.aggregate t ON t.unit_code = u.code AND t.period = p.period
+    CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
+                         WHERE c.rollup_parent = p.code AND c.level = child_level) u
+    LEFT JOIN LATERAL (SELECT * FROM rollcall.aggregate x
+                        WHERE x.unit_code = u.code AND x.period = p.period) t ON true
    GROUP BY p.code, p.period, p.villages
    ORDER BY p.code, p.period
   ON CONFLICT (unit_code, period) DO UPDATE SET
@@ -485,10 +487,9 @@ BEGIN
   ON CONFLICT ON CONSTRAINT aggregate_pkey DO NOTHING
   RETURNING a.unit_code, a.period;
   PERFORM 1
-     FROM rollcall.aggregate a
-     JOIN unnest(codes, periods) AS p(code, period) ON a.unit_code = p.code AND a.period = p.period
-    ORDER BY a.unit_code, a.period
-      FOR UPDATE OF a;
+     FROM (SELECT * FROM unnest(codes, periods) AS q(code, period) ORDER BY 1, 2) p
+    CROSS JOIN LATERAL (SELECT 1 FROM rollcall.aggregate a
+                         WHERE a.unit_code = p.code AND a.period = p.period FOR UPDATE) x;
 END
 $fn$;
 
@@ -511,9 +512,11 @@ BEGIN
                  count(*) FILTER (WHERE l.late)::int AS late,
                  coalesce(array_agg(u.code ORDER BY u.code) FILTER (WHERE l.unit_code IS NULL), '{}') AS unfiled
             FROM unnest(codes, periods) AS p(code, period)
-            JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = child_level
-            LEFT JOIN rollcall.latest_report l
-                   ON l.unit_code = u.code AND l.period = p.period AND l.level = child_level
+            CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
+                                 WHERE c.rollup_parent = p.code AND c.level = child_level) u
+            LEFT JOIN LATERAL (SELECT x.unit_code, x.late FROM rollcall.latest_report x
+                                WHERE x.period = p.period AND x.unit_code = u.code
+                                  AND x.level = child_level) l ON true
            GROUP BY 1, 2) f
    WHERE a.unit_code = f.code AND a.period = f.period
      AND (a.filed_children, a.filed_late_children, a.unfiled_children)

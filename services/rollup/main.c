@@ -43,7 +43,7 @@ static const rc_cfg_item config_items[] = {
      "(longer while the previous batch is still being committed)", 0},
     {"max_batch", RC_CFG_INT, &R.cfg.max_batch, "400000", 1, 5000000,
      "most reports in one batch (reached only with a backlog)", 0},
-    {"lanes", RC_CFG_INT, &R.cfg.lanes, "2", 1, 8,
+    {"lanes", RC_CFG_INT, &R.cfg.lanes, "1", 1, 8,
      "parallel pipelines in this process: each is a consumer of the group with its own "
      "PostgreSQL sessions, like one more instance", 0},
     {"urgent", RC_CFG_BOOL, &R.cfg.urgent, "yes", 0, 0, "consume reports.urgent (fast path)", 0},

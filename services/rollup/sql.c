@@ -146,9 +146,10 @@ int sql_init(char *errbuf, size_t errlen)
      * re-delivery and changes nothing; one archived from this very message
      * (a replay of our own work) is not. */
     mark_dups = strdup(
-        "UPDATE rollup_stage s SET dup = true FROM rollcall.report_archive a "
-        "WHERE a.report_id = s.report_id AND (a.source_topic, a.source_partition, a.source_offset) "
-        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset)");
+        "UPDATE rollup_stage s SET dup = true "
+        "WHERE (SELECT (a.source_topic, a.source_partition, a.source_offset) "
+        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset) "
+        "FROM rollcall.report_archive a WHERE a.report_id = s.report_id)");
 
     latest_simple = build_latest(false);
     latest_repeated = build_latest(true);
@@ -159,9 +160,11 @@ int sql_init(char *errbuf, size_t errlen)
                "a.late_children, a.missing_children, a.zone_normal, a.zone_prevention, "
                "a.zone_control, a.zone_lockdown, a.extra");
     sb_indicators(&b, "a.", "");
+    /* The batch's parents drive (LATERAL): one index probe each, whatever the
+     * statistics say about the size of rollcall.aggregate. */
     sb_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
-               "JOIN rollcall.aggregate a ON a.unit_code = p.code AND a.period = p.period "
-               "WHERE a.updated_at = now()");
+               "CROSS JOIN LATERAL (SELECT * FROM rollcall.aggregate x WHERE x.unit_code = p.code "
+               "AND x.period = p.period AND x.updated_at = now()) a");
     changed_aggs = sb_done(&b);
 
     if (!stage_create || !stage_copy || !archive_insert || !mark_dups || !latest_simple ||
