@@ -44,12 +44,12 @@ static void tb_str(textbuf *b, const char *s) { tb_add(b, s, strlen(s)); }
 typedef struct parent_arrays {
     textbuf codes, days, villages;
     size_t n;
-    const rollup *ru;
+    rollup *ru;
     int level;                  /* 2, 3 or 5 */
     const keyset *skip;         /* keys already added */
 } parent_arrays;
 
-static void pa_open(parent_arrays *a, const rollup *ru, int level)
+static void pa_open(parent_arrays *a, rollup *ru, int level)
 {
     memset(a, 0, sizeof *a);
     a->ru = ru;

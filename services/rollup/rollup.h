@@ -105,9 +105,14 @@ typedef struct subtree {
 
 typedef struct rollup {
     rollup_cfg cfg;
+    /* The registry and the village counts beneath counties and provinces are
+     * replaced together when rollcall.unit changes (rollcall registry import
+     * while the service runs); readers hold reg_lock. */
+    pthread_rwlock_t reg_lock;
     rc_registry *reg;
     subtree *counties, *provinces;      /* villages beneath, sorted by code */
     size_t ncounties, nprovinces;
+    char reg_signature[64];
     int deadline_min[6];                /* per level: minutes after midnight, Asia/Shanghai */
     rc_producer *producer;
     rollup_outbox outbox;
@@ -123,7 +128,15 @@ typedef struct rollup {
 } rollup;
 
 /* Village count beneath a county (level 3) or province (5); 0 if unknown. */
-int32_t rollup_villages_beneath(const rollup *ru, int level, uint64_t code);
+int32_t rollup_villages_beneath(rollup *ru, int level, uint64_t code);
+
+/* rc_report_validate against the current registry. */
+int rollup_validate(rollup *ru, const Rollcall__Report *r, const rc_validate_opts *opts,
+                    rc_errors *errs);
+
+/* Loads the registry again when rollcall.unit changed since the last load.
+ * Returns 1 when reloaded, 0 when unchanged, -1 on error (the old one stays). */
+int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
 
 /* Microseconds (UTC) of the deadline of `level` on period `day`. */
 int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day);

@@ -223,7 +223,7 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     rc_validate_opts opts = level == ROLLCALL__LEVEL__LEVEL_VILLAGE ? ru->vopts_village
                                                                      : ru->vopts_filed;
     opts.now_us = rc_now_us();
-    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0) {
+    if (rollup_validate(ru, r, &opts, &errs) < 0) {
         rc_errors_format(&errs, detail, sizeof detail);
         rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
         goto done;

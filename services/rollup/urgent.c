@@ -228,7 +228,7 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
     }
     rc_validate_opts opts = ru->vopts_village;
     opts.now_us = rc_now_us();
-    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0 ||
+    if (rollup_validate(ru, r, &opts, &errs) < 0 ||
         r->kind != ROLLCALL__KIND__KIND_URGENT || r->version <= 0) {
         if (errs.n)
             rc_errors_format(&errs, detail, sizeof detail);
@@ -291,7 +291,7 @@ static int fast_one(urgent_path *u, const rd_kafka_message_t *m, int64_t *hop_at
         return 0;
     rc_validate_opts opts = ru->vopts_village;
     opts.now_us = rc_now_us();
-    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0 || r->kind != ROLLCALL__KIND__KIND_URGENT ||
+    if (rollup_validate(ru, r, &opts, &errs) < 0 || r->kind != ROLLCALL__KIND__KIND_URGENT ||
         r->version <= 0 || !r->incident)
         goto done;
     if (hop_arrays(r->incident, &levels, &units, &ats) < 0) {

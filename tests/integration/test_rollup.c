@@ -545,7 +545,11 @@ static void test_unknown_unit_dead_lettered(void **state)
     send_village(&(rep){.unit = "130102014002", .period = p, .version = t + 2, .value = 1});
     assert_int_equal(wait_ll(2, "SELECT reported_children FROM rollcall.aggregate "
                                 "WHERE unit_code = '130102014' AND period = '%s'", p), 2);
-    assert_int_equal(wait_ll(dl_before + 2, "SELECT count(*) FROM rollcall.dead_letter"), dl_before + 2);
+    /* (other traffic on a shared stack may add dead letters of its own) */
+    assert_int_equal(wait_ll(1, "SELECT count(*) FROM rollcall.dead_letter WHERE raw = '\\x0affff'"), 1);
+    assert_int_equal(wait_ll(1, "SELECT count(*) FROM rollcall.dead_letter "
+                                "WHERE position(convert_to('130102014999', 'UTF8') in raw) > 0"), 1);
+    assert_true(q_ll("SELECT count(*) FROM rollcall.dead_letter") >= dl_before + 2);
     q_str(reason, sizeof reason, "SELECT reason FROM rollcall.dead_letter WHERE raw IS NOT NULL "
                                  "AND position(convert_to('130102014999', 'UTF8') in raw) > 0");
     assert_non_null(strstr(reason, "unit_code"));
@@ -752,6 +756,42 @@ static void test_urgent_hops(void **state)
     assert_int_equal(q_ll("SELECT count(*) FROM rollcall.latest_report WHERE period = '%s'", p), 0);
 }
 
+/* A unit added to the registry while the service runs is known to it
+ * within seconds (rollcall registry import does not need a restart). */
+static void test_registry_reload(void **state)
+{
+    char p[11];
+    int32_t d;
+    (void)state;
+    NEED_STACK();
+    next_period(p, &d);
+    assert_int_equal(pg_exec_on(fx.dsn, "INSERT INTO rollcall.unit (code, name, level, parent_code, "
+                                        "rollup_parent) VALUES ('130102001099', 'new village', 1, "
+                                        "'130102001', '130102001') ON CONFLICT DO NOTHING"),
+                     0);
+    assert_int_equal(pg_exec_on(fx.dsn, "UPDATE rollcall.unit SET expected_children = 11 "
+                                        "WHERE code = '130102001'"),
+                     0);
+    /* the reload is checked every few seconds */
+    for (int i = 0; i < 150; i++) {
+        FILE *f = fopen(fx.log, "r");
+        char line[1024];
+        bool seen = false;
+        while (f && fgets(line, sizeof line, f))
+            seen |= strstr(line, "registry reloaded") != NULL;
+        if (f)
+            fclose(f);
+        if (seen)
+            break;
+        usleep(100 * 1000);
+    }
+    send_village(&(rep){.unit = "130102001099", .period = p, .version = at(d, 8, 0), .value = 2});
+    assert_int_equal(wait_ll(2, "SELECT households_visited FROM rollcall.aggregate "
+                                "WHERE unit_code = '130102001' AND period = '%s'", p), 2);
+    assert_int_equal(q_ll("SELECT expected_children FROM rollcall.aggregate WHERE unit_code = '130102001' "
+                          "AND period = '%s'", p), 11);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -763,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_conservation_and_outbox),
         cmocka_unit_test(test_urgent_hops),
         cmocka_unit_test(test_restart_resumes_from_stored_offsets),
+        cmocka_unit_test(test_registry_reload),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
