@@ -149,7 +149,8 @@ COMMENT ON VIEW rollcall.v_urgent IS
 -- ---------------------------------------------------------------- helpers
 --
 -- The functions the rollup calls per batch (lock_parents, refresh_*) work on
--- the batch's parents only: the batch drives every join (LATERAL) and the
+-- the batch's parents only: the batch drives every join (LATERAL, with
+-- OFFSET 0 so the planner cannot flatten and reorder it) and the
 -- plans are pinned to index lookups (enable_seqscan/hashjoin/mergejoin off),
 -- so the cost follows the batch and not the size of the tables — and never
 -- a plan made from statistics taken while a table was still empty.
@@ -228,7 +229,8 @@ BEGIN
          g.disinfectant_kg,
          g.extra, now()
     FROM unnest(codes, periods) AS p(code, period)
-    CROSS JOIN LATERAL (SELECT c.expected_children FROM rollcall.unit c WHERE c.code = p.code) t
+    CROSS JOIN LATERAL (SELECT c.expected_children FROM rollcall.unit c WHERE c.code = p.code
+                        OFFSET 0) t
     -- a township's villages are one range of (period, unit_code): their codes
     -- extend the township's (';' sorts right after the digits)
     CROSS JOIN LATERAL (
@@ -405,9 +407,9 @@ BEGIN
          now()
     FROM unnest(codes, periods, villages) AS p(code, period, villages)
     CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
-                         WHERE c.rollup_parent = p.code AND c.level = child_level) u
+                         WHERE c.rollup_parent = p.code AND c.level = child_level OFFSET 0) u
     LEFT JOIN LATERAL (SELECT * FROM rollcall.aggregate x
-                        WHERE x.unit_code = u.code AND x.period = p.period) t ON true
+                        WHERE x.unit_code = u.code AND x.period = p.period OFFSET 0) t ON true
    GROUP BY p.code, p.period, p.villages
    ORDER BY p.code, p.period
   ON CONFLICT (unit_code, period) DO UPDATE SET
@@ -513,10 +515,11 @@ BEGIN
                  coalesce(array_agg(u.code ORDER BY u.code) FILTER (WHERE l.unit_code IS NULL), '{}') AS unfiled
             FROM unnest(codes, periods) AS p(code, period)
             CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
-                                 WHERE c.rollup_parent = p.code AND c.level = child_level) u
+                                 WHERE c.rollup_parent = p.code AND c.level = child_level
+                                OFFSET 0) u
             LEFT JOIN LATERAL (SELECT x.unit_code, x.late FROM rollcall.latest_report x
                                 WHERE x.period = p.period AND x.unit_code = u.code
-                                  AND x.level = child_level) l ON true
+                                  AND x.level = child_level OFFSET 0) l ON true
            GROUP BY 1, 2) f
    WHERE a.unit_code = f.code AND a.period = f.period
      AND (a.filed_children, a.filed_late_children, a.unfiled_children)

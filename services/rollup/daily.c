@@ -434,6 +434,9 @@ int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errl
     static const char *const props[] = {
         /* keep the prefetch (RSS) bounded; batches are streamed anyway */
         "queued.max.messages.kbytes=4096",
+        /* a backlog batch may keep the consumer from polling for minutes on a
+         * slow machine; that is not a dead consumer */
+        "max.poll.interval.ms=3600000",
         "fetch.max.bytes=4194304",
         "max.partition.fetch.bytes=1048576",
     };

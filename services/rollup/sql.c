@@ -160,11 +160,12 @@ int sql_init(char *errbuf, size_t errlen)
                "a.late_children, a.missing_children, a.zone_normal, a.zone_prevention, "
                "a.zone_control, a.zone_lockdown, a.extra");
     sb_indicators(&b, "a.", "");
-    /* The batch's parents drive (LATERAL): one index probe each, whatever the
-     * statistics say about the size of rollcall.aggregate. */
+    /* The batch's parents drive (LATERAL; OFFSET 0 keeps the planner from
+     * flattening it and putting a scan of rollcall.aggregate outside): one
+     * index probe each, whatever the statistics say. */
     sb_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
                "CROSS JOIN LATERAL (SELECT * FROM rollcall.aggregate x WHERE x.unit_code = p.code "
-               "AND x.period = p.period AND x.updated_at = now()) a");
+               "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
     changed_aggs = sb_done(&b);
 
     if (!stage_create || !stage_copy || !archive_insert || !mark_dups || !latest_simple ||
