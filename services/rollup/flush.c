@@ -297,10 +297,15 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         t_arch = now_s() - t;
         if (s->latest_rows) {
             t = now_s();
-            latest = exec_count(s->pg, sql_latest_upsert(s->repeated_keys), 0, NULL, errbuf,
-                                errlen);
+            latest = exec_count(s->pg, sql_latest_upsert(false), 0, NULL, errbuf, errlen);
             if (latest < 0)
                 goto failed;
+            if (s->repeated_keys) {
+                long more = exec_count(s->pg, sql_latest_upsert(true), 0, NULL, errbuf, errlen);
+                if (more < 0)
+                    goto failed;
+                latest += more;
+            }
             t_latest = now_s() - t;
         }
     }

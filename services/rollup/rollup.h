@@ -26,7 +26,7 @@
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
-#define ROLLUP_STAGE_FIELDS 48
+#define ROLLUP_STAGE_FIELDS 49
 
 extern const char *const rollup_topics[ROLLUP_NTOPICS];
 extern const int rollup_topic_level[ROLLUP_NTOPICS];
@@ -292,7 +292,10 @@ const char *sql_stage_create(void);
 const char *sql_stage_copy(void);
 const char *sql_archive_insert(void);
 const char *sql_mark_duplicates(void);
-const char *sql_latest_upsert(bool repeated_keys);
+/* The latest-wins upsert of the stage's DAILY/ZERO rows: those whose
+ * (unit, period) came first in the batch (no sort), or the later ones (the
+ * newest per key wins, with the earliest receive time). */
+const char *sql_latest_upsert(bool repeats);
 const char *sql_changed_aggregates(void);
 int sql_init(char *errbuf, size_t errlen);
 

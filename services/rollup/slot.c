@@ -255,12 +255,13 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     const bool late = daily && received > rollup_deadline_us(ru, level, day);
     const uint64_t code = strtoull(r->unit_code, NULL, 10);
 
+    bool repeat = false;
     if (daily) {
         int added = keyset_add(&s->keys, rollup_key(code, day));
         if (added < 0)
             goto oom;
         if (added == 0)
-            s->repeated_keys = true;
+            s->repeated_keys = repeat = true;
         s->latest_rows++;
         switch (level) {
         case ROLLCALL__LEVEL__LEVEL_VILLAGE:
@@ -323,6 +324,9 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     } else {
         rc_pgcopy_jsonb(c, "{}", 2);
     }
+    /* A later revision of a (unit, period) already in this batch: upserted
+     * apart, so the bulk of the batch needs no sort (see flush.c). */
+    rc_pgcopy_bool(c, repeat);
     s->rows++;
 
     if (r->kind == ROLLCALL__KIND__KIND_URGENT) {

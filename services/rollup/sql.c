@@ -84,15 +84,17 @@ static char *build_latest(bool repeated)
         sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
                    "zone_status");
         sb_indicators(&b, "", "");
-        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup\n");
+        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup "
+                   "AND NOT rep\n");
     } else {
-        /* Several revisions of one (unit, period) in the batch: the newest
-         * goes in, carrying the batch's earliest receive time. */
+        /* The later revisions of keys seen earlier in the batch (the first
+         * one went in with the bulk): the newest of them meets the stored
+         * row, carrying their earliest receive time. */
         sb_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
                    "report_id, received_at, bool_and(late) OVER w, zone_status");
         sb_indicators(&b, "", "");
         sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage "
-                   "WHERE kind IN (1, 2) AND NOT dup "
+                   "WHERE kind IN (1, 2) AND NOT dup AND rep "
                    "WINDOW w AS (PARTITION BY unit_code, period) "
                    "ORDER BY unit_code, period, version DESC, report_id DESC\n");
     }
@@ -123,7 +125,7 @@ int sql_init(char *errbuf, size_t errlen)
                "source_partition int NOT NULL, source_offset bigint NOT NULL, "
                "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
     sb_indicators(&b, "", " bigint NOT NULL");
-    sb_add(&b, ", extra jsonb NOT NULL, dup boolean NOT NULL DEFAULT false)");
+    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL, dup boolean NOT NULL DEFAULT false)");
     stage_create = sb_done(&b);
 
     memset(&b, 0, sizeof b);
@@ -131,7 +133,7 @@ int sql_init(char *errbuf, size_t errlen)
                "submitted_at, submitter, source_topic, source_partition, source_offset, payload, "
                "late, zone_status");
     sb_indicators(&b, "", "");
-    sb_add(&b, ", extra) FROM STDIN (FORMAT binary)");
+    sb_add(&b, ", extra, rep) FROM STDIN (FORMAT binary)");
     stage_copy = sb_done(&b);
 
     archive_insert = strdup(
@@ -180,5 +182,5 @@ const char *sql_stage_create(void) { return stage_create; }
 const char *sql_stage_copy(void) { return stage_copy; }
 const char *sql_archive_insert(void) { return archive_insert; }
 const char *sql_mark_duplicates(void) { return mark_dups; }
-const char *sql_latest_upsert(bool repeated_keys) { return repeated_keys ? latest_repeated : latest_simple; }
+const char *sql_latest_upsert(bool repeats) { return repeats ? latest_repeated : latest_simple; }
 const char *sql_changed_aggregates(void) { return changed_aggs; }
