@@ -127,9 +127,10 @@ probe() {
 }
 touch "$OUT/probing"
 probe &
+probepid=$!
 "$RC" loadgen --direct --seed "$SEED" --period "$period" --dsn "$dsn" --ledger "$OUT/ledger.jsonl" \
     --wait 900 --quiet >"$OUT/loadgen.out"
-rm -f "$OUT/probing"; wait %1 2>/dev/null || true; sleep 1
+rm -f "$OUT/probing"; wait "$probepid" 2>/dev/null || true; sleep 1
 urgent=$("${PSQL[@]}" -F ' ' -c "SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY x))::int,
           round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY x))::int, round(1000 * max(x))::int
      FROM (SELECT extract(epoch FROM recorded_at - village_at) AS x FROM rollcall.v_urgent
