@@ -1,12 +1,12 @@
 /* rc_rollup_sql — the statements the rollup runs for every batch: the
  * staging table, the archive insert, duplicate marking, the latest-wins
- * upsert into rollcall.latest_report (whose triggers maintain the township
- * aggregates) and the selection of changed aggregates.  Built once from the
+ * upsert into rollcall.latest_report and the selection of changed
+ * aggregates.  Built once from the
  * indicator list.  Shared by rollcall-rollup and `rollcall replay --dry-run`,
  * which applies staged reports with exactly these statements inside a
  * transaction it rolls back, so a dry run cannot drift from the service.
- * The county and province refresh is SQL too: rollcall.refresh_level() of
- * migration 003. */
+ * The township, county and province refresh is SQL too:
+ * rollcall.refresh_level() of migration 003. */
 #ifndef RC_ROLLUP_SQL_H
 #define RC_ROLLUP_SQL_H
 
@@ -27,9 +27,11 @@ const char *rc_rollup_sql_stage_copy(void);
 const char *rc_rollup_sql_archive_insert(void);
 /* Marks staged rows whose report_id was archived from another message. */
 const char *rc_rollup_sql_mark_duplicates(void);
-/* The latest-wins upsert of the staged DAILY/ZERO rows; repeated_keys when
- * some (unit, period) occurs more than once in the stage. */
-const char *rc_rollup_sql_latest_upsert(bool repeated_keys);
+/* The latest-wins upsert of the staged DAILY/ZERO rows: with repeats false,
+ * the rows whose (unit, period) came first in the stage (rep = false); with
+ * repeats true, the later ones (the newest per key wins, with the earliest
+ * receive time).  Run the first, then the second when rep rows exist. */
+const char *rc_rollup_sql_latest_upsert(bool repeats);
 /* The aggregates of ($1 codes, $2 periods) changed in this transaction. */
 const char *rc_rollup_sql_changed_aggregates(void);
 

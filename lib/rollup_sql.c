@@ -86,15 +86,17 @@ static char *build_latest(bool repeated)
         sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
                    "zone_status");
         sb_indicators(&b, "", "");
-        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup\n");
+        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup "
+                   "AND NOT rep\n");
     } else {
-        /* Several revisions of one (unit, period) in the batch: the newest
-         * goes in, carrying the batch's earliest receive time. */
+        /* The later revisions of keys seen earlier in the batch (rep; the
+         * first one went in with the bulk): the newest of them meets the
+         * stored row, carrying their earliest receive time. */
         sb_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
                    "report_id, received_at, bool_and(late) OVER w, zone_status");
         sb_indicators(&b, "", "");
         sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage "
-                   "WHERE kind IN (1, 2) AND NOT dup "
+                   "WHERE kind IN (1, 2) AND NOT dup AND rep "
                    "WINDOW w AS (PARTITION BY unit_code, period) "
                    "ORDER BY unit_code, period, version DESC, report_id DESC\n");
     }
@@ -125,7 +127,8 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "source_partition int NOT NULL, source_offset bigint NOT NULL, "
                "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
     sb_indicators(&b, "", " bigint NOT NULL");
-    sb_add(&b, ", extra jsonb NOT NULL, dup boolean NOT NULL DEFAULT false)");
+    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false, "
+               "dup boolean NOT NULL DEFAULT false)");
     stage_create = sb_done(&b);
 
     memset(&b, 0, sizeof b);
@@ -133,7 +136,7 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "submitted_at, submitter, source_topic, source_partition, source_offset, payload, "
                "late, zone_status");
     sb_indicators(&b, "", "");
-    sb_add(&b, ", extra) FROM STDIN (FORMAT binary)");
+    sb_add(&b, ", extra, rep) FROM STDIN (FORMAT binary)");
     stage_copy = sb_done(&b);
 
     archive_insert = strdup(
@@ -168,9 +171,12 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "a.late_children, a.missing_children, a.zone_normal, a.zone_prevention, "
                "a.zone_control, a.zone_lockdown, a.extra");
     sb_indicators(&b, "a.", "");
+    /* The batch's parents drive (LATERAL; OFFSET 0 keeps the planner from
+     * flattening it and putting a scan of rollcall.aggregate outside): one
+     * index probe each, whatever the statistics say. */
     sb_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
-               "JOIN rollcall.aggregate a ON a.unit_code = p.code AND a.period = p.period "
-               "WHERE a.updated_at = now()");
+               "CROSS JOIN LATERAL (SELECT * FROM rollcall.aggregate x WHERE x.unit_code = p.code "
+               "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
     changed_aggs = sb_done(&b);
 
     if (!stage_create || !stage_copy || !archive_insert || !mark_dups || !latest_simple ||
@@ -185,5 +191,5 @@ const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
 const char *rc_rollup_sql_archive_insert(void) { return archive_insert; }
 const char *rc_rollup_sql_mark_duplicates(void) { return mark_dups; }
-const char *rc_rollup_sql_latest_upsert(bool repeated_keys) { return repeated_keys ? latest_repeated : latest_simple; }
+const char *rc_rollup_sql_latest_upsert(bool repeats) { return repeats ? latest_repeated : latest_simple; }
 const char *rc_rollup_sql_changed_aggregates(void) { return changed_aggs; }

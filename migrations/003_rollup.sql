@@ -2,19 +2,19 @@
 -- level deadlines, the first receive time of a unit's report (late = its
 -- EARLIEST accepted report came after the deadline), village coverage and
 -- filing completeness on every aggregate, the urgent-report ledger, and the
--- incremental maintenance of township aggregates.
+-- functions that recompute the live aggregates.
 --
--- How the live aggregates stay exact (PIPELINE.md):
---  * township: statement triggers on latest_report apply, from the
---    transition tables, the difference every inserted or updated village row
---    makes (new minus old).  Integer sums commute, so two writers of one
---    township (a rebalance, a second instance) cannot lose an update, and
---    the work per batch is proportional to the batch, not to the township.
---  * county and province: recomputed from their children's aggregates by
---    rollcall.refresh_parents(), which the rollup calls after locking the
---    parents' rows in code order.
---  * rollcall.rebuild_day(period) recomputes everything from latest_report
---    (repair, tests); it must give the same rows.
+-- How the live aggregates stay exact (PIPELINE.md): after each batch has
+-- upserted its reports, the rollup locks the aggregate rows of every parent
+-- the batch touched, level by level (townships, counties, provinces) and in
+-- code order within a level, and recomputes each from its children:
+-- a township from its villages' latest reports, a county or province from
+-- its children's aggregates (rollcall.refresh_level).  Locking before
+-- recomputing means two writers of one parent (a rebalance, a second
+-- instance) serialize, and the later one recomputes from the earlier one's
+-- committed rows; nothing is ever applied as a difference, so nothing can
+-- drift.  rollcall.rebuild_day(period) recomputes a whole day with its own
+-- SQL, for repairs and as a check.
 
 CREATE TABLE rollcall.level_policy (
   level    smallint PRIMARY KEY CHECK (level IN (1, 2, 3, 5)),
@@ -46,6 +46,12 @@ ALTER TABLE rollcall.report_archive ALTER COLUMN unit_code TYPE text COLLATE "C"
 -- every archive insert.
 DROP INDEX rollcall.report_archive_period_unit_idx;
 CREATE INDEX report_archive_period_brin ON rollcall.report_archive USING brin (period);
+-- latest_report by (period, unit_code) instead of 001's (period, level): a
+-- period's rows of one subtree (a township's villages, a county's) are one
+-- index range, which is how the rollup recomputes a township; a level is a
+-- code length, so "villages of a day" is a filter on that range.
+DROP INDEX rollcall.latest_report_period_level_idx;
+CREATE INDEX latest_report_period_unit_idx ON rollcall.latest_report (period, unit_code);
 ALTER TABLE rollcall.latest_report ALTER COLUMN unit_code TYPE text COLLATE "C";
 ALTER TABLE rollcall.aggregate ALTER COLUMN unit_code TYPE text COLLATE "C";
 
@@ -90,6 +96,10 @@ COMMENT ON COLUMN rollcall.aggregate.unfiled_children IS
 
 -- Registry children of a parent in code order (index-only when vacuumed).
 CREATE INDEX unit_rollup_children_idx ON rollcall.unit (rollup_parent, level, code);
+
+-- Aggregates are rewritten at every batch that touches them: room on the page
+-- lets PostgreSQL update them in place (HOT), without touching the indexes.
+ALTER TABLE rollcall.aggregate SET (fillfactor = 60);
 
 -- ---------------------------------------------------------------- urgent
 
@@ -137,295 +147,192 @@ COMMENT ON VIEW rollcall.v_urgent IS
   'county_at, province_at (NULL until that hop is seen); recorded_at = when the rollup stored the report.';
 
 -- ---------------------------------------------------------------- helpers
+--
+-- The functions the rollup calls per batch (lock_parents, refresh_*) work on
+-- the batch's parents only: the batch drives every join (LATERAL, with
+-- OFFSET 0 so the planner cannot flatten and reorder it) and the
+-- plans are pinned to index lookups (enable_seqscan/hashjoin/mergejoin off),
+-- so the cost follows the batch and not the size of the tables — and never
+-- a plan made from statistics taken while a table was still empty.
 
--- a + sign*b over integer-valued jsonb objects; zero totals are dropped so a
--- sum does not depend on the order revisions arrived in.
-CREATE FUNCTION rollcall.jsonb_add(a jsonb, b jsonb, sign int DEFAULT 1) RETURNS jsonb
+-- Sum of integer-valued jsonb objects (the extra indicators), in one
+-- set-based pass per parent; zero totals are dropped (an absent name is 0).
+CREATE FUNCTION rollcall.jsonb_sum_array(objs jsonb[]) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
   SELECT coalesce(jsonb_object_agg(k, s), '{}'::jsonb)
-    FROM (SELECT k, sum(v)::bigint AS s
-            FROM (SELECT key AS k, value::numeric AS v FROM jsonb_each_text(coalesce(a, '{}'))
-                  UNION ALL
-                  SELECT key, sign * value::numeric FROM jsonb_each_text(coalesce(b, '{}'))) x
-           GROUP BY k) y
+    FROM (SELECT e.key AS k, sum(e.value::numeric)::bigint AS s
+            FROM unnest(objs) AS o(j), jsonb_each_text(o.j) AS e
+           GROUP BY e.key) y
    WHERE s <> 0
 $$;
 
-CREATE FUNCTION rollcall.jsonb_sum_step(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$ SELECT rollcall.jsonb_add(a, b, 1) $$;
 
-CREATE AGGREGATE rollcall.jsonb_sum(jsonb) (
-  SFUNC = rollcall.jsonb_sum_step, STYPE = jsonb, INITCOND = '{}'
-);
-
--- Township aggregates follow their villages' latest reports: new rows.
-CREATE FUNCTION rollcall.latest_inserted() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+-- Recomputes the live aggregates of townships from their villages' latest
+-- DAILY/ZERO reports (PIPELINE.md): expected = the registry's villages
+-- (unit.expected_children),
+-- reported/zero/late = villages with a latest report / of kind ZERO / late,
+-- missing = the others, ascending; zone counts and sums over the latest
+-- reports; version = the largest village version.  Same contract as
+-- refresh_parents (the caller has locked the rows).
+CREATE FUNCTION rollcall.refresh_townships(codes text[], periods date[]) RETURNS bigint
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
+DECLARE
+  n bigint;
 BEGIN
   INSERT INTO rollcall.aggregate AS a
-        (unit_code, period, level, rollup_parent, version, expected_children, reported_children, zero_children, late_children, missing_children, zone_normal, zone_prevention, zone_control, zone_lockdown, villages_expected, villages_reported, villages_zero, villages_late, households_visited, persons_screened, temperature_checks, arrivals_risk_areas, arrivals_abroad, investigation_requests, close_contacts, secondary_contacts, cold_chain_workers, released_observation, home_observation, central_isolation, fever_referred, suspected, confirmed, asymptomatic, nucleic_acid_sampled, vaccinated, elderly_alone, disabled, pregnant, left_behind_children, orphans, hardship_households, tenants, assistance_granted, gatherings_postponed, staff_on_duty, volunteers, masks, thermometers, disinfectant_kg, updated_at)
-  SELECT g.t, g.period, 2, left(g.t, 6), g.version, u.expected_children,
-         g.n, g.nz, g.nl,
-         CASE WHEN g.n >= u.expected_children THEN '{}'::text[]
-              WHEN x.unit_code IS NOT NULL
-                THEN ARRAY(SELECT m FROM unnest(x.missing_children) m WHERE m <> ALL (g.units))
-              ELSE ARRAY(SELECT c.code FROM rollcall.unit c
-                          WHERE c.rollup_parent = g.t AND c.level = 1 AND c.code <> ALL (g.units)
-                          ORDER BY c.code)
-         END,
-         g.z1, g.z2, g.z3, g.z4,
-         u.expected_children, g.n, g.nz, g.nl,
-       g.households_visited,
-       g.persons_screened,
-       g.temperature_checks,
-       g.arrivals_risk_areas,
-       g.arrivals_abroad,
-       g.investigation_requests,
-       g.close_contacts,
-       g.secondary_contacts,
-       g.cold_chain_workers,
-       g.released_observation,
-       g.home_observation,
-       g.central_isolation,
-       g.fever_referred,
-       g.suspected,
-       g.confirmed,
-       g.asymptomatic,
-       g.nucleic_acid_sampled,
-       g.vaccinated,
-       g.elderly_alone,
-       g.disabled,
-       g.pregnant,
-       g.left_behind_children,
-       g.orphans,
-       g.hardship_households,
-       g.tenants,
-       g.assistance_granted,
-       g.gatherings_postponed,
-       g.staff_on_duty,
-       g.volunteers,
-       g.masks,
-       g.thermometers,
-       g.disinfectant_kg,
-         now()
-    FROM (SELECT left(n.unit_code, 9) AS t, n.period,
-                 max(n.version) AS version,
-                 count(*)::int AS n,
-                 count(*) FILTER (WHERE n.kind = 2)::int AS nz,
-                 count(*) FILTER (WHERE n.late)::int AS nl,
-                 count(*) FILTER (WHERE n.zone_status = 1)::int AS z1,
-                 count(*) FILTER (WHERE n.zone_status = 2)::int AS z2,
-                 count(*) FILTER (WHERE n.zone_status = 3)::int AS z3,
-                 count(*) FILTER (WHERE n.zone_status = 4)::int AS z4,
-                 array_agg(n.unit_code) AS units,
-                 sum(n.households_visited)::bigint AS households_visited,
-                 sum(n.persons_screened)::bigint AS persons_screened,
-                 sum(n.temperature_checks)::bigint AS temperature_checks,
-                 sum(n.arrivals_risk_areas)::bigint AS arrivals_risk_areas,
-                 sum(n.arrivals_abroad)::bigint AS arrivals_abroad,
-                 sum(n.investigation_requests)::bigint AS investigation_requests,
-                 sum(n.close_contacts)::bigint AS close_contacts,
-                 sum(n.secondary_contacts)::bigint AS secondary_contacts,
-                 sum(n.cold_chain_workers)::bigint AS cold_chain_workers,
-                 sum(n.released_observation)::bigint AS released_observation,
-                 sum(n.home_observation)::bigint AS home_observation,
-                 sum(n.central_isolation)::bigint AS central_isolation,
-                 sum(n.fever_referred)::bigint AS fever_referred,
-                 sum(n.suspected)::bigint AS suspected,
-                 sum(n.confirmed)::bigint AS confirmed,
-                 sum(n.asymptomatic)::bigint AS asymptomatic,
-                 sum(n.nucleic_acid_sampled)::bigint AS nucleic_acid_sampled,
-                 sum(n.vaccinated)::bigint AS vaccinated,
-                 sum(n.elderly_alone)::bigint AS elderly_alone,
-                 sum(n.disabled)::bigint AS disabled,
-                 sum(n.pregnant)::bigint AS pregnant,
-                 sum(n.left_behind_children)::bigint AS left_behind_children,
-                 sum(n.orphans)::bigint AS orphans,
-                 sum(n.hardship_households)::bigint AS hardship_households,
-                 sum(n.tenants)::bigint AS tenants,
-                 sum(n.assistance_granted)::bigint AS assistance_granted,
-                 sum(n.gatherings_postponed)::bigint AS gatherings_postponed,
-                 sum(n.staff_on_duty)::bigint AS staff_on_duty,
-                 sum(n.volunteers)::bigint AS volunteers,
-                 sum(n.masks)::bigint AS masks,
-                 sum(n.thermometers)::bigint AS thermometers,
-                 sum(n.disinfectant_kg)::bigint AS disinfectant_kg
-            FROM new_rows n
-           WHERE n.level = 1
-           GROUP BY 1, 2) g
-    JOIN rollcall.unit u ON u.code = g.t
-    LEFT JOIN rollcall.aggregate x ON x.unit_code = g.t AND x.period = g.period
-   ORDER BY g.t, g.period
+        (unit_code, period, level, rollup_parent, version, expected_children, reported_children,
+         zero_children, late_children, missing_children, zone_normal, zone_prevention,
+         zone_control, zone_lockdown, villages_expected, villages_reported, villages_zero,
+         villages_late, households_visited, persons_screened, temperature_checks, arrivals_risk_areas, arrivals_abroad, investigation_requests, close_contacts, secondary_contacts, cold_chain_workers, released_observation, home_observation, central_isolation, fever_referred, suspected, confirmed, asymptomatic, nucleic_acid_sampled, vaccinated, elderly_alone, disabled, pregnant, left_behind_children, orphans, hardship_households, tenants, assistance_granted, gatherings_postponed, staff_on_duty, volunteers, masks, thermometers, disinfectant_kg, extra, updated_at)
+  SELECT p.code, p.period, 2, left(p.code, 6), g.version, t.expected_children, g.reported,
+         g.zero, g.late,
+         -- the villages without a report, only where some are missing
+         CASE WHEN g.reported >= t.expected_children THEN '{}'::text[]
+              ELSE ARRAY(SELECT m.code FROM rollcall.unit m
+                          WHERE m.rollup_parent = p.code AND m.level = 1
+                            AND m.code <> ALL (coalesce(g.codes, '{}'))
+                          ORDER BY m.code) END,
+         g.z1, g.z2, g.z3, g.z4, t.expected_children, g.reported, g.zero, g.late,
+         g.households_visited,
+         g.persons_screened,
+         g.temperature_checks,
+         g.arrivals_risk_areas,
+         g.arrivals_abroad,
+         g.investigation_requests,
+         g.close_contacts,
+         g.secondary_contacts,
+         g.cold_chain_workers,
+         g.released_observation,
+         g.home_observation,
+         g.central_isolation,
+         g.fever_referred,
+         g.suspected,
+         g.confirmed,
+         g.asymptomatic,
+         g.nucleic_acid_sampled,
+         g.vaccinated,
+         g.elderly_alone,
+         g.disabled,
+         g.pregnant,
+         g.left_behind_children,
+         g.orphans,
+         g.hardship_households,
+         g.tenants,
+         g.assistance_granted,
+         g.gatherings_postponed,
+         g.staff_on_duty,
+         g.volunteers,
+         g.masks,
+         g.thermometers,
+         g.disinfectant_kg,
+         g.extra, now()
+    FROM unnest(codes, periods) AS p(code, period)
+    CROSS JOIN LATERAL (SELECT c.expected_children FROM rollcall.unit c WHERE c.code = p.code
+                        OFFSET 0) t
+    -- a township's villages are one range of (period, unit_code): their codes
+    -- extend the township's (';' sorts right after the digits)
+    CROSS JOIN LATERAL (
+          SELECT coalesce(max(l.version), 0) AS version,
+                 count(*)::int AS reported,
+                 count(*) FILTER (WHERE l.kind = 2)::int AS zero,
+                 count(*) FILTER (WHERE l.late)::int AS late,
+                 count(*) FILTER (WHERE l.zone_status = 1)::int AS z1,
+                 count(*) FILTER (WHERE l.zone_status = 2)::int AS z2,
+                 count(*) FILTER (WHERE l.zone_status = 3)::int AS z3,
+                 count(*) FILTER (WHERE l.zone_status = 4)::int AS z4,
+                 coalesce(sum(l.households_visited), 0)::bigint AS households_visited,
+                 coalesce(sum(l.persons_screened), 0)::bigint AS persons_screened,
+                 coalesce(sum(l.temperature_checks), 0)::bigint AS temperature_checks,
+                 coalesce(sum(l.arrivals_risk_areas), 0)::bigint AS arrivals_risk_areas,
+                 coalesce(sum(l.arrivals_abroad), 0)::bigint AS arrivals_abroad,
+                 coalesce(sum(l.investigation_requests), 0)::bigint AS investigation_requests,
+                 coalesce(sum(l.close_contacts), 0)::bigint AS close_contacts,
+                 coalesce(sum(l.secondary_contacts), 0)::bigint AS secondary_contacts,
+                 coalesce(sum(l.cold_chain_workers), 0)::bigint AS cold_chain_workers,
+                 coalesce(sum(l.released_observation), 0)::bigint AS released_observation,
+                 coalesce(sum(l.home_observation), 0)::bigint AS home_observation,
+                 coalesce(sum(l.central_isolation), 0)::bigint AS central_isolation,
+                 coalesce(sum(l.fever_referred), 0)::bigint AS fever_referred,
+                 coalesce(sum(l.suspected), 0)::bigint AS suspected,
+                 coalesce(sum(l.confirmed), 0)::bigint AS confirmed,
+                 coalesce(sum(l.asymptomatic), 0)::bigint AS asymptomatic,
+                 coalesce(sum(l.nucleic_acid_sampled), 0)::bigint AS nucleic_acid_sampled,
+                 coalesce(sum(l.vaccinated), 0)::bigint AS vaccinated,
+                 coalesce(sum(l.elderly_alone), 0)::bigint AS elderly_alone,
+                 coalesce(sum(l.disabled), 0)::bigint AS disabled,
+                 coalesce(sum(l.pregnant), 0)::bigint AS pregnant,
+                 coalesce(sum(l.left_behind_children), 0)::bigint AS left_behind_children,
+                 coalesce(sum(l.orphans), 0)::bigint AS orphans,
+                 coalesce(sum(l.hardship_households), 0)::bigint AS hardship_households,
+                 coalesce(sum(l.tenants), 0)::bigint AS tenants,
+                 coalesce(sum(l.assistance_granted), 0)::bigint AS assistance_granted,
+                 coalesce(sum(l.gatherings_postponed), 0)::bigint AS gatherings_postponed,
+                 coalesce(sum(l.staff_on_duty), 0)::bigint AS staff_on_duty,
+                 coalesce(sum(l.volunteers), 0)::bigint AS volunteers,
+                 coalesce(sum(l.masks), 0)::bigint AS masks,
+                 coalesce(sum(l.thermometers), 0)::bigint AS thermometers,
+                 coalesce(sum(l.disinfectant_kg), 0)::bigint AS disinfectant_kg,
+                 rollcall.jsonb_sum_array(array_agg(l.extra) FILTER (WHERE l.extra <> '{}'::jsonb)) AS extra,
+                 array_agg(l.unit_code) AS codes
+            FROM rollcall.latest_report l
+           WHERE l.period = p.period AND l.unit_code > p.code AND l.unit_code < p.code || ';'
+             AND l.level = 1 AND l.kind IN (1, 2)) g
   ON CONFLICT (unit_code, period) DO UPDATE SET
-    version = greatest(a.version, excluded.version),
-    reported_children = a.reported_children + excluded.reported_children,
-    zero_children = a.zero_children + excluded.zero_children,
-    late_children = a.late_children + excluded.late_children,
-    -- excluded.missing_children = (what this statement saw) minus its own
-    -- villages; intersecting keeps what a concurrent writer removed.
-    missing_children = CASE WHEN a.missing_children = '{}' THEN a.missing_children
-                            ELSE ARRAY(SELECT m FROM unnest(a.missing_children) m
-                                        WHERE m = ANY (excluded.missing_children)) END,
-    zone_normal = a.zone_normal + excluded.zone_normal,
-    zone_prevention = a.zone_prevention + excluded.zone_prevention,
-    zone_control = a.zone_control + excluded.zone_control,
-    zone_lockdown = a.zone_lockdown + excluded.zone_lockdown,
-    villages_reported = a.villages_reported + excluded.villages_reported,
-    villages_zero = a.villages_zero + excluded.villages_zero,
-    villages_late = a.villages_late + excluded.villages_late,
-    households_visited = a.households_visited + excluded.households_visited,
-    persons_screened = a.persons_screened + excluded.persons_screened,
-    temperature_checks = a.temperature_checks + excluded.temperature_checks,
-    arrivals_risk_areas = a.arrivals_risk_areas + excluded.arrivals_risk_areas,
-    arrivals_abroad = a.arrivals_abroad + excluded.arrivals_abroad,
-    investigation_requests = a.investigation_requests + excluded.investigation_requests,
-    close_contacts = a.close_contacts + excluded.close_contacts,
-    secondary_contacts = a.secondary_contacts + excluded.secondary_contacts,
-    cold_chain_workers = a.cold_chain_workers + excluded.cold_chain_workers,
-    released_observation = a.released_observation + excluded.released_observation,
-    home_observation = a.home_observation + excluded.home_observation,
-    central_isolation = a.central_isolation + excluded.central_isolation,
-    fever_referred = a.fever_referred + excluded.fever_referred,
-    suspected = a.suspected + excluded.suspected,
-    confirmed = a.confirmed + excluded.confirmed,
-    asymptomatic = a.asymptomatic + excluded.asymptomatic,
-    nucleic_acid_sampled = a.nucleic_acid_sampled + excluded.nucleic_acid_sampled,
-    vaccinated = a.vaccinated + excluded.vaccinated,
-    elderly_alone = a.elderly_alone + excluded.elderly_alone,
-    disabled = a.disabled + excluded.disabled,
-    pregnant = a.pregnant + excluded.pregnant,
-    left_behind_children = a.left_behind_children + excluded.left_behind_children,
-    orphans = a.orphans + excluded.orphans,
-    hardship_households = a.hardship_households + excluded.hardship_households,
-    tenants = a.tenants + excluded.tenants,
-    assistance_granted = a.assistance_granted + excluded.assistance_granted,
-    gatherings_postponed = a.gatherings_postponed + excluded.gatherings_postponed,
-    staff_on_duty = a.staff_on_duty + excluded.staff_on_duty,
-    volunteers = a.volunteers + excluded.volunteers,
-    masks = a.masks + excluded.masks,
-    thermometers = a.thermometers + excluded.thermometers,
-    disinfectant_kg = a.disinfectant_kg + excluded.disinfectant_kg,
-    updated_at = now();
-
-  -- A province's own indicators: rare, so a second pass over the few rows.
-  UPDATE rollcall.aggregate a
-     SET extra = rollcall.jsonb_add(a.extra, d.e), updated_at = now()
-    FROM (SELECT t, period, rollcall.jsonb_sum(extra) AS e
-            FROM (SELECT left(unit_code, 9) AS t, period, extra FROM new_rows
-                   WHERE level = 1 AND extra <> '{}'::jsonb) q
-           GROUP BY 1, 2) d
-   WHERE a.unit_code = d.t AND a.period = d.period;
-  RETURN NULL;
-END
-$fn$;
-
--- ... and revised rows: apply new minus old.  Rows whose version and late
--- flag did not change (only an earlier first_received_at) change nothing.
-CREATE FUNCTION rollcall.latest_updated() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-  UPDATE rollcall.aggregate a SET
-    version = greatest(a.version, d.version),
-    zero_children = a.zero_children + d.dz,
-    late_children = a.late_children + d.dl,
-    villages_zero = a.villages_zero + d.dz,
-    villages_late = a.villages_late + d.dl,
-    zone_normal = a.zone_normal + d.z1,
-    zone_prevention = a.zone_prevention + d.z2,
-    zone_control = a.zone_control + d.z3,
-    zone_lockdown = a.zone_lockdown + d.z4,
-    households_visited = a.households_visited + d.households_visited,
-    persons_screened = a.persons_screened + d.persons_screened,
-    temperature_checks = a.temperature_checks + d.temperature_checks,
-    arrivals_risk_areas = a.arrivals_risk_areas + d.arrivals_risk_areas,
-    arrivals_abroad = a.arrivals_abroad + d.arrivals_abroad,
-    investigation_requests = a.investigation_requests + d.investigation_requests,
-    close_contacts = a.close_contacts + d.close_contacts,
-    secondary_contacts = a.secondary_contacts + d.secondary_contacts,
-    cold_chain_workers = a.cold_chain_workers + d.cold_chain_workers,
-    released_observation = a.released_observation + d.released_observation,
-    home_observation = a.home_observation + d.home_observation,
-    central_isolation = a.central_isolation + d.central_isolation,
-    fever_referred = a.fever_referred + d.fever_referred,
-    suspected = a.suspected + d.suspected,
-    confirmed = a.confirmed + d.confirmed,
-    asymptomatic = a.asymptomatic + d.asymptomatic,
-    nucleic_acid_sampled = a.nucleic_acid_sampled + d.nucleic_acid_sampled,
-    vaccinated = a.vaccinated + d.vaccinated,
-    elderly_alone = a.elderly_alone + d.elderly_alone,
-    disabled = a.disabled + d.disabled,
-    pregnant = a.pregnant + d.pregnant,
-    left_behind_children = a.left_behind_children + d.left_behind_children,
-    orphans = a.orphans + d.orphans,
-    hardship_households = a.hardship_households + d.hardship_households,
-    tenants = a.tenants + d.tenants,
-    assistance_granted = a.assistance_granted + d.assistance_granted,
-    gatherings_postponed = a.gatherings_postponed + d.gatherings_postponed,
-    staff_on_duty = a.staff_on_duty + d.staff_on_duty,
-    volunteers = a.volunteers + d.volunteers,
-    masks = a.masks + d.masks,
-    thermometers = a.thermometers + d.thermometers,
-    disinfectant_kg = a.disinfectant_kg + d.disinfectant_kg,
-    extra = CASE WHEN d.ex THEN rollcall.jsonb_add(rollcall.jsonb_add(a.extra, d.enew), d.eold, -1)
-                 ELSE a.extra END,
+    version = excluded.version, expected_children = excluded.expected_children,
+    reported_children = excluded.reported_children, zero_children = excluded.zero_children,
+    late_children = excluded.late_children, missing_children = excluded.missing_children,
+    zone_normal = excluded.zone_normal, zone_prevention = excluded.zone_prevention,
+    zone_control = excluded.zone_control, zone_lockdown = excluded.zone_lockdown,
+    villages_expected = excluded.villages_expected, villages_reported = excluded.villages_reported,
+    villages_zero = excluded.villages_zero, villages_late = excluded.villages_late,
+    households_visited = excluded.households_visited,
+    persons_screened = excluded.persons_screened,
+    temperature_checks = excluded.temperature_checks,
+    arrivals_risk_areas = excluded.arrivals_risk_areas,
+    arrivals_abroad = excluded.arrivals_abroad,
+    investigation_requests = excluded.investigation_requests,
+    close_contacts = excluded.close_contacts,
+    secondary_contacts = excluded.secondary_contacts,
+    cold_chain_workers = excluded.cold_chain_workers,
+    released_observation = excluded.released_observation,
+    home_observation = excluded.home_observation,
+    central_isolation = excluded.central_isolation,
+    fever_referred = excluded.fever_referred,
+    suspected = excluded.suspected,
+    confirmed = excluded.confirmed,
+    asymptomatic = excluded.asymptomatic,
+    nucleic_acid_sampled = excluded.nucleic_acid_sampled,
+    vaccinated = excluded.vaccinated,
+    elderly_alone = excluded.elderly_alone,
+    disabled = excluded.disabled,
+    pregnant = excluded.pregnant,
+    left_behind_children = excluded.left_behind_children,
+    orphans = excluded.orphans,
+    hardship_households = excluded.hardship_households,
+    tenants = excluded.tenants,
+    assistance_granted = excluded.assistance_granted,
+    gatherings_postponed = excluded.gatherings_postponed,
+    staff_on_duty = excluded.staff_on_duty,
+    volunteers = excluded.volunteers,
+    masks = excluded.masks,
+    thermometers = excluded.thermometers,
+    disinfectant_kg = excluded.disinfectant_kg,
+    extra = excluded.extra,
     updated_at = now()
-  FROM (SELECT left(n.unit_code, 9) AS t, n.period,
-               max(n.version) AS version,
-               sum((n.kind = 2)::int - (o.kind = 2)::int)::int AS dz,
-               sum(n.late::int - o.late::int)::int AS dl,
-               sum((n.zone_status = 1)::int - (o.zone_status = 1)::int)::int AS z1,
-               sum((n.zone_status = 2)::int - (o.zone_status = 2)::int)::int AS z2,
-               sum((n.zone_status = 3)::int - (o.zone_status = 3)::int)::int AS z3,
-               sum((n.zone_status = 4)::int - (o.zone_status = 4)::int)::int AS z4,
-               sum(n.households_visited - o.households_visited)::bigint AS households_visited,
-               sum(n.persons_screened - o.persons_screened)::bigint AS persons_screened,
-               sum(n.temperature_checks - o.temperature_checks)::bigint AS temperature_checks,
-               sum(n.arrivals_risk_areas - o.arrivals_risk_areas)::bigint AS arrivals_risk_areas,
-               sum(n.arrivals_abroad - o.arrivals_abroad)::bigint AS arrivals_abroad,
-               sum(n.investigation_requests - o.investigation_requests)::bigint AS investigation_requests,
-               sum(n.close_contacts - o.close_contacts)::bigint AS close_contacts,
-               sum(n.secondary_contacts - o.secondary_contacts)::bigint AS secondary_contacts,
-               sum(n.cold_chain_workers - o.cold_chain_workers)::bigint AS cold_chain_workers,
-               sum(n.released_observation - o.released_observation)::bigint AS released_observation,
-               sum(n.home_observation - o.home_observation)::bigint AS home_observation,
-               sum(n.central_isolation - o.central_isolation)::bigint AS central_isolation,
-               sum(n.fever_referred - o.fever_referred)::bigint AS fever_referred,
-               sum(n.suspected - o.suspected)::bigint AS suspected,
-               sum(n.confirmed - o.confirmed)::bigint AS confirmed,
-               sum(n.asymptomatic - o.asymptomatic)::bigint AS asymptomatic,
-               sum(n.nucleic_acid_sampled - o.nucleic_acid_sampled)::bigint AS nucleic_acid_sampled,
-               sum(n.vaccinated - o.vaccinated)::bigint AS vaccinated,
-               sum(n.elderly_alone - o.elderly_alone)::bigint AS elderly_alone,
-               sum(n.disabled - o.disabled)::bigint AS disabled,
-               sum(n.pregnant - o.pregnant)::bigint AS pregnant,
-               sum(n.left_behind_children - o.left_behind_children)::bigint AS left_behind_children,
-               sum(n.orphans - o.orphans)::bigint AS orphans,
-               sum(n.hardship_households - o.hardship_households)::bigint AS hardship_households,
-               sum(n.tenants - o.tenants)::bigint AS tenants,
-               sum(n.assistance_granted - o.assistance_granted)::bigint AS assistance_granted,
-               sum(n.gatherings_postponed - o.gatherings_postponed)::bigint AS gatherings_postponed,
-               sum(n.staff_on_duty - o.staff_on_duty)::bigint AS staff_on_duty,
-               sum(n.volunteers - o.volunteers)::bigint AS volunteers,
-               sum(n.masks - o.masks)::bigint AS masks,
-               sum(n.thermometers - o.thermometers)::bigint AS thermometers,
-               sum(n.disinfectant_kg - o.disinfectant_kg)::bigint AS disinfectant_kg,
-               bool_or(n.extra <> '{}'::jsonb OR o.extra <> '{}'::jsonb) AS ex,
-               rollcall.jsonb_sum(n.extra) FILTER (WHERE n.extra <> '{}'::jsonb) AS enew,
-               rollcall.jsonb_sum(o.extra) FILTER (WHERE o.extra <> '{}'::jsonb) AS eold
-          FROM new_rows n
-          JOIN old_rows o ON o.unit_code = n.unit_code AND o.period = n.period
-         WHERE n.level = 1 AND (n.version <> o.version OR n.late <> o.late)
-         GROUP BY 1, 2) d
-  WHERE a.unit_code = d.t AND a.period = d.period;
-  RETURN NULL;
+  WHERE (a.version, a.expected_children, a.reported_children, a.zero_children, a.late_children,
+         a.missing_children, a.zone_normal, a.zone_prevention, a.zone_control, a.zone_lockdown,
+         a.households_visited, a.persons_screened, a.temperature_checks, a.arrivals_risk_areas, a.arrivals_abroad, a.investigation_requests, a.close_contacts, a.secondary_contacts, a.cold_chain_workers, a.released_observation, a.home_observation, a.central_isolation, a.fever_referred, a.suspected, a.confirmed, a.asymptomatic, a.nucleic_acid_sampled, a.vaccinated, a.elderly_alone, a.disabled, a.pregnant, a.left_behind_children, a.orphans, a.hardship_households, a.tenants, a.assistance_granted, a.gatherings_postponed, a.staff_on_duty, a.volunteers, a.masks, a.thermometers, a.disinfectant_kg, a.extra)
+        IS DISTINCT FROM
+        (excluded.version, excluded.expected_children, excluded.reported_children,
+         excluded.zero_children, excluded.late_children, excluded.missing_children,
+         excluded.zone_normal, excluded.zone_prevention, excluded.zone_control,
+         excluded.zone_lockdown, excluded.households_visited, excluded.persons_screened, excluded.temperature_checks, excluded.arrivals_risk_areas, excluded.arrivals_abroad, excluded.investigation_requests, excluded.close_contacts, excluded.secondary_contacts, excluded.cold_chain_workers, excluded.released_observation, excluded.home_observation, excluded.central_isolation, excluded.fever_referred, excluded.suspected, excluded.confirmed, excluded.asymptomatic, excluded.nucleic_acid_sampled, excluded.vaccinated, excluded.elderly_alone, excluded.disabled, excluded.pregnant, excluded.left_behind_children, excluded.orphans, excluded.hardship_households, excluded.tenants, excluded.assistance_granted, excluded.gatherings_postponed, excluded.staff_on_duty, excluded.volunteers, excluded.masks, excluded.thermometers, excluded.disinfectant_kg, excluded.extra);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
 END
 $fn$;
-
-CREATE TRIGGER latest_report_inserted AFTER INSERT ON rollcall.latest_report
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION rollcall.latest_inserted();
-CREATE TRIGGER latest_report_updated AFTER UPDATE ON rollcall.latest_report
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-  FOR EACH STATEMENT EXECUTE FUNCTION rollcall.latest_updated();
 
 -- Recomputes the live aggregates of counties (level 3) or provinces (level 5)
 -- from their children's aggregates (PIPELINE.md): sums over all villages
@@ -438,7 +345,9 @@ CREATE TRIGGER latest_report_updated AFTER UPDATE ON rollcall.latest_report
 -- Returns the number of rows written.
 CREATE FUNCTION rollcall.refresh_parents(parent_level smallint, codes text[], periods date[],
                                          villages int[]) RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 DECLARE
   child_level smallint := CASE parent_level WHEN 3 THEN 2 WHEN 5 THEN 3 END;
   n bigint;
@@ -494,11 +403,13 @@ BEGIN
        coalesce(sum(t.masks), 0)::bigint,
        coalesce(sum(t.thermometers), 0)::bigint,
        coalesce(sum(t.disinfectant_kg), 0)::bigint,
-         coalesce(rollcall.jsonb_sum(t.extra) FILTER (WHERE t.extra <> '{}'::jsonb), '{}'),
+         rollcall.jsonb_sum_array(array_agg(t.extra) FILTER (WHERE t.extra <> '{}'::jsonb)),
          now()
     FROM unnest(codes, periods, villages) AS p(code, period, villages)
-    JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = child_level
-    LEFT JOIN rollcall.aggregate t ON t.unit_code = u.code AND t.period = p.period
+    CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
+                         WHERE c.rollup_parent = p.code AND c.level = child_level OFFSET 0) u
+    LEFT JOIN LATERAL (SELECT * FROM rollcall.aggregate x
+                        WHERE x.unit_code = u.code AND x.period = p.period OFFSET 0) t ON true
    GROUP BY p.code, p.period, p.villages
    ORDER BY p.code, p.period
   ON CONFLICT (unit_code, period) DO UPDATE SET
@@ -565,20 +476,22 @@ $fn$;
 -- computation).
 CREATE FUNCTION rollcall.lock_parents(parent_level smallint, codes text[], periods date[])
 RETURNS TABLE (unit_code text, period date)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 BEGIN
   RETURN QUERY
   INSERT INTO rollcall.aggregate AS a (unit_code, period, level, rollup_parent, version)
-  SELECT p.code, p.period, parent_level, CASE WHEN parent_level = 3 THEN left(p.code, 2) END, 0
+  SELECT p.code, p.period, parent_level,
+         CASE parent_level WHEN 2 THEN left(p.code, 6) WHEN 3 THEN left(p.code, 2) END, 0
     FROM unnest(codes, periods) AS p(code, period)
    ORDER BY 1, 2
   ON CONFLICT ON CONSTRAINT aggregate_pkey DO NOTHING
   RETURNING a.unit_code, a.period;
   PERFORM 1
-     FROM rollcall.aggregate a
-     JOIN unnest(codes, periods) AS p(code, period) ON a.unit_code = p.code AND a.period = p.period
-    ORDER BY a.unit_code, a.period
-      FOR UPDATE OF a;
+     FROM (SELECT * FROM unnest(codes, periods) AS q(code, period) ORDER BY 1, 2) p
+    CROSS JOIN LATERAL (SELECT 1 FROM rollcall.aggregate a
+                         WHERE a.unit_code = p.code AND a.period = p.period FOR UPDATE) x;
 END
 $fn$;
 
@@ -587,7 +500,9 @@ $fn$;
 -- Returns the number of rows changed.
 CREATE FUNCTION rollcall.refresh_filing(parent_level smallint, codes text[], periods date[])
 RETURNS bigint
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+AS $fn$
 DECLARE
   child_level smallint := CASE parent_level WHEN 3 THEN 2 WHEN 5 THEN 3 END;
   n bigint;
@@ -599,9 +514,12 @@ BEGIN
                  count(*) FILTER (WHERE l.late)::int AS late,
                  coalesce(array_agg(u.code ORDER BY u.code) FILTER (WHERE l.unit_code IS NULL), '{}') AS unfiled
             FROM unnest(codes, periods) AS p(code, period)
-            JOIN rollcall.unit u ON u.rollup_parent = p.code AND u.level = child_level
-            LEFT JOIN rollcall.latest_report l
-                   ON l.unit_code = u.code AND l.period = p.period AND l.level = child_level
+            CROSS JOIN LATERAL (SELECT c.code FROM rollcall.unit c
+                                 WHERE c.rollup_parent = p.code AND c.level = child_level
+                                OFFSET 0) u
+            LEFT JOIN LATERAL (SELECT x.unit_code, x.late FROM rollcall.latest_report x
+                                WHERE x.period = p.period AND x.unit_code = u.code
+                                  AND x.level = child_level OFFSET 0) l ON true
            GROUP BY 1, 2) f
    WHERE a.unit_code = f.code AND a.period = f.period
      AND (a.filed_children, a.filed_late_children, a.unfiled_children)
@@ -612,9 +530,10 @@ END
 $fn$;
 
 -- One parent level for one batch: locks every parent the batch touches in
--- code order, recomputes the live aggregate of all of them (codes, with their
--- villages_expected), and the filing completeness of those named in
--- filing_codes and of the rows just created.  Returns the number of live
+-- code order, recomputes the live aggregate of all of them (codes; counties
+-- and provinces with their villages_expected), and, for counties and
+-- provinces, the filing completeness of those named in filing_codes and of
+-- the rows just created.  Returns the number of live
 -- aggregates that changed.
 CREATE FUNCTION rollcall.refresh_level(parent_level smallint, codes text[], periods date[],
                                        villages int[], filing_codes text[], filing_periods date[])
@@ -631,6 +550,9 @@ BEGIN
   SELECT coalesce(array_agg(c.unit_code), '{}'), coalesce(array_agg(c.period), '{}')
     INTO new_codes, new_periods
     FROM rollcall.lock_parents(parent_level, codes, periods) AS c;
+  IF parent_level = 2 THEN
+    RETURN rollcall.refresh_townships(codes, periods);
+  END IF;
   n := rollcall.refresh_parents(parent_level, codes, periods, villages);
   IF cardinality(filing_codes) > 0 OR cardinality(new_codes) > 0 THEN
     PERFORM rollcall.refresh_filing(parent_level, filing_codes || new_codes,
@@ -746,18 +668,18 @@ BEGIN
   GET DIAGNOSTICS m = ROW_COUNT;
   n := n + m;
   UPDATE rollcall.aggregate a SET extra = e.extra
-    FROM (SELECT left(unit_code, 9) AS t, rollcall.jsonb_sum(extra) AS extra
+    FROM (SELECT left(unit_code, 9) AS t, rollcall.jsonb_sum_array(array_agg(extra)) AS extra
             FROM rollcall.latest_report
            WHERE period = day AND level = 1 AND extra <> '{}'::jsonb GROUP BY 1) e
    WHERE a.unit_code = e.t AND a.period = day;
 
   SELECT array_agg(x.code ORDER BY x.code), array_agg(day), array_agg(x.villages)
     INTO c, p, v
-    FROM (SELECT left(t.unit_code, 6) AS code,
+    FROM (SELECT y.code,
                  (SELECT count(*) FROM rollcall.unit w
-                   WHERE w.level = 1 AND w.code LIKE left(t.unit_code, 6) || '%')::int AS villages
-            FROM rollcall.aggregate t WHERE t.period = day AND t.level = 2
-           GROUP BY 1) x;
+                   WHERE w.level = 1 AND w.code LIKE y.code || '%')::int AS villages
+            FROM (SELECT DISTINCT left(t.unit_code, 6) AS code
+                    FROM rollcall.aggregate t WHERE t.period = day AND t.level = 2) y) x;
   IF c IS NOT NULL THEN
     PERFORM rollcall.lock_parents(3::smallint, c, p);
     n := n + rollcall.refresh_parents(3::smallint, c, p, v);
@@ -766,11 +688,11 @@ BEGIN
 
   SELECT array_agg(x.code ORDER BY x.code), array_agg(day), array_agg(x.villages)
     INTO c, p, v
-    FROM (SELECT left(t.unit_code, 2) AS code,
+    FROM (SELECT y.code,
                  (SELECT count(*) FROM rollcall.unit w
-                   WHERE w.level = 1 AND w.code LIKE left(t.unit_code, 2) || '%')::int AS villages
-            FROM rollcall.aggregate t WHERE t.period = day AND t.level = 3
-           GROUP BY 1) x;
+                   WHERE w.level = 1 AND w.code LIKE y.code || '%')::int AS villages
+            FROM (SELECT DISTINCT left(t.unit_code, 2) AS code
+                    FROM rollcall.aggregate t WHERE t.period = day AND t.level = 3) y) x;
   IF c IS NOT NULL THEN
     PERFORM rollcall.lock_parents(5::smallint, c, p);
     n := n + rollcall.refresh_parents(5::smallint, c, p, v);

@@ -1,8 +1,8 @@
 /* The dry run's apply step: the reports a replay would send are staged in
  * the rollup's own stage table and applied with the rollup's own batch
- * statements (rc_rollup_sql: archive, duplicates, latest-wins upsert, whose
- * triggers maintain the township aggregates) and its parent refresh
- * (rollcall.refresh_level), inside the dry run's transaction, which the
+ * statements (rc_rollup_sql: archive, duplicates, latest-wins upsert) and
+ * its parent refresh (rollcall.refresh_level, townships, counties,
+ * provinces), inside the dry run's transaction, which the
  * caller rolls back.  What is ours is only the marshalling of a report into
  * a stage row, as the rollup's consumer would have written it. */
 #include "replay.h"
@@ -172,8 +172,8 @@ static int refresh_level(rc_pg *pg, int level, char *errbuf, size_t errlen)
     PGresult *res;
     int rc = -1;
 
-    snprintf(digits, sizeof digits, "%d", level == 3 ? 6 : 2);
-    snprintf(child, sizeof child, "%d", level == 3 ? 2 : 3);
+    snprintf(digits, sizeof digits, "%d", level == 2 ? 9 : level == 3 ? 6 : 2);
+    snprintf(child, sizeof child, "%d", level == 2 ? 1 : level == 3 ? 2 : 3);
     snprintf(lv, sizeof lv, "%d", level);
     res = rc_pg_exec_params(pg, parents_sql, 2, p1, errbuf, errlen);
     if (!res)
@@ -211,14 +211,20 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
     if (archived < rows &&
         exec_count(pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf, errlen) < 0)
         return -1;
+    /* rep, as the consumer marks it: a DAILY/ZERO row whose (unit, period)
+     * came earlier in the stage. */
     repeated = exec_count(pg,
-                          "SELECT count(*) FROM (SELECT 1 FROM rollup_stage WHERE kind IN (1, 2) "
-                          "GROUP BY unit_code, period HAVING count(*) > 1 LIMIT 1) x",
+                          "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
+                          "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
+                          "AND t.unit_code = s.unit_code AND t.period = s.period AND t.ctid < s.ctid)",
                           0, NULL, errbuf, errlen);
     if (repeated < 0 ||
-        exec_count(pg, rc_rollup_sql_latest_upsert(repeated > 0), 0, NULL, errbuf, errlen) < 0)
+        exec_count(pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf, errlen) < 0 ||
+        (repeated > 0 &&
+         exec_count(pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf, errlen) < 0))
         return -1;
-    if (refresh_level(pg, 3, errbuf, errlen) < 0 || refresh_level(pg, 5, errbuf, errlen) < 0)
+    if (refresh_level(pg, 2, errbuf, errlen) < 0 || refresh_level(pg, 3, errbuf, errlen) < 0 ||
+        refresh_level(pg, 5, errbuf, errlen) < 0)
         return -1;
     return 0;
 }

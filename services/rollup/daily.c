@@ -434,6 +434,9 @@ int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errl
     static const char *const props[] = {
         /* keep the prefetch (RSS) bounded; batches are streamed anyway */
         "queued.max.messages.kbytes=4096",
+        /* a backlog batch may keep the consumer from polling for minutes on a
+         * slow machine; that is not a dead consumer */
+        "max.poll.interval.ms=3600000",
         "fetch.max.bytes=4194304",
         "max.partition.fetch.bytes=1048576",
     };
@@ -453,8 +456,16 @@ int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errl
     if (!pl->control)
         return -1;
     rc_consumer_hooks hooks = {on_assign, on_revoke, pl};
+    const char *own[8];
+    size_t nown = 0;
+    char inst[300], lane_name[16];
+    for (size_t i = 0; i < sizeof props / sizeof *props; i++)
+        own[nown++] = props[i];
+    snprintf(lane_name, sizeof lane_name, "lane%d", lane);
+    if (rollup_instance_prop(ru, lane_name, inst, sizeof inst))
+        own[nown++] = inst;
     const char *all[64];
-    size_t nall = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    size_t nall = rollup_consumer_props(ru, own, nown, all, 64);
     pl->consumer = rc_consumer_new(ru->cfg.kafka_brokers, ru->cfg.group, rollup_topics,
                                    ROLLUP_NTOPICS, all, nall, &hooks, errbuf, errlen);
     if (!pl->consumer)

@@ -44,12 +44,12 @@ static void tb_str(textbuf *b, const char *s) { tb_add(b, s, strlen(s)); }
 typedef struct parent_arrays {
     textbuf codes, days, villages;
     size_t n;
-    const rollup *ru;
+    rollup *ru;
     int level;                  /* 2, 3 or 5 */
     const keyset *skip;         /* keys already added */
 } parent_arrays;
 
-static void pa_open(parent_arrays *a, const rollup *ru, int level)
+static void pa_open(parent_arrays *a, rollup *ru, int level)
 {
     memset(a, 0, sizeof *a);
     a->ru = ru;
@@ -272,14 +272,17 @@ static bool transient(const char *err)
 
 int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errlen)
 {
-    double t0 = now_s(), t_arch = 0, t_latest = 0, t_parents = 0, t_outbox = 0, t_commit = 0;
-    long archived = 0, dups = 0, latest = 0, counties = 0, provinces = 0, aggs = 0;
+    double t0 = now_s(), t_arch = 0, t_latest = 0, t_townships = 0, t_parents = 0, t_outbox = 0,
+           t_commit = 0;
+    long archived = 0, dups = 0, latest = 0, townships = 0, counties = 0, provinces = 0, aggs = 0;
+    keyset no_keys;
     int64_t lo = -1, hi = -1;
     double t;
 
     /* Rows delivered since the last flush, in their own small commit: were
      * they deleted inside the batch and the batch rolled back, they would be
      * published twice. */
+    keyset_init(&no_keys);
     if (outbox_delete_done(ru, s->pg, errbuf, errlen) < 0)
         goto failed;
     if (rc_pg_begin(s->pg, errbuf, errlen) < 0)
@@ -294,13 +297,23 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         t_arch = now_s() - t;
         if (s->latest_rows) {
             t = now_s();
-            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(s->repeated_keys), 0, NULL, errbuf,
-                                errlen);
+            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf, errlen);
             if (latest < 0)
                 goto failed;
+            if (s->repeated_keys) {
+                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf, errlen);
+                if (more < 0)
+                    goto failed;
+                latest += more;
+            }
             t_latest = now_s() - t;
         }
     }
+    t = now_s();
+    /* Level by level, so each recompute sees the one below it. */
+    if ((townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen)) < 0)
+        goto failed;
+    t_townships = now_s() - t;
     t = now_s();
     if ((counties = refresh_level(ru, s->pg, 3, &s->counties, &s->filing_counties, errbuf,
                                   errlen)) < 0)
@@ -336,12 +349,12 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     double total = now_s() - t0;
     rc_histogram_observe(ru->m.flush_seconds, total);
     rc_info("batch committed slot=%d rows=%zu archived=%ld duplicates=%ld latest=%ld "
-            "dead_letters=%zu urgent=%zu aggregates=%ld counties=%ld provinces=%ld "
-            "seconds=%.3f archive=%.3f latest=%.3f parents=%.3f outbox=%.3f commit=%.3f "
-            "fill=%.3f",
+            "dead_letters=%zu urgent=%zu aggregates=%ld townships=%ld counties=%ld provinces=%ld "
+            "seconds=%.3f t_archive=%.3f t_latest=%.3f t_townships=%.3f t_parents=%.3f "
+            "t_outbox=%.3f t_commit=%.3f t_fill=%.3f",
             s->id, s->rows, archived - dups, (long)(s->rows - (size_t)archived) + dups, latest,
-            s->ndlq, s->nurgent, aggs, counties, provinces, total, t_arch, t_latest, t_parents,
-            t_outbox, t_commit, s->decode_s);
+            s->ndlq, s->nurgent, aggs, townships, counties, provinces, total, t_arch, t_latest,
+            t_townships, t_parents, t_outbox, t_commit, s->decode_s);
 
     /* Durable: now the outbox may go out. */
     if (lo >= 0) {

@@ -32,6 +32,9 @@ static const rc_cfg_item config_items[] = {
     {"group", RC_CFG_STRING, &R.cfg.group, "rollcall-rollup", 1, 200,
      "consumer group; offsets live in rollcall.consumer_offset under this name "
      "(the urgent path uses <group>.urgent)", 0},
+    {"instance_id", RC_CFG_STRING, &R.cfg.instance_id, "", 0, 200,
+     "static group membership: a name unique to this instance (e.g. the host); a restart "
+     "then resumes its partitions at once instead of after the session timeout", 0},
     {"listen", RC_CFG_STRING, &R.cfg.listen, "127.0.0.1", 1, 255, "HTTP listen address", 0},
     {"http_port", RC_CFG_INT, &R.cfg.http_port, "8081", 0, 65535,
      "HTTP port for /healthz and /metrics (0: any)", 0},
@@ -40,7 +43,7 @@ static const rc_cfg_item config_items[] = {
      "(longer while the previous batch is still being committed)", 0},
     {"max_batch", RC_CFG_INT, &R.cfg.max_batch, "400000", 1, 5000000,
      "most reports in one batch (reached only with a backlog)", 0},
-    {"lanes", RC_CFG_INT, &R.cfg.lanes, "2", 1, 8,
+    {"lanes", RC_CFG_INT, &R.cfg.lanes, "1", 1, 8,
      "parallel pipelines in this process: each is a consumer of the group with its own "
      "PostgreSQL sessions, like one more instance", 0},
     {"urgent", RC_CFG_BOOL, &R.cfg.urgent, "yes", 0, 0, "consume reports.urgent (fast path)", 0},
@@ -62,13 +65,25 @@ static int cmp_subtree(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int32_t rollup_villages_beneath(const rollup *ru, int level, uint64_t code)
+int32_t rollup_villages_beneath(rollup *ru, int level, uint64_t code)
 {
+    pthread_rwlock_rdlock(&ru->reg_lock);
     const subtree *arr = level == 3 ? ru->counties : ru->provinces;
     size_t n = level == 3 ? ru->ncounties : ru->nprovinces;
     subtree key = {code, 0};
     const subtree *hit = arr ? bsearch(&key, arr, n, sizeof key, cmp_subtree) : NULL;
-    return hit ? hit->villages : 0;
+    int32_t v = hit ? hit->villages : 0;
+    pthread_rwlock_unlock(&ru->reg_lock);
+    return v;
+}
+
+int rollup_validate(rollup *ru, const Rollcall__Report *r, const rc_validate_opts *opts,
+                    rc_errors *errs)
+{
+    pthread_rwlock_rdlock(&ru->reg_lock);
+    int rc = rc_report_validate(r, opts, ru->reg, errs);
+    pthread_rwlock_unlock(&ru->reg_lock);
+    return rc;
 }
 
 int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day)
@@ -180,59 +195,130 @@ size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t no
     return n;
 }
 
+const char *rollup_instance_prop(const rollup *ru, const char *suffix, char *buf, size_t len)
+{
+    if (!ru->cfg.instance_id || !ru->cfg.instance_id[0])
+        return NULL;
+    snprintf(buf, len, "group.instance.id=%s-%s", ru->cfg.instance_id, suffix);
+    return buf;
+}
+
 /* ---------------------------------------------------------------- start-up */
 
+typedef struct regset {
+    rc_registry *reg;
+    subtree *counties, *provinces;
+    size_t ncounties, nprovinces;
+} regset;
+
 typedef struct subtree_fill {
-    rollup *ru;
+    regset *rs;
     size_t ci, pi;
 } subtree_fill;
 
 static void collect_parents(const rc_unit *u, void *opaque)
 {
     subtree_fill *f = opaque;
-    rollup *ru = f->ru;
     uint64_t code = strtoull(u->code, NULL, 10);
-    if (u->level == ROLLCALL__LEVEL__LEVEL_COUNTY)
-        ru->counties[f->ci++] = (subtree){code, 0};
-    else if (u->level == ROLLCALL__LEVEL__LEVEL_PROVINCE)
-        ru->provinces[f->pi++] = (subtree){code, 0};
+    if (u->level == ROLLCALL__LEVEL__LEVEL_COUNTY && f->ci < f->rs->ncounties)
+        f->rs->counties[f->ci++] = (subtree){code, 0};
+    else if (u->level == ROLLCALL__LEVEL__LEVEL_PROVINCE && f->pi < f->rs->nprovinces)
+        f->rs->provinces[f->pi++] = (subtree){code, 0};
 }
 
 static void count_villages(const rc_unit *u, void *opaque)
 {
-    rollup *ru = opaque;
+    regset *rs = opaque;
     if (u->level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
         return;
     uint64_t code = strtoull(u->code, NULL, 10);
     subtree key = {code / 1000000, 0};
-    subtree *c = bsearch(&key, ru->counties, ru->ncounties, sizeof key, cmp_subtree);
+    subtree *c = bsearch(&key, rs->counties, rs->ncounties, sizeof key, cmp_subtree);
     if (c)
         c->villages++;
     key.code = code / 10000000000ULL;
-    subtree *p = bsearch(&key, ru->provinces, ru->nprovinces, sizeof key, cmp_subtree);
+    subtree *p = bsearch(&key, rs->provinces, rs->nprovinces, sizeof key, cmp_subtree);
     if (p)
         p->villages++;
 }
 
-static int load_registry(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+static void regset_free(regset *rs)
 {
-    ru->reg = rc_registry_new(false);
-    if (!ru->reg || rc_registry_load_pg(ru->reg, rc_pg_conn(pg), errbuf, errlen) < 0)
-        return -1;
-    ru->ncounties = rc_registry_count(ru->reg, ROLLCALL__LEVEL__LEVEL_COUNTY);
-    ru->nprovinces = rc_registry_count(ru->reg, ROLLCALL__LEVEL__LEVEL_PROVINCE);
-    ru->counties = calloc(ru->ncounties ? ru->ncounties : 1, sizeof *ru->counties);
-    ru->provinces = calloc(ru->nprovinces ? ru->nprovinces : 1, sizeof *ru->provinces);
-    if (!ru->counties || !ru->provinces) {
+    rc_registry_free(rs->reg);
+    free(rs->counties);
+    free(rs->provinces);
+    memset(rs, 0, sizeof *rs);
+}
+
+/* Loads rollcall.unit (without names) and the village counts beneath every
+ * county and province.  Returns 0, or -1 with nothing allocated. */
+static int regset_load(regset *rs, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->reg = rc_registry_new(false);
+    if (!rs->reg || rc_registry_load_pg(rs->reg, rc_pg_conn(pg), errbuf, errlen) < 0)
+        goto failed;
+    rs->ncounties = rc_registry_count(rs->reg, ROLLCALL__LEVEL__LEVEL_COUNTY);
+    rs->nprovinces = rc_registry_count(rs->reg, ROLLCALL__LEVEL__LEVEL_PROVINCE);
+    rs->counties = calloc(rs->ncounties ? rs->ncounties : 1, sizeof *rs->counties);
+    rs->provinces = calloc(rs->nprovinces ? rs->nprovinces : 1, sizeof *rs->provinces);
+    if (!rs->counties || !rs->provinces) {
         snprintf(errbuf, errlen, "out of memory");
-        return -1;
+        goto failed;
     }
-    subtree_fill f = {ru, 0, 0};
-    rc_registry_foreach(ru->reg, collect_parents, &f);
-    qsort(ru->counties, ru->ncounties, sizeof *ru->counties, cmp_subtree);
-    qsort(ru->provinces, ru->nprovinces, sizeof *ru->provinces, cmp_subtree);
-    rc_registry_foreach(ru->reg, count_villages, ru);
+    subtree_fill f = {rs, 0, 0};
+    rc_registry_foreach(rs->reg, collect_parents, &f);
+    qsort(rs->counties, rs->ncounties, sizeof *rs->counties, cmp_subtree);
+    qsort(rs->provinces, rs->nprovinces, sizeof *rs->provinces, cmp_subtree);
+    rc_registry_foreach(rs->reg, count_villages, rs);
     return 0;
+failed:
+    regset_free(rs);
+    return -1;
+}
+
+/* Cheap fingerprint of rollcall.unit: row count and the table's write
+ * counters.  Returns 0, or -1 with errbuf filled. */
+static int registry_signature(rc_pg *pg, char *out, size_t len, char *errbuf, size_t errlen)
+{
+    PGresult *res = rc_pg_exec(pg,
+                               "SELECT (SELECT count(*) FROM rollcall.unit) || '/' || "
+                               "coalesce((SELECT n_tup_ins + n_tup_upd + n_tup_del "
+                               "FROM pg_stat_user_tables WHERE relid = 'rollcall.unit'::regclass), 0)",
+                               errbuf, errlen);
+    if (!res)
+        return -1;
+    snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    char sig[64];
+    regset rs;
+
+    if (registry_signature(pg, sig, sizeof sig, errbuf, errlen) < 0)
+        return -1;
+    if (strcmp(sig, ru->reg_signature) == 0)
+        return 0;
+    if (regset_load(&rs, pg, errbuf, errlen) < 0)
+        return -1;
+    pthread_rwlock_wrlock(&ru->reg_lock);
+    regset old = {ru->reg, ru->counties, ru->provinces, ru->ncounties, ru->nprovinces};
+    ru->reg = rs.reg;
+    ru->counties = rs.counties;
+    ru->provinces = rs.provinces;
+    ru->ncounties = rs.ncounties;
+    ru->nprovinces = rs.nprovinces;
+    snprintf(ru->reg_signature, sizeof ru->reg_signature, "%s", sig);
+    pthread_rwlock_unlock(&ru->reg_lock);
+    bool first = old.reg == NULL;
+    regset_free(&old);
+    rc_info("registry %s units=%zu villages=%zu counties=%zu provinces=%zu",
+            first ? "loaded" : "reloaded (rollcall.unit changed)", rc_registry_count(ru->reg, 0),
+            rc_registry_count(ru->reg, 1), ru->ncounties, ru->nprovinces);
+    return 1;
 }
 
 static int load_policy(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
@@ -322,6 +408,7 @@ static void *health_main(void *arg)
     rollup *ru = arg;
     char err[256];
     rc_pg *pg = NULL;
+    unsigned rounds = 0;
 
     while (!atomic_load(&ru->stop)) {
         bool pg_ok = false, kafka_ok = false;
@@ -343,6 +430,8 @@ static void *health_main(void *arg)
             rollup_set_health(ru, "kafka", err);
         if (pg_ok && kafka_ok)
             rollup_set_health(ru, NULL, NULL);
+        if (pg_ok && ++rounds % 3 == 0 && rollup_registry_refresh(ru, pg, err, sizeof err) < 0)
+            rc_warn("registry reload failed (the loaded one stays): %s", err);
         atomic_store(&ru->pg_ok, pg_ok);
         atomic_store(&ru->kafka_ok, kafka_ok);
         for (int i = 0; i < 20 && !atomic_load(&ru->stop); i++) {
@@ -384,6 +473,7 @@ int main(int argc, char **argv)
     }
     rc_log_init("rollup", R.cfg.log_level);
     pthread_mutex_init(&R.health_mu, NULL);
+    pthread_rwlock_init(&R.reg_lock, NULL);
     atomic_init(&R.stop, false);
     atomic_init(&R.failed, false);
     if (outbox_init(&R.outbox) < 0 || rc_rollup_sql_init(err, sizeof err) < 0)
@@ -407,12 +497,10 @@ int main(int argc, char **argv)
         rc_die("migration 003_rollup is not applied (run: rollcall migrate)%s%s", res ? "" : ": ",
                res ? "" : err);
     PQclear(res);
-    if (load_registry(&R, boot, err, sizeof err) < 0)
+    if (rollup_registry_refresh(&R, boot, err, sizeof err) < 0)
         rc_die("registry: %s", err);
     if (load_policy(&R, boot, err, sizeof err) < 0)
         rc_die("level policy: %s", err);
-    rc_info("registry loaded units=%zu villages=%zu counties=%zu provinces=%zu",
-            rc_registry_count(R.reg, 0), rc_registry_count(R.reg, 1), R.ncounties, R.nprovinces);
     if (rc_registry_count(R.reg, 0) == 0)
         rc_warn("the registry is empty: every report will be dead-lettered "
                 "(run: rollcall registry import)");
@@ -487,9 +575,9 @@ int main(int argc, char **argv)
     if (atomic_load(&R.failed))
         status = 1;
     rc_service_free(svc);
-    rc_registry_free(R.reg);
-    free(R.counties);
-    free(R.provinces);
+    regset last = {R.reg, R.counties, R.provinces, R.ncounties, R.nprovinces};
+    regset_free(&last);
+    pthread_rwlock_destroy(&R.reg_lock);
     outbox_destroy(&R.outbox);
     rc_config_free(cfg);
     rc_info("stopped status=%d", status);

@@ -27,7 +27,7 @@
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
-#define ROLLUP_STAGE_FIELDS 48
+#define ROLLUP_STAGE_FIELDS 49
 
 extern const char *const rollup_topics[ROLLUP_NTOPICS];
 extern const int rollup_topic_level[ROLLUP_NTOPICS];
@@ -39,6 +39,7 @@ typedef struct rollup_cfg {
     char *kafka_brokers;
     char *group;                /* consumer group; the urgent path uses group + ".urgent" */
     char *listen;
+    char *instance_id;          /* static group membership (group.instance.id prefix) */
     int http_port;
     int flush_interval_ms;      /* coalescing interval */
     int max_batch;              /* reports per batch (backlog) */
@@ -105,9 +106,14 @@ typedef struct subtree {
 
 typedef struct rollup {
     rollup_cfg cfg;
+    /* The registry and the village counts beneath counties and provinces are
+     * replaced together when rollcall.unit changes (rollcall registry import
+     * while the service runs); readers hold reg_lock. */
+    pthread_rwlock_t reg_lock;
     rc_registry *reg;
     subtree *counties, *provinces;      /* villages beneath, sorted by code */
     size_t ncounties, nprovinces;
+    char reg_signature[64];
     int deadline_min[6];                /* per level: minutes after midnight, Asia/Shanghai */
     rc_producer *producer;
     rollup_outbox outbox;
@@ -123,7 +129,15 @@ typedef struct rollup {
 } rollup;
 
 /* Village count beneath a county (level 3) or province (5); 0 if unknown. */
-int32_t rollup_villages_beneath(const rollup *ru, int level, uint64_t code);
+int32_t rollup_villages_beneath(rollup *ru, int level, uint64_t code);
+
+/* rc_report_validate against the current registry. */
+int rollup_validate(rollup *ru, const Rollcall__Report *r, const rc_validate_opts *opts,
+                    rc_errors *errs);
+
+/* Loads the registry again when rollcall.unit changed since the last load.
+ * Returns 1 when reloaded, 0 when unchanged, -1 on error (the old one stays). */
+int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
 
 /* Microseconds (UTC) of the deadline of `level` on period `day`. */
 int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day);
@@ -144,6 +158,11 @@ int rollup_load_offsets(rc_pg *pg, const char *group, rd_kafka_topic_partition_l
  * Returns the count written into out (at most cap). */
 size_t rollup_consumer_props(const rollup *ru, const char *const *own, size_t nown,
                              const char **out, size_t cap);
+
+/* "group.instance.id=<instance_id>-<suffix>" into buf when instance_id is
+ * set (static membership: a restarted instance gets its partitions back at
+ * once instead of after the session timeout); NULL otherwise. */
+const char *rollup_instance_prop(const rollup *ru, const char *suffix, char *buf, size_t len);
 
 /* ------------------------------------------------------------- daily path */
 

@@ -22,6 +22,13 @@ int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
     /* temp_buffers must be set before the session's first temporary table. */
     if (rc_pg_command(s->pg, "SET temp_buffers = '256MB'", errbuf, errlen) < 0)
         return -1;
+    /* Every statement of a batch joins the batch (the stage, arrays) to big
+     * tables through their keys: index lookups, whatever the statistics
+     * (taken while a table was still empty, they would choose scans). */
+    if (rc_pg_command(s->pg, "SET enable_seqscan = off", errbuf, errlen) < 0 ||
+        rc_pg_command(s->pg, "SET enable_hashjoin = off", errbuf, errlen) < 0 ||
+        rc_pg_command(s->pg, "SET enable_mergejoin = off", errbuf, errlen) < 0)
+        return -1;
     if (rc_pg_command(s->pg, rc_rollup_sql_stage_create(), errbuf, errlen) < 0)
         return -1;
     if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", errbuf, errlen) < 0)
@@ -216,7 +223,7 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     rc_validate_opts opts = level == ROLLCALL__LEVEL__LEVEL_VILLAGE ? ru->vopts_village
                                                                      : ru->vopts_filed;
     opts.now_us = rc_now_us();
-    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0) {
+    if (rollup_validate(ru, r, &opts, &errs) < 0) {
         rc_errors_format(&errs, detail, sizeof detail);
         rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
         goto done;
@@ -248,12 +255,13 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     const bool late = daily && received > rollup_deadline_us(ru, level, day);
     const uint64_t code = strtoull(r->unit_code, NULL, 10);
 
+    bool repeat = false;
     if (daily) {
         int added = keyset_add(&s->keys, rollup_key(code, day));
         if (added < 0)
             goto oom;
         if (added == 0)
-            s->repeated_keys = true;
+            s->repeated_keys = repeat = true;
         s->latest_rows++;
         switch (level) {
         case ROLLCALL__LEVEL__LEVEL_VILLAGE:
@@ -316,6 +324,9 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     } else {
         rc_pgcopy_jsonb(c, "{}", 2);
     }
+    /* A later revision of a (unit, period) already in this batch: upserted
+     * apart, so the bulk of the batch needs no sort (see flush.c). */
+    rc_pgcopy_bool(c, repeat);
     s->rows++;
 
     if (r->kind == ROLLCALL__KIND__KIND_URGENT) {

@@ -31,6 +31,36 @@ int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen)
                       "ON CONFLICT (report_id, level) DO NOTHING",
                       4, errbuf, errlen) < 0)
         return -1;
+    /* The fast path: one valid urgent message = one statement in autocommit
+     * (archive, report, hops and the consumed offset in one transaction,
+     * one round trip). */
+    if (rc_pg_prepare(pg, "rollup_urgent_one",
+                      "WITH a AS (INSERT INTO rollcall.report_archive (report_id, unit_code, level, "
+                      "period, kind, version, received_at, submitted_at, submitter, source_topic, "
+                      "source_partition, source_offset, payload) "
+                      "VALUES ($1::uuid, $2, $3::smallint, $4::date, $5::smallint, $6::bigint, "
+                      "CASE WHEN $7::bigint > 0 THEN " US_TO_TS(7) " END, "
+                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END, "
+                      "NULLIF($9, ''), 'reports.urgent', $10::int, $11::bigint, $12::bytea) "
+                      "ON CONFLICT (report_id) DO NOTHING), "
+                      "r AS (INSERT INTO rollcall.urgent_report (report_id, unit_code, period, "
+                      "incident_type, severity, description, occurred_at, received_at) "
+                      "VALUES ($1::uuid, $2, $4::date, $13, $14::smallint, NULLIF($15, ''), "
+                      "CASE WHEN $16::bigint > 0 THEN " US_TO_TS(16) " END, "
+                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END) "
+                      "ON CONFLICT (report_id) DO NOTHING), "
+                      "o AS (INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, "
+                      "partition, next_offset, updated_at) VALUES ($20, 'reports.urgent', $10::int, "
+                      "$11::bigint + 1, now()) ON CONFLICT (consumer_group, topic, partition) DO "
+                      "UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset), "
+                      "updated_at = now()), "
+                      "h AS (INSERT INTO rollcall.urgent_hop (report_id, level, unit_code, at) "
+                      "SELECT $1::uuid, l, u, timestamptz 'epoch' + t * interval '1 microsecond' "
+                      "FROM unnest($17::smallint[], $18::text[], $19::bigint[]) AS x(l, u, t) "
+                      "ON CONFLICT (report_id, level) DO NOTHING RETURNING 1) "
+                      "SELECT count(*) FROM h",
+                      20, errbuf, errlen) < 0)
+        return -1;
     if (rc_pg_prepare(pg, "rollup_archive_one",
                       "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, "
                       "kind, version, received_at, submitted_at, submitter, source_topic, "
@@ -42,6 +72,40 @@ int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen)
                       "ON CONFLICT (report_id) DO NOTHING",
                       13, errbuf, errlen) < 0)
         return -1;
+    return 0;
+}
+
+/* The hops of an incident as three array literals (levels, unit codes,
+ * times); malloc'ed, the caller frees them.  Returns 0 or -1. */
+static int hop_arrays(const Rollcall__Incident *inc, char **levels_out, char **units_out,
+                      char **ats_out)
+{
+    size_t cap = inc->n_hops * 24 + 3;
+    char *levels = malloc(cap), *units = malloc(cap), *ats = malloc(cap);
+    if (!levels || !units || !ats) {
+        free(levels);
+        free(units);
+        free(ats);
+        return -1;
+    }
+    size_t nl = 0, nu = 0, na = 0;
+    levels[nl++] = units[nu++] = ats[na++] = '{';
+    for (size_t i = 0; i < inc->n_hops; i++) {
+        const Rollcall__Hop *h = inc->hops[i];
+        const char *unit = h->unit_code ? h->unit_code : "";
+        bool digits = unit[0] != '\0' && strspn(unit, "0123456789") == strlen(unit) &&
+                      strlen(unit) <= 12;
+        nl += (size_t)snprintf(levels + nl, cap - nl, "%s%d", i ? "," : "", (int)h->level);
+        nu += (size_t)snprintf(units + nu, cap - nu, "%s%s", i ? "," : "",
+                               digits ? unit : "\"\"");
+        na += (size_t)snprintf(ats + na, cap - na, "%s%" PRId64, i ? "," : "", h->at);
+    }
+    snprintf(levels + nl, cap - nl, "}");
+    snprintf(units + nu, cap - nu, "}");
+    snprintf(ats + na, cap - na, "}");
+    *levels_out = levels;
+    *units_out = units;
+    *ats_out = ats;
     return 0;
 }
 
@@ -68,29 +132,10 @@ int urgent_record(rc_pg *pg, const Rollcall__Report *r, char *errbuf, size_t err
     if (!inc->n_hops)
         return 0;
 
-    size_t cap = inc->n_hops * 24 + 3;
-    levels = malloc(cap);
-    units = malloc(cap);
-    ats = malloc(cap);
-    if (!levels || !units || !ats) {
+    if (hop_arrays(inc, &levels, &units, &ats) < 0) {
         snprintf(errbuf, errlen, "out of memory");
         goto done;
     }
-    size_t nl = 0, nu = 0, na = 0;
-    levels[nl++] = units[nu++] = ats[na++] = '{';
-    for (size_t i = 0; i < inc->n_hops; i++) {
-        const Rollcall__Hop *h = inc->hops[i];
-        const char *unit = h->unit_code ? h->unit_code : "";
-        bool digits = unit[0] != '\0' && strspn(unit, "0123456789") == strlen(unit) &&
-                      strlen(unit) <= 12;
-        nl += (size_t)snprintf(levels + nl, cap - nl, "%s%d", i ? "," : "", (int)h->level);
-        nu += (size_t)snprintf(units + nu, cap - nu, "%s%s", i ? "," : "",
-                               digits ? unit : "\"\"");
-        na += (size_t)snprintf(ats + na, cap - na, "%s%" PRId64, i ? "," : "", h->at);
-    }
-    snprintf(levels + nl, cap - nl, "}");
-    snprintf(units + nu, cap - nu, "}");
-    snprintf(ats + na, cap - na, "}");
     const char *v2[] = {r->report_id, levels, units, ats};
     res = rc_pg_exec_prepared(pg, "rollup_urgent_hops", 4, v2, NULL, NULL, 0, errbuf, errlen);
     if (!res)
@@ -183,7 +228,7 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
     }
     rc_validate_opts opts = ru->vopts_village;
     opts.now_us = rc_now_us();
-    if (rc_report_validate(r, &opts, ru->reg, &errs) < 0 ||
+    if (rollup_validate(ru, r, &opts, &errs) < 0 ||
         r->kind != ROLLCALL__KIND__KIND_URGENT || r->version <= 0) {
         if (errs.n)
             rc_errors_format(&errs, detail, sizeof detail);
@@ -225,6 +270,70 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
     if (r->incident && r->incident->n_hops)
         *last_hop_at = r->incident->hops[r->incident->n_hops - 1]->at;
 done:
+    rc_report_free(r);
+    return rc;
+}
+
+/* The fast path for one message: a valid URGENT report is stored with its
+ * offset in a single autocommitted statement.  Returns 1 when stored, 0
+ * when the message needs the general path (undecodable, invalid: a dead
+ * letter), -1 when PostgreSQL failed (nothing stored). */
+static int fast_one(urgent_path *u, const rd_kafka_message_t *m, int64_t *hop_at, char *errbuf,
+                    size_t errlen)
+{
+    rollup *ru = u->ru;
+    rc_errors errs = {0};
+    char *levels = NULL, *units = NULL, *ats = NULL;
+    int rc = 0;
+
+    Rollcall__Report *r = rc_report_unpack(m->payload, m->len, &errs);
+    if (!r)
+        return 0;
+    rc_validate_opts opts = ru->vopts_village;
+    opts.now_us = rc_now_us();
+    if (rollup_validate(ru, r, &opts, &errs) < 0 || r->kind != ROLLCALL__KIND__KIND_URGENT ||
+        r->version <= 0 || !r->incident)
+        goto done;
+    if (hop_arrays(r->incident, &levels, &units, &ats) < 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        rc = -1;
+        goto done;
+    }
+    const Rollcall__Incident *inc = r->incident;
+    char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24], sev[8],
+        occ[24];
+    snprintf(level, sizeof level, "%d", (int)r->level);
+    snprintf(kind, sizeof kind, "%d", (int)r->kind);
+    snprintf(version, sizeof version, "%" PRId64, r->version);
+    snprintf(received, sizeof received, "%" PRId64, r->received_at);
+    snprintf(submitted, sizeof submitted, "%" PRId64, r->submitted_at);
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    snprintf(sev, sizeof sev, "%d", inc->severity);
+    snprintf(occ, sizeof occ, "%" PRId64, inc->occurred_at);
+    const char *values[20] = {r->report_id, r->unit_code, level, r->period, kind, version,
+                              received, submitted, r->submitter ? r->submitter : "", part, off,
+                              m->payload, inc->type ? inc->type : "", sev,
+                              inc->description ? inc->description : "", occ, levels, units, ats,
+                              u->group};
+    int lengths[20] = {0}, formats[20] = {0};
+    lengths[11] = (int)m->len;
+    formats[11] = 1;
+    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_urgent_one", 20, values, lengths, formats,
+                                        0, errbuf, errlen);
+    if (!res) {
+        rc = -1;
+        goto done;
+    }
+    rc_counter_add(ru->m.urgent_hops, atof(PQgetvalue(res, 0, 0)));
+    PQclear(res);
+    if (inc->n_hops)
+        *hop_at = inc->hops[inc->n_hops - 1]->at;
+    rc = 1;
+done:
+    free(levels);
+    free(units);
+    free(ats);
     rc_report_free(r);
     return rc;
 }
@@ -322,6 +431,24 @@ static void *urgent_main(void *arg)
             }
             continue;
         }
+        /* Each valid message alone, at once; the rest (and everything after a
+         * failure) through the general path below. */
+        size_t done = 0;
+        while (done < n) {
+            int64_t hop_at = 0;
+            int f = fast_one(u, msgs[done], &hop_at, err, sizeof err);
+            if (f <= 0)
+                break;
+            if (hop_at > 0)
+                rc_histogram_observe(ru->m.urgent_seconds, (double)(rc_now_us() - hop_at) / 1e6);
+            rc_counter_inc(ru->m.urgent_messages);
+            rd_kafka_message_destroy(msgs[done]);
+            msgs[done++] = NULL;
+        }
+        if (done == n)
+            continue;
+        memmove(msgs, msgs + done, (n - done) * sizeof *msgs);
+        n -= done;
         int attempt = 0;
         while (process(u, msgs, n, err, sizeof err) < 0) {
             rc_warn("urgent: transaction failed attempt=%d messages=%zu: %s", attempt + 1, n, err);
@@ -380,8 +507,15 @@ int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen)
     /* Low latency: fetch as soon as one byte is there, never linger. */
     const char *props[] = {"fetch.wait.max.ms=10", "fetch.error.backoff.ms=10",
                            "queued.max.messages.kbytes=4096"};
+    const char *own[8];
+    size_t nown = 0;
+    char inst[300];
+    for (size_t i = 0; i < sizeof props / sizeof *props; i++)
+        own[nown++] = props[i];
+    if (rollup_instance_prop(ru, "urgent", inst, sizeof inst))
+        own[nown++] = inst;
     const char *all[64];
-    nprops = rollup_consumer_props(ru, props, sizeof props / sizeof *props, all, 64);
+    nprops = rollup_consumer_props(ru, own, nown, all, 64);
     rc_consumer_hooks hooks = {on_assign, NULL, u};
     u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, all, nprops,
                                   &hooks, errbuf, errlen);
