@@ -680,7 +680,7 @@ typedef struct village {
 
 typedef struct agg {
     uint64_t code;
-    int64_t version;
+    int64_t vsum;               /* sum over the villages beneath of max(version - start, 1) */
     int32_t expected, reported, zero, late;
     int32_t v_expected, v_reported, v_zero, v_late;
     int32_t zone[5];
@@ -698,6 +698,7 @@ typedef struct rid_slot {
 
 struct rc_expect {
     int32_t period;
+    int64_t start_us;           /* the period's first microsecond, Asia/Shanghai */
     int64_t deadline_us;
     village *v;
     size_t nv, capv;
@@ -797,6 +798,7 @@ rc_expect *rc_expect_new(int32_t period, int village_deadline_s)
     if (!e)
         return NULL;
     e->period = period;
+    e->start_us = (int64_t)period * RC_DAY_US - RC_TZ_OFFSET_US;
     e->deadline_us = rc_expect_deadline_us(period, village_deadline_s);
     return e;
 }
@@ -1145,8 +1147,7 @@ static void walk_unit(const rc_unit *u, void *opaque)
         e->stats.late_villages++;
     }
     t->zone[v->zone]++;
-    if (v->version > t->version)
-        t->version = v->version;
+    t->vsum += v->version - e->start_us > 1 ? v->version - e->start_us : 1;
     for (size_t i = 0; i < NIND; i++)
         t->ind[i] += v->ind[i];
     for (size_t i = 0; i < v->nextra; i++)
@@ -1185,8 +1186,7 @@ static int roll_up(rc_expect *e, int cl, int pl, uint64_t divisor)
         a->v_late += c->v_late;
         for (int z = 0; z < 5; z++)
             a->zone[z] += c->zone[z];
-        if (c->version > a->version)
-            a->version = c->version;
+        a->vsum += c->vsum;
         for (size_t k = 0; k < NIND; k++)
             a->ind[k] += c->ind[k];
         for (size_t k = 0; k < RC_LEDGER_EXTRA_MAX; k++)
@@ -1278,7 +1278,10 @@ static void agg_row(const rc_expect *e, const agg *a, int level, rc_expect_row *
     row->level = level;
     row->present = a->v_reported > 0;
     row->kind = ROLLCALL__KIND__KIND_UNSPECIFIED;
-    row->version = a->version;
+    /* An aggregate's version (PIPELINE.md): the period's start plus the sum
+     * over its villages of their versions' distance from it, so that any
+     * change beneath raises it; 0 while nothing beneath has reported. */
+    row->version = a->vsum ? e->start_us + a->vsum : 0;
     row->expected = a->expected;
     row->reported = a->reported;
     row->zero = a->zero;

@@ -167,12 +167,30 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 
+-- Aggregate versions.  A filed report is a snapshot of its aggregate, and
+-- the level services and every consumer tell snapshots apart by version, so
+-- the version must rise whenever the aggregate changes — including when an
+-- older child revision arrives late (a replay, another partition's backlog),
+-- which a maximum would not show.  The version is therefore
+--   period start + the sum over the villages beneath of (version - period start)
+-- (each term at least 1): deterministic for a given set of latest reports,
+-- strictly larger whenever any village's latest report is replaced or a new
+-- village reports, and a county's (province's) version is the same formula
+-- over its children's versions.  One village alone keeps its own version.
+-- Village versions are receive times on or after the period's start (the
+-- intake refuses future periods), so the terms are small: a province's
+-- 70,000 villages corrected a year late stay far inside bigint.
+CREATE FUNCTION rollcall.period_start_us(day date) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT (extract(epoch FROM day::timestamp AT TIME ZONE 'Asia/Shanghai') * 1000000)::bigint
+$$;
+
 -- Recomputes the live aggregates of townships from their villages' latest
 -- DAILY/ZERO reports (PIPELINE.md): expected = the registry's villages
 -- (unit.expected_children),
 -- reported/zero/late = villages with a latest report / of kind ZERO / late,
 -- missing = the others, ascending; zone counts and sums over the latest
--- reports; version = the largest village version.  Same contract as
+-- reports; version = the version sum above.  Same contract as
 -- refresh_parents (the caller has locked the rows).
 CREATE FUNCTION rollcall.refresh_townships(codes text[], periods date[]) RETURNS bigint
 LANGUAGE plpgsql
@@ -234,7 +252,10 @@ BEGIN
     -- a township's villages are one range of (period, unit_code): their codes
     -- extend the township's (';' sorts right after the digits)
     CROSS JOIN LATERAL (
-          SELECT coalesce(max(l.version), 0) AS version,
+          SELECT CASE WHEN count(*) = 0 THEN 0
+                      ELSE rollcall.period_start_us(p.period)
+                           + sum(greatest(l.version - rollcall.period_start_us(p.period), 1))::bigint
+                 END AS version,
                  count(*)::int AS reported,
                  count(*) FILTER (WHERE l.kind = 2)::int AS zero,
                  count(*) FILTER (WHERE l.late)::int AS late,
@@ -356,7 +377,9 @@ BEGIN
         (unit_code, period, level, rollup_parent, version, expected_children, reported_children, zero_children, late_children, missing_children, zone_normal, zone_prevention, zone_control, zone_lockdown, villages_expected, villages_reported, villages_zero, villages_late, households_visited, persons_screened, temperature_checks, arrivals_risk_areas, arrivals_abroad, investigation_requests, close_contacts, secondary_contacts, cold_chain_workers, released_observation, home_observation, central_isolation, fever_referred, suspected, confirmed, asymptomatic, nucleic_acid_sampled, vaccinated, elderly_alone, disabled, pregnant, left_behind_children, orphans, hardship_households, tenants, assistance_granted, gatherings_postponed, staff_on_duty, volunteers, masks, thermometers, disinfectant_kg, extra, updated_at)
   SELECT p.code, p.period, parent_level,
          CASE WHEN parent_level = 3 THEN left(p.code, 2) END,
-         coalesce(max(t.version), 0),
+         coalesce(rollcall.period_start_us(p.period)
+                  + sum(t.version - rollcall.period_start_us(p.period))
+                      FILTER (WHERE t.version > 0)::bigint, 0),
          count(*)::int,
          count(*) FILTER (WHERE t.villages_reported >= t.villages_expected AND t.villages_expected > 0)::int,
          count(*) FILTER (WHERE t.villages_reported >= t.villages_expected AND t.villages_expected > 0
@@ -622,7 +645,10 @@ BEGIN
        g.thermometers,
        g.disinfectant_kg,
          now()
-    FROM (SELECT left(l.unit_code, 9) AS t, max(l.version) AS version, count(*)::int AS n,
+    FROM (SELECT left(l.unit_code, 9) AS t,
+                 rollcall.period_start_us(day)
+                 + sum(greatest(l.version - rollcall.period_start_us(day), 1))::bigint AS version,
+                 count(*)::int AS n,
                  count(*) FILTER (WHERE l.kind = 2)::int AS nz,
                  count(*) FILTER (WHERE l.late)::int AS nl,
                  count(*) FILTER (WHERE l.zone_status = 1)::int AS z1,

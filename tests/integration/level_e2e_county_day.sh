@@ -1,9 +1,4 @@
 #!/usr/bin/env bash
-# NOT run by `make test` for now (not executable): on a fresh stack it finds a real
-# fault. A live aggregate's version is the largest village version beneath it,
-# so a child report with an older version (loadgen --direct plays the clock)
-# changes the sums without raising the version, and the filed snapshot stays
-# behind. Run it by hand: bash tests/integration/level_e2e_county_day.sh
 # End to end through the level services: one simulated day of the sample
 # county (130102: 16 townships, 174 villages) produced by `rollcall loadgen
 # --direct`, aggregated by rollcall-rollup, filed by rollcall-township,
