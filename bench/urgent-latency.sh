@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-55400}
+export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-25400}
 LOAD=
 SECONDS_=20
 EVERY=100

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-10}
 BATCH=${BATCH:-100}
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
 PORT=$((BASE + 90))
 WORK=$(mktemp -d /tmp/rollcall-bench-village.XXXXXX)
 PID=

@@ -28,20 +28,22 @@ case "$REGISTRY" in
     *) echo "REGISTRY must be sample or national" >&2; exit 2 ;;
 esac
 
+# Today in Asia/Shanghai, played from a clean slate for the subtree.
+period=$(TZ=Asia/Shanghai date +%F)
+[ -n "$unit" ] && deploy/clear-day.sh "$unit" "$period"
 ledger=var/run-day/ledger.jsonl
-args=(--seed "$SEED" --ledger "$ledger")
+args=(--seed "$SEED" --period "$period" --ledger "$ledger")
 # Wait for the province aggregates only where a rollup service exists to make them.
 [ -x "$BUILD/rollcall-rollup" ] && args+=(--wait 300)
 [ -n "$unit" ] && args+=(--unit "$unit")
 if [ -f var/run/village.pid ] && kill -0 "$(cat var/run/village.pid)" 2>/dev/null; then
     echo "run: one simulated day through the village intake at $ROLLCALL_HTTP" >&2
-    args+=(--http "$ROLLCALL_HTTP")
+    args+=(--http "$ROLLCALL_HTTP" --tokens var/run-day/tokens.tsv)
 else
     echo "run: the village intake is not running; producing straight into reports.village" >&2
     args+=(--direct)
 fi
 "$RC" loadgen "${args[@]}"
-period=$(jq -r 'select(.period) | .period' "$ledger" | head -n 1)
 
 if [ -x "$BUILD/rollcall-rollup" ]; then
     "$RC" verify --ledger "$ledger" || echo "run: verify found differences (see above)" >&2

@@ -6,7 +6,8 @@
 #
 #   deploy/stack.sh up | down | status | env
 #
-# Ports: ROLLCALL_PORT_BASE (default 55400) + 32 PostgreSQL, +80 village
+# Ports: ROLLCALL_PORT_BASE (default 25400: below the ephemeral range
+# 32768-60999, where a client's TIME_WAIT socket can block a listener) + 32 PostgreSQL, +80 village
 # intake, +81 rollup, +82 township, +83 county, +84 province, +89 broker control.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ BUILD=${BUILD:-build}
 VAR=$ROOT/var
 RUN=$VAR/run
 LOG=$VAR/log
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
 PG_PORT=$((BASE + 32))
 CONTROL_PORT=$((BASE + 89))
 PGBIN=${ROLLCALL_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}

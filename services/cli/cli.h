@@ -11,10 +11,13 @@
 #ifndef RC_CLI_H
 #define RC_CLI_H
 
+#include "rc_kafka.h"
 #include "rc_pg.h"
+#include "rc_report.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLI_OK 0
 #define CLI_FAILED 1
@@ -31,6 +34,10 @@ typedef struct cli_command {
 
 int cmd_migrate(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_gaps(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
@@ -54,5 +61,71 @@ int cli_usage_error(const char *name, const char *fmt, ...)
 
 /* Seconds on the monotonic clock, for timings printed by commands. */
 double cli_now(void);
+
+/* ---- re-publishing into the pipeline (publish.c) ---- */
+
+/* The bootstrap list: `opt` (from --brokers) if not NULL, else
+ * $ROLLCALL_KAFKA_BROKERS, else NULL. */
+const char *cli_brokers(const char *opt);
+
+typedef struct cli_publisher cli_publisher;
+
+/* The last acknowledged offset of one partition a publisher wrote to. */
+typedef struct cli_position {
+    char topic[64];
+    int32_t partition;
+    int64_t last_offset;
+} cli_position;
+
+/* Called once per message cli_publisher_send accepted, when its delivery
+ * report arrives; `ok` false means it was not delivered (`error` says why). */
+typedef void cli_delivered_fn(void *fn_opaque, void *msg_opaque, bool ok, const char *error);
+
+/* An idempotent producer (acks=all, lz4) tuned for bulk re-publishing.
+ * `label` prefixes the progress line (borrowed).  `fn` may be NULL.
+ * Returns NULL with errbuf filled (no brokers, bad configuration). */
+cli_publisher *cli_publisher_new(const char *brokers, const char *label, cli_delivered_fn *fn,
+                                 void *fn_opaque, char *errbuf, size_t errlen);
+
+/* Queues a copy of value for `topic`, partitioned by `key` (a string; NULL
+ * for none).  Returns 0 (the outcome comes by delivery report), or -1 when
+ * the message could not be queued (counted as failed, no callback). */
+int cli_publisher_send(cli_publisher *pub, const char *topic, const char *key,
+                       const void *value, size_t len, void *msg_opaque);
+
+/* Waits up to timeout_ms for every delivery report, printing progress.
+ * Returns 0 when everything sent was acknowledged, else -1. */
+int cli_publisher_flush(cli_publisher *pub, int timeout_ms);
+
+/* Prints "<label>: N sent, N delivered, N failed (T s)" to stderr, at most
+ * once a second unless final. */
+void cli_publisher_progress(cli_publisher *pub, bool final);
+
+uint64_t cli_publisher_sent(const cli_publisher *pub);
+uint64_t cli_publisher_delivered(const cli_publisher *pub);
+uint64_t cli_publisher_failed(const cli_publisher *pub);
+/* The first delivery failure seen, or NULL. */
+const char *cli_publisher_error(const cli_publisher *pub);
+/* The partitions written to, with their last acknowledged offset; borrowed,
+ * valid until the next send/flush. */
+const cli_position *cli_publisher_positions(const cli_publisher *pub, size_t *n);
+
+/* Flushes (bounded), frees; NULL is a no-op. */
+void cli_publisher_free(cli_publisher *pub);
+
+/* Where a report of `level` enters the pipeline (PIPELINE.md): a village
+ * report to reports.village keyed by its township (first 9 digits), a filed
+ * report to reports.<level> keyed by its rollup parent (a province by
+ * itself).  Returns 0, or -1 for a level that is never sent (prefecture). */
+int cli_report_route(const char *unit_code, int level, char topic[32], char key[13]);
+
+/* The rollup's window for accepting a report (its max_past_days default). */
+#define CLI_ROLLUP_MAX_PAST_DAYS 400
+
+/* Validation options as the rollup applies them to a report of `level`
+ * (village bounds for villages, none for filed sums; the window
+ * max_past_days back and one day ahead; report_id required), so the CLI
+ * predicts what the rollup will accept. */
+void cli_pipeline_validate_opts(int level, int max_past_days, rc_validate_opts *o);
 
 #endif

@@ -32,6 +32,81 @@ static const cli_command commands[] = {
      "                        areas.csv, streets.csv, villages.csv)\n"
      "  --csv FILE            a registry CSV with header code,name,parent_code,level\n"
      "  --dsn DSN             libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"replay", cmd_replay,
+     "replay ((--unit CODE | --all) --from DATE --to DATE | --file F [--format jsonl|csv]) "
+     "[--dry-run]",
+     "Re-publishes reports into the pipeline.  Every stage is idempotent and latest-wins, so\n"
+     "replaying what is already there changes nothing; after a downstream loss it restores it.\n"
+     "Prints the change to rollcall.v_unit_day (units, periods, totals before -> after).\n"
+     "  --unit CODE        archive mode: every archived revision (rollcall.report_archive) of\n"
+     "                     the unit's subtree (a code prefix, any level) with its original\n"
+     "                     report_id and version, to the topic it belongs to (village reports\n"
+     "                     to reports.village keyed by township, filed reports to\n"
+     "                     reports.<level> keyed by rollup parent)\n"
+     "  --all              archive mode for every unit (a national replay)\n"
+     "  --from/--to DATE   the periods (YYYY-MM-DD, inclusive)\n"
+     "  --file F           file mode: village reports collected outside the system, JSON\n"
+     "                     lines or CSV with the .proto field names (indicators as columns,\n"
+     "                     extra.NAME, incident.FIELD); validated like the intake; a missing\n"
+     "                     report_id/received_at/version is assigned like the intake does\n"
+     "                     (later lines supersede earlier ones); invalid lines are listed\n"
+     "                     with line number and field and not sent.  F may be -.  A dry\n"
+     "                     run assigns its own ids and times unless the file gives them\n"
+     "  --format jsonl|csv default from the file name (.csv is CSV), else jsonl\n"
+     "  --max-past-days N  how old a period may be: file mode validates like the intake\n"
+     "                     (default 7); the archive dry run predicts the rollup (400)\n"
+     "  --dry-run          send nothing: stage the reports in the rollup's own stage table,\n"
+     "                     apply them with the rollup's own statements in a transaction that\n"
+     "                     is rolled back, and print the resulting change (what the rollup\n"
+     "                     would dead-letter is listed, not applied)\n"
+     "  --no-wait          do not wait for the rollup to apply what was sent (no diff)\n"
+     "  --no-diff          wait, but skip the before/after comparison (a national replay\n"
+     "                     spends seconds on it)\n"
+     "  --group G          the rollup's consumer group to wait for (default rollcall-rollup)\n"
+     "  --wait-timeout S   give up waiting after S seconds (default 600)\n"
+     "  --limit N          print at most N changed rows (default 50; 0 = all)\n"
+     "  --brokers B, --dsn DSN   default $ROLLCALL_KAFKA_BROKERS, $ROLLCALL_PG_DSN"},
+    {"dlq", cmd_dlq,
+     "dlq (list [--status new|replayed|failed] [--limit N] | replay (--id N | --all))",
+     "Dead letters (rollcall.dead_letter): messages a service could not decode or that\n"
+     "failed validation, kept with the reason.\n"
+     "  list               id, topic, partition, offset, reason, received_at, status (newest\n"
+     "                     first; default: every status, 50 rows)\n"
+     "  replay             re-validates each (decode + rc_report_validate against the current\n"
+     "                     registry in PostgreSQL); those that now pass are produced to their\n"
+     "                     original topic and marked replayed (once: a replayed letter is never\n"
+     "                     sent again); the rest keep their status with an updated reason; a\n"
+     "                     letter that could not be delivered becomes failed (retried by --all)\n"
+     "                     Works in batches of 5,000, each in its own transaction.\n"
+     "  --id N             one dead letter;  --all  every letter not yet replayed\n"
+     "  --limit N          list: rows shown (default 50); replay: letters printed (50)\n"
+     "  --brokers B, --dsn DSN   default $ROLLCALL_KAFKA_BROKERS, $ROLLCALL_PG_DSN"},
+    {"status", cmd_status,
+     "status [--group G]... [--topic T [--partition P]] | status --rewind GROUP (--earliest | "
+     "--to-offset N) [--topic T [--partition P]]",
+     "Each consumer group's position (next offset to read), the partition's low and high\n"
+     "watermarks and the lag.  Groups that store their positions in rollcall.consumer_offset\n"
+     "(the rollup, the level services) are read there; others from Kafka's committed offsets\n"
+     "(listed by the broker, or named with --group).  A position below the low watermark means\n"
+     "messages were dropped by retention before the group read them.\n"
+     "  --rewind GROUP     moves the group's positions (in PostgreSQL or Kafka, where they are\n"
+     "                     kept) to the partition's earliest retained offset or to N.  The\n"
+     "                     service must be stopped: refused while the group has active\n"
+     "                     members (asked of the broker; the development broker cannot list\n"
+     "                     groups, so then the service's PostgreSQL sessions are checked and a\n"
+     "                     short join must be given every partition)\n"
+     "  --join-timeout S   how long that join may take (default 60: the development broker\n"
+     "                     admits a new member only after its rebalance delay, ~45 s)\n"
+     "  --brokers B, --dsn DSN   default $ROLLCALL_KAFKA_BROKERS, $ROLLCALL_PG_DSN"},
+    {"gaps", cmd_gaps, "gaps --period DATE [--unit CODE] [--limit N]",
+     "What is missing for a period, per level: units the registry expects without a report,\n"
+     "and reports archived at a lower level but not reflected above them (an archived revision\n"
+     "missing from or newer than latest_report; a village's latest version above its\n"
+     "township aggregate's; a child aggregate newer than its parent's or without one; counts\n"
+     "that disagree).  Ends with the replay command that would repair what can be repaired.\n"
+     "  --unit CODE        only that subtree;  --limit N  units listed per finding (default 20)\n"
+     "  --dsn DSN          default $ROLLCALL_PG_DSN\n"
+     "Exit status: 0 no gaps, 3 gaps found, 1 failure."},
     {"token", cmd_token,
      "token (issue UNIT... | issue --villages-under CODE | revoke UNIT | list [UNIT]) [--dsn DSN]",
      "Unit tokens for the village intake (Authorization: Bearer TOKEN).  A token speaks for\n"
@@ -139,8 +214,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
-                 "environment: ROLLCALL_PG_DSN, ROLLCALL_MIGRATIONS, ROLLCALL_LOG_LEVEL,\n"
-                 "             ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
+                 "environment: ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
+                 "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
 static void print_command_help(const cli_command *c)

@@ -286,15 +286,15 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         goto failed;
     if (s->rows) {
         t = now_s();
-        if ((archived = exec_count(s->pg, sql_archive_insert(), 0, NULL, errbuf, errlen)) < 0)
+        if ((archived = exec_count(s->pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen)) < 0)
             goto failed;
         if ((size_t)archived < s->rows &&
-            (dups = exec_count(s->pg, sql_mark_duplicates(), 0, NULL, errbuf, errlen)) < 0)
+            (dups = exec_count(s->pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf, errlen)) < 0)
             goto failed;
         t_arch = now_s() - t;
         if (s->latest_rows) {
             t = now_s();
-            latest = exec_count(s->pg, sql_latest_upsert(s->repeated_keys), 0, NULL, errbuf,
+            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(s->repeated_keys), 0, NULL, errbuf,
                                 errlen);
             if (latest < 0)
                 goto failed;

@@ -33,7 +33,7 @@ static const rc_cfg_item config_items[] = {
      "consumer group; offsets live in rollcall.consumer_offset under this name "
      "(the urgent path uses <group>.urgent)", 0},
     {"listen", RC_CFG_STRING, &R.cfg.listen, "127.0.0.1", 1, 255, "HTTP listen address", 0},
-    {"http_port", RC_CFG_INT, &R.cfg.http_port, "55481", 0, 65535,
+    {"http_port", RC_CFG_INT, &R.cfg.http_port, "8081", 0, 65535,
      "HTTP port for /healthz and /metrics (0: any)", 0},
     {"flush_interval", RC_CFG_MS, &R.cfg.flush_interval_ms, "200ms", 1, 60000,
      "coalescing interval: a batch is committed at most this long after its first report "
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&R.health_mu, NULL);
     atomic_init(&R.stop, false);
     atomic_init(&R.failed, false);
-    if (outbox_init(&R.outbox) < 0 || sql_init(err, sizeof err) < 0)
+    if (outbox_init(&R.outbox) < 0 || rc_rollup_sql_init(err, sizeof err) < 0)
         rc_die("start-up: %s", err);
 
     rc_validate_opts_default(&R.vopts_village);

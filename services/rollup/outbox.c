@@ -317,7 +317,7 @@ static size_t parse_missing(char *lit, char ***out)
 }
 
 /* Builds the rollups.<level> message of one aggregate row (see
- * sql_changed_aggregates for the columns).  Returns a malloc'ed buffer. */
+ * rc_rollup_sql_changed_aggregates for the columns).  Returns a malloc'ed buffer. */
 static uint8_t *build_aggregate(PGresult *res, int row, size_t *len, int *level)
 {
     Rollcall__Report r = ROLLCALL__REPORT__INIT;
@@ -399,7 +399,7 @@ long outbox_write_aggregates(rollup *ru, rc_pg *pg, const char *codes, const cha
     const char *params[] = {codes, days};
     char *declare = NULL;
     if (asprintf(&declare, "DECLARE rollup_changed NO SCROLL CURSOR FOR %s",
-                 sql_changed_aggregates()) < 0) {
+                 rc_rollup_sql_changed_aggregates()) < 0) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
     }

@@ -23,6 +23,7 @@
 #include "rc_pgcopy.h"
 #include "rc_registry.h"
 #include "rc_report.h"
+#include "rc_rollup_sql.h"
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
@@ -265,16 +266,5 @@ void urgent_stop(urgent_path *u);
  * transaction.  Returns the number of new hops or -1. */
 int urgent_record(rc_pg *pg, const Rollcall__Report *r, char *errbuf, size_t errlen);
 int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen);
-
-/* ------------------------------------------------------------- sql.c */
-
-/* Statement texts built once from the indicator list. */
-const char *sql_stage_create(void);
-const char *sql_stage_copy(void);
-const char *sql_archive_insert(void);
-const char *sql_mark_duplicates(void);
-const char *sql_latest_upsert(bool repeated_keys);
-const char *sql_changed_aggregates(void);
-int sql_init(char *errbuf, size_t errlen);
 
 #endif

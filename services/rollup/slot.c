@@ -22,7 +22,7 @@ int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
     /* temp_buffers must be set before the session's first temporary table. */
     if (rc_pg_command(s->pg, "SET temp_buffers = '256MB'", errbuf, errlen) < 0)
         return -1;
-    if (rc_pg_command(s->pg, sql_stage_create(), errbuf, errlen) < 0)
+    if (rc_pg_command(s->pg, rc_rollup_sql_stage_create(), errbuf, errlen) < 0)
         return -1;
     if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", errbuf, errlen) < 0)
         return -1;
@@ -277,7 +277,7 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
 
     if (!s->copying) {
         char err[256];
-        if (rc_pg_copy_begin(s->pg, sql_stage_copy(), err, sizeof err) < 0) {
+        if (rc_pg_copy_begin(s->pg, rc_rollup_sql_stage_copy(), err, sizeof err) < 0) {
             rc_error("batch slot=%d: COPY into the stage did not start: %s", s->id, err);
             rc = -1;
             goto done;

@@ -25,9 +25,15 @@ fail() { echo "FAIL e2e_small_day: $*"; exit 1; }
 [ -x "$BUILD/rollcall-rollup" ] || skip "$BUILD/rollcall-rollup is not built yet (this becomes the acceptance test once the rollup lands)"
 [ -n "${ROLLCALL_PG_DSN:-}" ] || skip "ROLLCALL_PG_DSN is not set (run it through tests/run.sh integration)"
 [ -n "${ROLLCALL_KAFKA_BROKERS:-}" ] || skip "ROLLCALL_KAFKA_BROKERS is not set"
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
+# A test before this one may have taken the broker down and up: give the
+# rollup time to find it again.
+for _ in $(seq 1 60); do
+    curl -fsS "http://127.0.0.1:$((BASE + 81))/healthz" >/dev/null 2>&1 && break
+    sleep 0.5
+done
 curl -fsS "http://127.0.0.1:$((BASE + 81))/healthz" >/dev/null 2>&1 \
-    || fail "rollcall-rollup is built but not answering on port $((BASE + 81)) (deploy/stack.sh up)"
+    || fail "rollcall-rollup is built but not healthy on port $((BASE + 81)) (deploy/stack.sh up)"
 
 mkdir -p "$WORK"
 PERIOD=$(TZ=Asia/Shanghai date -d '6 days ago' +%F)
@@ -38,21 +44,7 @@ out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&
 started=$(date -u +%FT%TZ)
 
 # A clean day for the county: every rollcall table keyed by (unit_code, period).
-psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" <<SQL || fail "could not clear $PERIOD for $UNIT"
-DO \$\$
-DECLARE t text;
-BEGIN
-  FOR t IN SELECT c.table_name FROM information_schema.columns c
-             JOIN information_schema.tables b USING (table_schema, table_name)
-            WHERE c.table_schema = 'rollcall' AND b.table_type = 'BASE TABLE' AND c.column_name = 'period'
-              AND EXISTS (SELECT 1 FROM information_schema.columns u WHERE u.table_schema = 'rollcall'
-                           AND u.table_name = c.table_name AND u.column_name = 'unit_code')
-  LOOP
-    EXECUTE format('DELETE FROM rollcall.%I WHERE period = %L AND (unit_code LIKE %L OR unit_code = %L)',
-                   t, '$PERIOD', '$UNIT%', '${UNIT:0:2}');
-  END LOOP;
-END \$\$;
-SQL
+deploy/clear-day.sh "$UNIT" "$PERIOD" || fail "could not clear $PERIOD for $UNIT"
 
 if [ -x "$BUILD/rollcall-village" ] && [ -n "${ROLLCALL_HTTP:-}" ] \
     && curl -fsS "$ROLLCALL_HTTP/healthz" >/dev/null 2>&1; then

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . var/stack.env
-BASE=${ROLLCALL_PORT_BASE:-55400}
+BASE=${ROLLCALL_PORT_BASE:-25400}
 command -v promtool >/dev/null || { echo "SKIP: promtool not installed"; exit 0; }
 checked=0; failed=0
 for entry in village:80 rollup:81 township:82 county:83 province:84; do

@@ -457,8 +457,19 @@ static void test_valid_reports_arrive_once(void **state)
         assert_non_null(strstr(k->text, "confirmed: 1"));
         assert_non_null(strstr(k->text, "key: \"hebei_check\""));
         assert_non_null(strstr(k->text, "zone_status: ZONE_STATUS_CONTROL"));
-        /* URGENT also took the fast path, with its first hop. */
-        assert_int_equal(count_id(msgs, n, "reports.urgent", id[2], &k), 1);
+        /* URGENT also took the fast path, with its first hop: exactly one
+         * message carries the village hop alone (the level services, when
+         * they run, forward it with their own hops appended). */
+        int from_intake = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(msgs[i].topic, "reports.urgent") != 0 || !strstr(msgs[i].text, id[2]))
+                continue;
+            if (!strstr(msgs[i].text, "LEVEL_TOWNSHIP")) {
+                from_intake++;
+                k = &msgs[i];
+            }
+        }
+        assert_int_equal(from_intake, 1);
         assert_non_null(strstr(k->text, "type: \"fever_cluster\""));
         assert_non_null(strstr(k->text, "hops {\n    level: LEVEL_VILLAGE\n    unit_code: \"130102001001\""));
         assert_int_equal(count_id(msgs, n, "reports.urgent", id[0], NULL), 0);
@@ -826,16 +837,41 @@ static void test_broker_down(void **state)
     }
     assert_int_equal(control("/up"), 200);
     assert_int_equal(wait_healthy(15000), 0);
-    rc_httpc_do_many(q, rs, N);
-    for (int i = 0; i < N; i++) {
-        if (rs[i].status != 202)
-            fail_msg("after /up report %d: %d %s", i, rs[i].status, rs[i].body);
-        rc_httpc_response_clear(&rs[i]);
+    /* A client retries a 503 with the same report_id, as the answer says:
+     * each producer reconnects on its own backoff, so the first attempt
+     * after /up may still time out. */
+    bool accepted[N] = {false}, retried[N] = {false};
+    for (int round = 0; round < 10; round++) {
+        rc_httpc_do_many(q, rs, N);
+        bool all = true;
+        for (int i = 0; i < N; i++) {
+            if (rs[i].status == 202)
+                accepted[i] = true;
+            else if (!accepted[i]) {
+                assert_int_equal(rs[i].status, 503);
+                retried[i] = true;
+                all = false;
+            }
+            rc_httpc_response_clear(&rs[i]);
+        }
+        if (all)
+            break;
+        sleep(2);
     }
-    n = fetch_new(&m, msgs);
     for (int i = 0; i < N; i++)
-        assert_int_equal(count_id(msgs, n, "reports.village", ids[i], NULL), 1);
-    assert_int_equal(count_id(msgs, n, "reports.urgent", ids[N - 1], NULL), 1);
+        if (!accepted[i])
+            fail_msg("after /up report %d was never accepted", i);
+    n = fetch_new(&m, msgs);
+    /* Once, unless a 503 was retried: a message that timed out may still
+     * have landed, and the rollup drops the second copy by report_id. */
+    for (int i = 0; i < N; i++) {
+        int c = count_id(msgs, n, "reports.village", ids[i], NULL);
+        if (retried[i])
+            assert_in_range(c, 1, 2);
+        else
+            assert_int_equal(c, 1);
+    }
+    assert_true(count_id(msgs, n, "reports.urgent", ids[N - 1], NULL) >= 1);
     free_msgs(msgs, n);
     /* The broker is shared: leave the stack's own services healthy again. */
     if (getenv("ROLLCALL_HTTP") && *getenv("ROLLCALL_HTTP")) {

@@ -1,8 +1,10 @@
-/* rollcall-rollup SQL: the statements of the hot path, built once at start
- * from the indicator list (rc_indicator_name) so they always match
- * proto/rollcall.proto and migrations/001_init.sql. */
-#include "rollup.h"
+/* rc_rollup_sql — see rc_rollup_sql.h.  The statements of the rollup's hot
+ * path, built once at start from the indicator list (rc_indicator_name) so
+ * they always match proto/rollcall.proto and migrations/001_init.sql. */
+#include "rc_rollup_sql.h"
+#include "rc_report.h"
 
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +114,7 @@ static char *build_latest(bool repeated)
     return sb_done(&b);
 }
 
-int sql_init(char *errbuf, size_t errlen)
+int rc_rollup_sql_init(char *errbuf, size_t errlen)
 {
     strbuf b = {0};
 
@@ -145,10 +147,17 @@ int sql_init(char *errbuf, size_t errlen)
     /* A report_id already archived from another Kafka message is a
      * re-delivery and changes nothing; one archived from this very message
      * (a replay of our own work) is not. */
+    /* The same revision arriving again in a new message (an operator's
+     * replay from the archive, a producer retry) is applied again: the
+     * upsert is latest-wins, so that changes nothing unless latest_report
+     * lost it — and then it restores it.  Only a report_id reused for other
+     * content (another unit, period, kind or version) is kept out. */
     mark_dups = strdup(
         "UPDATE rollup_stage s SET dup = true FROM rollcall.report_archive a "
         "WHERE a.report_id = s.report_id AND (a.source_topic, a.source_partition, a.source_offset) "
-        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset)");
+        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset) "
+        "AND (a.unit_code, a.period, a.kind, a.version) "
+        "IS DISTINCT FROM (s.unit_code, s.period, s.kind, s.version)");
 
     latest_simple = build_latest(false);
     latest_repeated = build_latest(true);
@@ -172,9 +181,9 @@ int sql_init(char *errbuf, size_t errlen)
     return 0;
 }
 
-const char *sql_stage_create(void) { return stage_create; }
-const char *sql_stage_copy(void) { return stage_copy; }
-const char *sql_archive_insert(void) { return archive_insert; }
-const char *sql_mark_duplicates(void) { return mark_dups; }
-const char *sql_latest_upsert(bool repeated_keys) { return repeated_keys ? latest_repeated : latest_simple; }
-const char *sql_changed_aggregates(void) { return changed_aggs; }
+const char *rc_rollup_sql_stage_create(void) { return stage_create; }
+const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
+const char *rc_rollup_sql_archive_insert(void) { return archive_insert; }
+const char *rc_rollup_sql_mark_duplicates(void) { return mark_dups; }
+const char *rc_rollup_sql_latest_upsert(bool repeated_keys) { return repeated_keys ? latest_repeated : latest_simple; }
+const char *rc_rollup_sql_changed_aggregates(void) { return changed_aggs; }
