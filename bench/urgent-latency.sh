@@ -60,7 +60,8 @@ for n in township county province; do
     fi
     rm -f "$f"
 done
-BUILD=$BUILD deploy/stack.sh up >&2
+# (a session of their own: they outlive this script whatever ends it)
+BUILD=$BUILD setsid -w deploy/stack.sh up >&2
 i=0
 for port in $((BASE + 82)) $((BASE + 83)) $((BASE + 84)); do
     for _ in $(seq 1 300); do

@@ -48,6 +48,7 @@ typedef struct row {
     size_t payload_len;
     uint8_t *payload_owned;     /* sweep: decoded from PostgreSQL */
     int partition;
+    size_t seq;                 /* batch: consumption order, the last word between equals */
     bool updated;               /* batch: the upsert took it (newer than what was stored) */
     /* state from rollcall.filing */
     bool filed;
@@ -559,8 +560,8 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
         row *r = &rows[i];
         if (r->action == RC_FILE_NOW && r->dlv.ok) {
             const Rollcall__Completeness *c = r->agg->completeness;
-            char miss[16384];
-            size_t m = 0;
+            size_t m = 0, cap = 1;
+            char *miss;
             sqlarr_text(&fu, r->unit);
             sqlarr_text(&fp, r->period);
             sqlarr_int(&fv, r->version);
@@ -572,11 +573,20 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
             sqlarr_int(&fkind, r->kind);
             sqlarr_int(&fexp, c ? c->expected : 0);
             sqlarr_int(&frep, c ? c->reported : 0);
-            /* the missing list as a nested array literal, joined in SQL */
+            /* PostgreSQL arrays cannot be ragged: each missing list goes as
+             * one space-separated string, split again in SQL */
+            for (size_t k = 0; c && k < c->n_missing; k++)
+                cap += strlen(c->missing[k]) + 1;
+            miss = malloc(cap);
+            if (!miss) {
+                snprintf(err, errlen, "out of memory");
+                goto done;
+            }
             miss[0] = '\0';
-            for (size_t k = 0; c && k < c->n_missing && m + 16 < sizeof miss; k++)
-                m += (size_t)snprintf(miss + m, sizeof miss - m, "%s%s", k ? " " : "", c->missing[k]);
+            for (size_t k = 0; c && k < c->n_missing; k++)
+                m += (size_t)snprintf(miss + m, cap - m, "%s%s", k ? " " : "", c->missing[k]);
             sqlarr_text(&fmiss, miss);
+            free(miss);
             sqlarr_int(&fpart, r->dlv.partition);
             sqlarr_int(&foff, r->dlv.offset);
         } else if (r->action == RC_FILE_WAIT || (r->action == RC_FILE_NOW && !r->ready)) {
@@ -698,13 +708,16 @@ static int file_rows(desk *d, row *rows, size_t n, int64_t now, const int32_t *p
             failed++;
         if (r->dlv.ok) {
             rc_counter_inc(d->ctx->m.filed[r->reason]);
-            rc_info("filed unit=%s period=%s version=%lld reason=%s revised=%s report_id=%s",
+            rc_debug("filed unit=%s period=%s version=%lld reason=%s revised=%s report_id=%s",
                     r->unit, r->period, (long long)r->version, rc_level_reason_name(r->reason),
                     r->revised ? "true" : "false", r->report_id);
         }
     }
     if (failed)
         rc_counter_add(d->ctx->m.filing_failed, (double)failed);
+    if (sent)
+        rc_info("filed reports=%zu not_delivered=%zu topic=%s", sent - (failed > sent ? sent : failed),
+                failed, d->topic_out);
     rules_on_filing(d, rows, n);
 
     if (rc_pg_begin(d->pg, err, sizeof err) < 0)
@@ -742,7 +755,8 @@ static int cmp_row(const void *a, const void *b)
         return c;
     if (x->version != y->version)
         return (x->version > y->version) - (x->version < y->version);
-    return strcmp(x->live_id, y->live_id);
+    c = strcmp(x->live_id, y->live_id);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static int cmp_unit_period(const void *a, const void *b)
@@ -855,14 +869,20 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
             snprintf(err, errlen, "out of memory");
             goto done;
         }
+    /* Besides the upsert, the statement reports aggregates that came again
+     * with the version and id already stored but other numbers: PIPELINE.md
+     * promises that any change raises an aggregate's version, and a desk
+     * cannot file the change under the same id (the rollup would take it
+     * for the report it already has).  Rows: ('row', ...) per unit taken,
+     * ('conflict', unit, period) per such aggregate. */
     res = rc_pg_exec_params(d->pg,
-        "INSERT INTO rollcall.filing AS f (unit_code, period, level, live_version, live_report_id,"
+        "WITH t AS (SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::uuid[], $5::bytea[],"
+        "                               $6::int[], $7::int[], $8::int[], $9::boolean[], $10::int[])"
+        "             AS x(u, p, v, id, pay, e, r, m, c, part)),"
+        " up AS (INSERT INTO rollcall.filing AS f (unit_code, period, level, live_version, live_report_id,"
         "       live_payload, live_expected, live_reported, live_missing, live_complete, live_at,"
         "       source_partition)"
-        " SELECT u, p, $11::smallint, v, id, pay, e, r, m, c, $12::timestamptz, part"
-        "   FROM unnest($1::text[], $2::date[], $3::bigint[], $4::uuid[], $5::bytea[], $6::int[],"
-        "               $7::int[], $8::int[], $9::boolean[], $10::int[])"
-        "     AS t(u, p, v, id, pay, e, r, m, c, part)"
+        " SELECT u, p, $11::smallint, v, id, pay, e, r, m, c, $12::timestamptz, part FROM t"
         " ON CONFLICT (unit_code, period) DO UPDATE SET"
         "   live_version = EXCLUDED.live_version, live_report_id = EXCLUDED.live_report_id,"
         "   live_payload = EXCLUDED.live_payload, live_expected = EXCLUDED.live_expected,"
@@ -871,24 +891,35 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
         "   source_partition = EXCLUDED.source_partition"
         " WHERE f.live_version < EXCLUDED.live_version"
         "    OR (f.live_version = EXCLUDED.live_version AND f.live_report_id < EXCLUDED.live_report_id)"
-        " RETURNING unit_code, period::text, filed_version IS NOT NULL,"
-        "   coalesce(signoff_version = live_version, false), coalesce(signoff_by, ''),"
-        "   ready_at IS NOT NULL",
+        " RETURNING unit_code, period, filed_version IS NOT NULL AS filed,"
+        "   coalesce(signoff_version = live_version, false) AS signed, coalesce(signoff_by, '') AS by,"
+        "   ready_at IS NOT NULL AS ready)"
+        " SELECT 'row', unit_code, period::text, filed, signed, by, ready FROM up"
+        " UNION ALL"
+        " SELECT 'conflict', t.u, t.p::text, NULL, NULL, NULL, NULL FROM t"
+        "   JOIN rollcall.filing f ON f.unit_code = t.u AND f.period = t.p"
+        "  WHERE f.live_version = t.v AND f.live_report_id = t.id AND f.live_payload <> t.pay",
         12, prm, err, errlen);
     if (!res)
         goto done;
     for (int i = 0; i < PQntuples(res); i++) {
         row key, *r;
-        snprintf(key.unit, sizeof key.unit, "%s", PQgetvalue(res, i, 0));
-        snprintf(key.period, sizeof key.period, "%s", PQgetvalue(res, i, 1));
+        if (strcmp(PQgetvalue(res, i, 0), "conflict") == 0) {
+            rc_warn("aggregate changed without a new version: the filed report keeps the numbers first"
+                    " seen under it unit=%s period=%s", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+            rc_counter_inc(d->ctx->m.version_conflicts);
+            continue;
+        }
+        snprintf(key.unit, sizeof key.unit, "%s", PQgetvalue(res, i, 1));
+        snprintf(key.period, sizeof key.period, "%s", PQgetvalue(res, i, 2));
         r = bsearch(&key, rows, n, sizeof *rows, cmp_unit_period);
         if (!r)
             continue;
         r->updated = true;
-        r->filed = PQgetvalue(res, i, 2)[0] == 't';
-        r->signed_current = PQgetvalue(res, i, 3)[0] == 't';
-        snprintf(r->signoff_by, sizeof r->signoff_by, "%s", PQgetvalue(res, i, 4));
-        r->ready = PQgetvalue(res, i, 5)[0] == 't';
+        r->filed = PQgetvalue(res, i, 3)[0] == 't';
+        r->signed_current = PQgetvalue(res, i, 4)[0] == 't';
+        snprintf(r->signoff_by, sizeof r->signoff_by, "%s", PQgetvalue(res, i, 5));
+        r->ready = PQgetvalue(res, i, 6)[0] == 't';
     }
     rc = 0;
 done:
@@ -928,6 +959,7 @@ static int process_batch(desk *d)
             next[m->partition] = m->offset + 1;
             seen[m->partition] = true;
         }
+        rows[n].seq = i;
         if (accept_aggregate(d, m, &rows[n], why, sizeof why) < 0) {
             dead_letter(d, m, why);
             row_clear(&rows[n]);
@@ -1041,6 +1073,7 @@ static int sweep(desk *d)
     if (!res)
         goto failed;
     if (PQntuples(res) == 0) {
+        atomic_store(&d->ctx->daily_ok, true);   /* PostgreSQL answers: healthy again */
         rc = 0;
         goto done;
     }
@@ -1082,7 +1115,8 @@ static int sweep(desk *d)
         n++;
     }
     rc = PQntuples(res);
-    file_rows(d, rows, n, now, NULL, NULL, 0);
+    if (file_rows(d, rows, n, now, NULL, NULL, 0) == 0)
+        atomic_store(&d->ctx->daily_ok, true);
     goto done;
 failed:
     rc_error("sweep failed: %s", err);

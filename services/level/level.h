@@ -43,6 +43,7 @@ typedef struct level_cfg {
 typedef struct level_metrics {
     rc_counter *consumed;           /* live aggregates consumed */
     rc_counter *invalid;            /* undecodable or foreign messages (dead letters) */
+    rc_counter *version_conflicts;  /* an aggregate changed without a new version */
     rc_counter *filed[4];           /* by rc_file_reason */
     rc_counter *filing_failed;      /* filed reports not acknowledged (retried) */
     rc_counter *reminders;

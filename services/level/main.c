@@ -194,6 +194,9 @@ static void create_metrics(void)
                                      "Live aggregates consumed from rollups.<level>", NULL);
     m->invalid = rc_metrics_counter("rollcall_level_dead_letters_total",
                                     "Consumed aggregates refused (recorded in rollcall.dead_letter)", NULL);
+    m->version_conflicts = rc_metrics_counter(
+        "rollcall_level_aggregate_version_conflicts_total",
+        "Aggregates received again with their version and id but other numbers (not filed)", NULL);
     for (int r = 0; r < 4; r++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", rc_level_reason_name((rc_file_reason)r));

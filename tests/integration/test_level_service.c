@@ -153,6 +153,7 @@ typedef struct {
     const char *missing[8];
     int64_t ind[32];                /* by rc_indicator index; 0 default */
     int64_t version;                /* 0: now */
+    const char *report_id;          /* NULL: a new one */
 } agg_spec;
 
 static int64_t produce_agg(const agg_spec *s)
@@ -164,7 +165,10 @@ static int64_t produce_agg(const agg_spec *s)
     uint8_t *buf;
     size_t len, nmissing = 0;
 
-    rc_uuid_new(id);
+    if (s->report_id)
+        snprintf(id, sizeof id, "%s", s->report_id);
+    else
+        rc_uuid_new(id);
     period_of(s->k, period);
     r.report_id = id;
     r.unit_code = (char *)s->unit;
@@ -416,7 +420,7 @@ static void test_files_early_when_complete(void **state)
 
     set_clock(0, "08:30:00");
     period_of(0, period);
-    agg_spec s = {"130102001", 0, 3, 3, 0, {NULL}, {0}, 0};
+    agg_spec s = {"130102001", 0, 3, 3, 0, {NULL}, {0}, 0, NULL};
     s.ind[IND("persons_screened")] = 120;
     v = produce_agg(&s);
     wait_value(10000, "complete",
@@ -452,7 +456,7 @@ static void test_deadline_and_revision(void **state)
 
     set_clock(1, "09:00:00");
     period_of(1, period);
-    agg_spec s = {"130102002", 1, 3, 1, 0, {"130102002002", "130102002003"}, {0}, 0};
+    agg_spec s = {"130102002", 1, 3, 1, 0, {"130102002002", "130102002003"}, {0}, 0, NULL};
     s.ind[IND("persons_screened")] = 40;
     v1 = produce_agg(&s);
     wait_value(10000, "collecting",
@@ -477,7 +481,7 @@ static void test_deadline_and_revision(void **state)
 
     /* the late villages arrive at 11:40 */
     set_clock(1, "11:40:00");
-    agg_spec late = {"130102002", 1, 3, 3, 0, {NULL}, {0}, 0};
+    agg_spec late = {"130102002", 1, 3, 3, 0, {NULL}, {0}, 0, NULL};
     late.ind[IND("persons_screened")] = 130;
     v2 = produce_agg(&late);
     wait_value(10000, "revision",
@@ -503,10 +507,10 @@ static void test_reminders(void **state)
 
     set_clock(2, "09:30:00");
     period_of(2, period);
-    agg_spec s = {"130102003", 2, 4, 2, 0, {"130102003002", "130102003004"}, {0}, 0};
+    agg_spec s = {"130102003", 2, 4, 2, 0, {"130102003002", "130102003004"}, {0}, 0, NULL};
     s.ind[IND("households_visited")] = 12;
     produce_agg(&s);
-    agg_spec done = {"130102004", 2, 2, 2, 0, {NULL}, {0}, 0};
+    agg_spec done = {"130102004", 2, 2, 2, 0, {NULL}, {0}, 0, NULL};
     done.ind[IND("households_visited")] = 7;
     produce_agg(&done);
     wait_value(10000, "collecting",
@@ -542,45 +546,45 @@ static void test_escalation_rules(void **state)
     period_of(5, p5);
 
     /* confirmed > 0: 130102011 yes, 130102012 (0) no */
-    agg_spec a = {"130102011", 5, 2, 1, 0, {"130102011002"}, {0}, 0};
+    agg_spec a = {"130102011", 5, 2, 1, 0, {"130102011002"}, {0}, 0, NULL};
     a.ind[IND("confirmed")] = 1;
     produce_agg(&a);
-    agg_spec b = {"130102012", 5, 2, 1, 0, {"130102012002"}, {0}, 0};
+    agg_spec b = {"130102012", 5, 2, 1, 0, {"130102012002"}, {0}, 0, NULL};
     b.ind[IND("suspected")] = 3;
     produce_agg(&b);
     /* fever_referred >= 10: 130102013 (10) yes, 130102014 (9) no */
-    agg_spec c = {"130102013", 5, 2, 1, 0, {"130102013002"}, {0}, 0};
+    agg_spec c = {"130102013", 5, 2, 1, 0, {"130102013002"}, {0}, 0, NULL};
     c.ind[IND("fever_referred")] = 10;
     produce_agg(&c);
-    agg_spec d = {"130102014", 5, 2, 1, 0, {"130102014002"}, {0}, 0};
+    agg_spec d = {"130102014", 5, 2, 1, 0, {"130102014002"}, {0}, 0, NULL};
     d.ind[IND("fever_referred")] = 9;
     produce_agg(&d);
 
     /* zero after home observation: 130102015 had 4 yesterday, zero today → yes;
      * 130102016 had 0 yesterday, zero today → no */
-    agg_spec e4 = {"130102015", 4, 2, 2, 0, {NULL}, {0}, 0};
+    agg_spec e4 = {"130102015", 4, 2, 2, 0, {NULL}, {0}, 0, NULL};
     e4.ind[IND("home_observation")] = 4;
     e4.ind[IND("persons_screened")] = 50;
     produce_agg(&e4);
-    agg_spec f4 = {"130102016", 4, 2, 2, 0, {NULL}, {0}, 0};
+    agg_spec f4 = {"130102016", 4, 2, 2, 0, {NULL}, {0}, 0, NULL};
     f4.ind[IND("persons_screened")] = 50;
     produce_agg(&f4);
 
     /* copied: 130102017 the same numbers on days 3, 4, 5 → yes; 130102018
      * one number differs on day 3 → no */
     for (int k = 3; k <= 5; k++) {
-        agg_spec g = {"130102017", k, 2, 2, 0, {NULL}, {0}, 0};
+        agg_spec g = {"130102017", k, 2, 2, 0, {NULL}, {0}, 0, NULL};
         g.ind[IND("persons_screened")] = 88;
         g.ind[IND("masks")] = 300;
-        agg_spec h = {"130102018", k, 2, 2, 0, {NULL}, {0}, 0};
+        agg_spec h = {"130102018", k, 2, 2, 0, {NULL}, {0}, 0, NULL};
         h.ind[IND("persons_screened")] = k == 3 ? 87 : 88;
         h.ind[IND("masks")] = 300;
         if (k == 5) {
             /* today's rows come after yesterday's are stored */
             wait_value(10000, "6", "SELECT count(*) FROM rollcall.filing WHERE unit_code IN"
                                    " ('130102015', '130102016', '130102017', '130102018')");
-            agg_spec e5 = {"130102015", 5, 2, 2, 2, {NULL}, {0}, 0};
-            agg_spec f5 = {"130102016", 5, 2, 2, 2, {NULL}, {0}, 0};
+            agg_spec e5 = {"130102015", 5, 2, 2, 2, {NULL}, {0}, 0, NULL};
+            agg_spec f5 = {"130102016", 5, 2, 2, 2, {NULL}, {0}, 0, NULL};
             produce_agg(&e5);
             produce_agg(&f5);
         }
@@ -610,7 +614,7 @@ static void test_escalation_rules(void **state)
     exec_sql("INSERT INTO rollcall.escalation_rule (rule, kind, indicator, op, threshold)"
              " VALUES ('asymptomatic', 'threshold', 'asymptomatic', '>', 0)");
     usleep(500000);
-    agg_spec z = {"130102019", 5, 2, 1, 0, {"130102019002"}, {0}, 0};
+    agg_spec z = {"130102019", 5, 2, 1, 0, {"130102019002"}, {0}, 0, NULL};
     z.ind[IND("asymptomatic")] = 2;
     produce_agg(&z);
     wait_value(10000, "2", "SELECT value FROM rollcall.escalation WHERE unit_code = '130102019' AND rule = 'asymptomatic'");
@@ -628,7 +632,7 @@ static void test_manual_signoff(void **state)
     usleep(500000);
     set_clock(6, "08:00:00");
     period_of(6, period);
-    agg_spec s = {"130102021", 6, 2, 2, 0, {NULL}, {0}, 0};
+    agg_spec s = {"130102021", 6, 2, 2, 0, {NULL}, {0}, 0, NULL};
     s.ind[IND("persons_screened")] = 9;
     produce_agg(&s);
     wait_value(10000, "awaiting_signoff",
@@ -652,6 +656,38 @@ static void test_manual_signoff(void **state)
     usleep(500000);
 }
 
+/* Period 8: an aggregate that comes again with its version and id but
+ * other numbers breaks PIPELINE.md's version rule; the desk says so (log,
+ * metric) and keeps the report it filed under that id. */
+static void test_version_conflict(void **state)
+{
+    char period[11];
+    int64_t v;
+    double before;
+    (void)state;
+    NEED_STACK();
+
+    set_clock(8, "08:00:00");
+    period_of(8, period);
+    before = metric(township_port, "rollcall_level_aggregate_version_conflicts_total");
+    agg_spec s = {"130102041", 8, 2, 2, 0, {NULL}, {0}, 0, "5d7b0b9e-1c1e-4c55-9d0e-3f1e2a4b5c6d"};
+    s.ind[IND("persons_screened")] = 10;
+    v = produce_agg(&s);
+    wait_value(10000, "complete",
+               "SELECT reason FROM rollcall.filing_log WHERE unit_code = '130102041' AND period = '%s'", period);
+    s.version = v;
+    s.ind[IND("persons_screened")] = 11;
+    produce_agg(&s);
+    for (int waited = 0; waited < 10000; waited += 100) {
+        if (metric(township_port, "rollcall_level_aggregate_version_conflicts_total") >= before + 1)
+            break;
+        usleep(100000);
+    }
+    assert_true(metric(township_port, "rollcall_level_aggregate_version_conflicts_total") >= before + 1);
+    assert_string_equal(value("SELECT count(*) FROM rollcall.filing_log WHERE unit_code = '130102041'"
+                              " AND period = '%s'", period), "1");
+}
+
 /* Period 7: killed before the deadline, restarted from PostgreSQL: the unit
  * is filed once at the deadline, and the offsets were not lost or replayed
  * into a second filing. */
@@ -663,7 +699,7 @@ static void test_restart(void **state)
 
     set_clock(7, "09:00:00");
     period_of(7, period);
-    agg_spec s = {"130102031", 7, 3, 2, 0, {"130102031003"}, {0}, 0};
+    agg_spec s = {"130102031", 7, 3, 2, 0, {"130102031003"}, {0}, 0, NULL};
     s.ind[IND("persons_screened")] = 5;
     produce_agg(&s);
     wait_value(10000, "collecting",
@@ -809,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_reminders),
         cmocka_unit_test(test_escalation_rules),
         cmocka_unit_test(test_manual_signoff),
+        cmocka_unit_test(test_version_conflict),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_urgent_four_hops),
     };
