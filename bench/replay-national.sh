@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-55400}
+export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-25400}
 OUT=var/bench
 DAY=${BENCH_DAY:-$(TZ=Asia/Shanghai date -d yesterday +%F)}
 LEDGER=$OUT/replay-national-$DAY.ledger
