@@ -15,16 +15,17 @@ run_one() {
 }
 
 if [ "$what" = all ] || [ "$what" = unit ]; then
-    for t in "$BUILD"/tests/unit/test_*; do
-        [ -x "$t" ] && run_one "$t"
+    # Binaries from the sources in the tree, never a stale one left in build/.
+    for src in tests/unit/test_*.c; do
+        [ -e "$src" ] && run_one "$BUILD/tests/unit/$(basename "$src" .c)"
     done
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
     BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
     set -a; . var/stack.env; set +a
     export ROLLCALL_BUILD=$BUILD
-    for t in "$BUILD"/tests/integration/test_*; do
-        [ -x "$t" ] && run_one "$t"
+    for src in tests/integration/test_*.c; do
+        [ -e "$src" ] && run_one "$BUILD/tests/integration/$(basename "$src" .c)"
     done
     for t in tests/integration/*.sh; do
         [ -x "$t" ] && run_one "$t"
