@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-55400}
+export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-25400}
 OUT=var/bench
 DAY=${BENCH_DAY:-$(TZ=Asia/Shanghai date -d yesterday +%F)}
 LEDGER=$OUT/replay-national-$DAY.ledger
@@ -62,8 +62,9 @@ dump() {
     "${PSQL[@]}" -c "COPY (SELECT * FROM rollcall.v_unit_day WHERE period = '$DAY'
                            ORDER BY level, unit_code) TO STDOUT" | md5sum | cut -d' ' -f1
 }
+archived=$("${PSQL[@]}" -c "SELECT count(*) FROM rollcall.report_archive WHERE period = '$DAY'")
 before=$(dump)
-say "replaying $archived archived revisions of $DAY"
+say "replaying $archived archived revisions of $DAY (village and filed reports)"
 t0=$(now)
 "$RC" replay --all --from "$DAY" --to "$DAY" --no-diff --wait-timeout 900 \
     >"$OUT/replay-national.out" 2>"$OUT/replay-national.err" \

@@ -337,20 +337,27 @@ static void probe_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-/* Sessions of a running service in PostgreSQL: every Rollcall service
- * connects with application_name "rollcall-<service>", and a group is named
- * after its service ("rollcall-township", "rollcall-township-urgent").
- * Returns the number found (their names in `who`), or -1. */
+/* Sessions of a running service in PostgreSQL.  Every Rollcall service
+ * connects with application_name "rollcall-<service>[-<part>]" and names its
+ * groups after itself ("rollcall-rollup", "rollcall-rollup.urgent",
+ * "rollcall-township-urgent"); the three level services share
+ * "rollcall-level*", so any of them running counts for every level group.
+ * Returns the number found (described in `who`), or -1. */
 static int pg_active_sessions(rc_pg *pg, const char *group, char *who, size_t wholen,
                               char *errbuf, size_t errlen)
 {
     const char *params[1] = {group};
     PGresult *res = rc_pg_exec_params(
         pg,
-        "SELECT application_name, client_addr, pid FROM pg_stat_activity "
-        " WHERE pid <> pg_backend_pid() AND application_name <> '' "
-        "   AND ($1 = application_name OR $1 LIKE application_name || '-%') "
-        " ORDER BY pid",
+        "WITH g AS (SELECT substring(replace($1, '.', '-') FROM '^rollcall-([a-z]+)') AS svc)\n"
+        "SELECT a.application_name, a.client_addr, a.pid FROM pg_stat_activity a, g\n"
+        " WHERE a.pid <> pg_backend_pid()\n"
+        "   AND (a.application_name = $1\n"
+        "        OR a.application_name = 'rollcall-' || g.svc\n"
+        "        OR a.application_name LIKE 'rollcall-' || g.svc || '-%'\n"
+        "        OR (g.svc IN ('township', 'county', 'province')\n"
+        "            AND a.application_name LIKE 'rollcall-level%'))\n"
+        " ORDER BY a.pid",
         1, params, errbuf, errlen);
     int n;
 
@@ -358,11 +365,15 @@ static int pg_active_sessions(rc_pg *pg, const char *group, char *who, size_t wh
         return -1;
     n = PQntuples(res);
     who[0] = '\0';
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && i < 4; i++) {
         size_t used = strlen(who);
         snprintf(who + used, wholen - used, "%s%s (pid %s%s%s)", i ? ", " : "",
                  PQgetvalue(res, i, 0), PQgetvalue(res, i, 2),
                  PQgetisnull(res, i, 1) ? "" : " from ", PQgetvalue(res, i, 1));
+    }
+    if (n > 4) {
+        size_t used = strlen(who);
+        snprintf(who + used, wholen - used, " and %d more", n - 4);
     }
     PQclear(res);
     return n;
@@ -413,7 +424,11 @@ static int join_and_commit(const char *brokers, const char *group, const gpos_li
         rd_kafka_conf_set(conf, "client.id", "rollcall-status-rewind", tmp, sizeof tmp) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", tmp, sizeof tmp) ||
         rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", tmp, sizeof tmp) ||
-        rd_kafka_conf_set(conf, "auto.offset.reset", "error", tmp, sizeof tmp)) {
+        rd_kafka_conf_set(conf, "auto.offset.reset", "error", tmp, sizeof tmp) ||
+        /* Should its LeaveGroup get lost, the probe must not hold the
+         * group (and the service restarted after it) for minutes. */
+        rd_kafka_conf_set(conf, "session.timeout.ms", "6000", tmp, sizeof tmp) ||
+        rd_kafka_conf_set(conf, "max.poll.interval.ms", "7000", tmp, sizeof tmp)) {
         snprintf(errbuf, errlen, "kafka configuration: %s", tmp);
         rd_kafka_conf_destroy(conf);
         return -1;
