@@ -451,6 +451,13 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(rc_expect_find(e, "130102002002", &row), -1);
     assert_int_equal(rc_expect_find(e, "130103001001", &row), -1);
 
+    /* An aggregate's version: the period's start plus, per village beneath,
+     * its version's distance from the start, at least 1 — these hand-made
+     * versions lie before the start, so each village counts 1. */
+    int32_t day;
+    assert_int_equal(rc_period_parse("2021-08-01", &day), 0);
+    const int64_t start = rc_expect_deadline_us(day, 0);
+
     /* township 130102001: all three in, one zero, one late */
     assert_int_equal(rc_expect_find(e, "130102001", &row), 0);
     assert_true(row.present);
@@ -460,7 +467,7 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.zero, 1);
     assert_int_equal(row.late, 1);
     assert_int_equal(row.nmissing, 0);
-    assert_int_equal(row.version, 400);
+    assert_int_equal(row.version, start + 3);
     assert_int_equal(row.ind[0], 15 + 0 + 9);
     assert_int_equal(row.ind[31], 2 * (15 + 0 + 9));
     assert_int_equal(row.extra[gp], 5);
@@ -475,7 +482,7 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.reported, 1);
     assert_int_equal(row.zero, 0);
     assert_int_equal(row.late, 0);
-    assert_int_equal(row.version, 500);
+    assert_int_equal(row.version, start + 1);
     assert_int_equal(row.ind[0], 20);
     {
         const char *m[] = {"130102002002"};
@@ -502,7 +509,7 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.villages_reported, 4);
     assert_int_equal(row.villages_zero, 1);
     assert_int_equal(row.villages_late, 1);
-    assert_int_equal(row.version, 500);
+    assert_int_equal(row.version, start + 4);
     assert_int_equal(row.ind[0], 44);
     assert_int_equal(row.extra[gp], 5);
     {
@@ -516,7 +523,7 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.reported, 1);
     assert_int_equal(row.zero, 1);
     assert_int_equal(row.late, 0);
-    assert_int_equal(row.version, 160);
+    assert_int_equal(row.version, start + 2);
 
     /* province 13: only 130104 complete */
     assert_int_equal(rc_expect_find(e, "13", &row), 0);
@@ -531,7 +538,7 @@ static void test_expect_hand_ledger(void **state)
     assert_int_equal(row.villages_zero, 3);
     assert_int_equal(row.villages_late, 1);
     assert_int_equal(row.zone[NORMAL], 4);
-    assert_int_equal(row.version, 500);
+    assert_int_equal(row.version, start + 6);
     assert_int_equal(row.ind[0], 44);
     {
         const char *m[] = {"130102", "130103"};
