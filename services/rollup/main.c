@@ -51,6 +51,9 @@ static const rc_cfg_item config_items[] = {
      "most urgent messages in one transaction", 0},
     {"max_past_days", RC_CFG_INT, &R.cfg.max_past_days, "400", 1, 36500,
      "oldest period accepted (days before today), for replays", 0},
+    {"registry_reload", RC_CFG_MS, &R.cfg.registry_reload_ms, "6s", 0, 3600000,
+     "how often rollcall.unit is checked for changes and the registry reloaded (0: only at start)",
+     0},
     {"outbox_chunk", RC_CFG_INT, &R.cfg.outbox_chunk, "5000", 10, 100000,
      "outbox rows read per query when publishing", 0},
     {"log_level", RC_CFG_LOGLEVEL, &R.cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
@@ -430,7 +433,10 @@ static void *health_main(void *arg)
             rollup_set_health(ru, "kafka", err);
         if (pg_ok && kafka_ok)
             rollup_set_health(ru, NULL, NULL);
-        if (pg_ok && ++rounds % 3 == 0 && rollup_registry_refresh(ru, pg, err, sizeof err) < 0)
+        /* each round takes about 2 s */
+        if (pg_ok && ru->cfg.registry_reload_ms > 0 &&
+            ++rounds % (unsigned)(ru->cfg.registry_reload_ms > 2000 ? ru->cfg.registry_reload_ms / 2000 : 1) == 0 &&
+            rollup_registry_refresh(ru, pg, err, sizeof err) < 0)
             rc_warn("registry reload failed (the loaded one stays): %s", err);
         atomic_store(&ru->pg_ok, pg_ok);
         atomic_store(&ru->kafka_ok, kafka_ok);

@@ -47,6 +47,7 @@ typedef struct rollup_cfg {
     int urgent_max_batch;
     bool urgent;                /* run the reports.urgent path */
     int max_past_days;          /* validation window for replays */
+    int registry_reload_ms;
     int outbox_chunk;
     rc_log_level log_level;
 } rollup_cfg;

@@ -73,7 +73,7 @@ start_rollup() {
     local try
     for try in 1 2 3 4 5; do
         ROLLUP_PORT=$((ROLLUP_PORT + 1))
-        ROLLCALL_PG_DSN="$DSN" "$ROLLUP" --http_port="$ROLLUP_PORT" --group="$GROUP" \
+        ROLLCALL_PG_DSN="$DSN" "$ROLLUP" --http_port="$ROLLUP_PORT" --group="$GROUP" --registry_reload=0 \
             >>"$TMP/rollup.log" 2>&1 </dev/null &
         ROLLUP_PID=$!
         for _ in $(seq 1 100); do
@@ -246,7 +246,8 @@ else
 fi
 
 # ------------------------------------------------------- 4. dead letters
-# The registry gains a village the running rollup does not know yet: its
+# The registry gains a village the running rollup does not know yet (it
+# runs with --registry_reload=0: it reads the registry only at start): its
 # report is dead-lettered; once the rollup knows it, the replay goes through.
 newv=${TOWNSHIP}777
 cp tests/data/registry-130102.csv "$TMP/registry-plus.csv"
