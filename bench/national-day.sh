@@ -21,9 +21,9 @@
 # cost from the pipeline's.  Without a mode flag both run, HTTP first.
 #
 # "Complete" (loadgen --wait): every province row of rollcall.aggregate for
-# the day carries exactly the version (= the largest accepted village
-# version beneath it), children counts and 32 indicator sums that the
-# ledger implies.  The rollup writes a province row only after every village
+# the day carries exactly the version (derived from every accepted village
+# version beneath it, rising with each), children counts and 32 indicator
+# sums that the ledger implies.  The rollup writes a province row only after every village
 # report beneath it is in latest_report, and a later report always raises
 # the version, so the first poll (every 50 ms) that sees all of them equal
 # is the moment the pipeline has caught up; verify then checks every row.
