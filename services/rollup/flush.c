@@ -232,6 +232,59 @@ static void add_key_text(uint64_t k, void *opaque)
     pa_add_key(k, a);
 }
 
+/* Every parent (township, county, province) this batch touched, as array
+ * literals in t (codes, days); the caller frees t.  Returns 0, or -1 with
+ * errbuf filled (out of memory). */
+static int touched_parents(rollup *ru, const slot *s, parent_arrays *t, char *errbuf,
+                           size_t errlen)
+{
+    pa_open(t, ru, 2);
+    keyset_each(&s->townships, add_key_text, t);
+    t->level = 3;
+    keyset_each(&s->counties, add_key_text, t);
+    t->skip = &s->counties;
+    keyset_each(&s->filing_counties, add_key_text, t);
+    t->level = 5;
+    t->skip = NULL;
+    keyset_each(&s->provinces, add_key_text, t);
+    t->skip = &s->provinces;
+    keyset_each(&s->filing_provinces, add_key_text, t);
+    pa_close(t);
+    if (t->codes.oom || t->days.oom) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static bool touches_parents(const slot *s)
+{
+    return s->townships.n || s->counties.n || s->provinces.n || s->filing_counties.n ||
+           s->filing_provinces.n;
+}
+
+/* How many parents this batch touched have no aggregate row at all (lost,
+ * e.g. deleted by hand, while their children's latest reports stayed).
+ * Returns the count, or -1. */
+static long parents_without_aggregate(rollup *ru, rc_pg *pg, const slot *s, char *errbuf,
+                                      size_t errlen)
+{
+    parent_arrays t;
+    long n = -1;
+
+    if (!touches_parents(s))
+        return 0;
+    if (touched_parents(ru, s, &t, errbuf, errlen) == 0) {
+        const char *params[] = {t.codes.p, t.days.p};
+        n = exec_count(pg, "SELECT count(*) FROM unnest($1::text[], $2::date[]) AS p(code, period) "
+                           "WHERE NOT EXISTS (SELECT 1 FROM rollcall.aggregate a "
+                           "WHERE a.unit_code = p.code AND a.period = p.period)",
+                       2, params, errbuf, errlen);
+    }
+    pa_free(&t);
+    return n;
+}
+
 /* The changed aggregates of every parent this batch touched go to the
  * outbox (updated_at = now() marks the rows this transaction changed). */
 static long write_outbox(rollup *ru, rc_pg *pg, const slot *s, int64_t *lo, int64_t *hi,
@@ -240,24 +293,9 @@ static long write_outbox(rollup *ru, rc_pg *pg, const slot *s, int64_t *lo, int6
     parent_arrays t;
     long n = -1;
 
-    if (!s->townships.n && !s->counties.n && !s->provinces.n && !s->filing_counties.n &&
-        !s->filing_provinces.n)
+    if (!touches_parents(s))
         return 0;
-    pa_open(&t, ru, 2);
-    keyset_each(&s->townships, add_key_text, &t);
-    t.level = 3;
-    keyset_each(&s->counties, add_key_text, &t);
-    t.skip = &s->counties;
-    keyset_each(&s->filing_counties, add_key_text, &t);
-    t.level = 5;
-    t.skip = NULL;
-    keyset_each(&s->provinces, add_key_text, &t);
-    t.skip = &s->provinces;
-    keyset_each(&s->filing_provinces, add_key_text, &t);
-    pa_close(&t);
-    if (t.codes.oom || t.days.oom)
-        snprintf(errbuf, errlen, "out of memory");
-    else
+    if (touched_parents(ru, s, &t, errbuf, errlen) == 0)
         n = outbox_write_aggregates(ru, pg, t.codes.p, t.days.p, lo, hi, errbuf, errlen);
     pa_free(&t);
     return n;
@@ -309,19 +347,32 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             t_latest = now_s() - t;
         }
     }
-    t = now_s();
-    /* Level by level, so each recompute sees the one below it. */
-    if ((townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen)) < 0)
-        goto failed;
-    t_townships = now_s() - t;
-    t = now_s();
-    if ((counties = refresh_level(ru, s->pg, 3, &s->counties, &s->filing_counties, errbuf,
-                                  errlen)) < 0)
-        goto failed;
-    if ((provinces = refresh_level(ru, s->pg, 5, &s->provinces, &s->filing_provinces, errbuf,
-                                   errlen)) < 0)
-        goto failed;
-    t_parents = now_s() - t;
+    /* An aggregate follows only its children's latest reports: when none
+     * changed (a replay of what is already there, a re-delivery), neither
+     * can an aggregate — unless one was lost outright, and then all are
+     * recomputed. */
+    bool refresh = latest > 0;
+    if (!refresh) {
+        long lost = parents_without_aggregate(ru, s->pg, s, errbuf, errlen);
+        if (lost < 0)
+            goto failed;
+        refresh = lost > 0;
+    }
+    if (refresh) {
+        t = now_s();
+        /* Level by level, so each recompute sees the one below it. */
+        if ((townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen)) < 0)
+            goto failed;
+        t_townships = now_s() - t;
+        t = now_s();
+        if ((counties = refresh_level(ru, s->pg, 3, &s->counties, &s->filing_counties, errbuf,
+                                      errlen)) < 0)
+            goto failed;
+        if ((provinces = refresh_level(ru, s->pg, 5, &s->provinces, &s->filing_provinces, errbuf,
+                                       errlen)) < 0)
+            goto failed;
+        t_parents = now_s() - t;
+    }
     for (size_t i = 0; i < s->nurgent; i++) {
         int hops = urgent_record(s->pg, s->urgent[i], errbuf, errlen);
         if (hops < 0)
@@ -333,7 +384,7 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     if (store_offsets(s->pg, group, s, errbuf, errlen) < 0)
         goto failed;
     t = now_s();
-    if ((aggs = write_outbox(ru, s->pg, s, &lo, &hi, errbuf, errlen)) < 0)
+    if (refresh && (aggs = write_outbox(ru, s->pg, s, &lo, &hi, errbuf, errlen)) < 0)
         goto failed;
     t_outbox = now_s() - t;
     t = now_s();
