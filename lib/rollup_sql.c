@@ -86,8 +86,14 @@ static char *build_latest(bool repeated)
         sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
                    "zone_status");
         sb_indicators(&b, "", "");
-        sb_add(&b, ", extra, received_at FROM rollup_stage WHERE kind IN (1, 2) AND NOT dup "
-                   "AND NOT rep\n");
+        /* Rows the stored one already beats (the WHERE below would refuse
+         * them) stay out: ON CONFLICT DO UPDATE locks the row it meets even
+         * when it then changes nothing, and a replay is all such rows. */
+        sb_add(&b, ", extra, received_at FROM rollup_stage s WHERE kind IN (1, 2) AND NOT dup "
+                   "AND NOT rep AND NOT EXISTS (SELECT 1 FROM rollcall.latest_report x "
+                   "WHERE x.unit_code = s.unit_code AND x.period = s.period "
+                   "AND (x.version, x.report_id) >= (s.version, s.report_id) "
+                   "AND x.first_received_at <= s.received_at)\n");
     } else {
         /* The later revisions of keys seen earlier in the batch (rep; the
          * first one went in with the bulk): the newest of them meets the
