@@ -35,8 +35,8 @@ typedef struct rc_loadgen_opts {
     bool extra;                /* a province's own indicators (extra map) on DAILY reports */
     int32_t today;             /* for RC_LG_BAD_FUTURE: the period is 3 days after the later of
                                   `period` and `today` (days; 0 = period) */
-    bool http;                 /* plan for the HTTP intake: two phases (first reports, then
-                                  corrections and retries, so that the intake's clock orders
+    bool http;                 /* plan for the HTTP intake: two phases (first reports and
+                                  retries, then corrections, so that the intake's clock orders
                                   them), no ties, invalid kinds the intake answers 400 to */
 } rc_loadgen_opts;
 
@@ -72,7 +72,7 @@ typedef struct rc_lg_item {
     uint8_t kind;             /* Rollcall__Kind */
     uint8_t zone;             /* Rollcall__ZoneStatus */
     uint8_t bad;              /* rc_lg_bad */
-    uint8_t phase;            /* 0, or 1 for the HTTP plan's corrections and retries */
+    uint8_t phase;            /* 0, or 1 for the HTTP plan's corrections */
 } rc_lg_item;
 
 /* Defaults: seed 1, missing 2 %, zero 10 %, late 5 %, corrections 3 % (ties 0.1 %),

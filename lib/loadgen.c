@@ -386,8 +386,12 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
             *it = *first;
             it->role = RC_LG_RETRY;
             it->original = fi;
-            it->send_at = first->received_at + between(&s, SECOND_US, 2 * HOUR_US);
-            it->phase = opts->http ? 1 : 0;
+            /* Through the intake a retry is a client's after a timeout:
+             * seconds to minutes later, inside the intake's idempotency
+             * window (hours later it is a new report there, with a new
+             * version, and the rollup keeps the first one). */
+            it->send_at = first->received_at + (opts->http ? between(&s, SECOND_US, 2 * MINUTE_US)
+                                                           : between(&s, SECOND_US, 2 * HOUR_US));
         }
     }
 

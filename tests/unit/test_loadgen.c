@@ -253,9 +253,15 @@ static void test_http_plan(void **state)
     assert_true(p1 < rc_loadgen_count(lg));
     for (size_t i = 0; i < rc_loadgen_count(lg); i++) {
         const rc_lg_item *it = rc_loadgen_item(lg, i);
-        bool later = it->role == RC_LG_CORRECTION || it->role == RC_LG_RETRY;
+        bool later = it->role == RC_LG_CORRECTION;
 
         assert_int_equal(i >= p1, later);
+        /* a retry follows its original soon, inside the intake's window */
+        if (it->role == RC_LG_RETRY) {
+            const rc_lg_item *first = rc_loadgen_item(lg, it->original);
+            assert_true(it->original < i);
+            assert_true(it->send_at - first->received_at <= 2 * 60 * 1000000LL);
+        }
         assert_true(it->bad != RC_LG_BAD_UNKNOWN_UNIT && it->bad != RC_LG_BAD_UNDECODABLE);
         if (it->role == RC_LG_FIRST)   /* no late share through HTTP: the intake's clock decides */
             assert_true(it->received_at <= rc_expect_deadline_us(period_of("2021-08-01"), 36000));
