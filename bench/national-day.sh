@@ -112,21 +112,8 @@ SQL
 
 # ---- the PostgreSQL floor ----
 # The same rows the day sends, one per village, 32 indicator columns.
-"$BUILD/rollcall" loadgen --dry-run --seed "$SEED" --floor-csv "$OUT/floor.csv" --quiet >/dev/null
-cols=$("${PSQL[@]}" -c "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'rollcall' AND table_name = 'latest_report' AND data_type = 'bigint' AND column_name NOT IN ('version')")
-sums=$(echo "$cols" | tr ',' '\n' | sed 's/.*/sum(&) AS &/' | paste -sd, -)
-coldefs=$(echo "$cols" | tr ',' '\n' | sed 's/.*/& bigint/' | paste -sd, -)
-"${PSQL[@]}" -c "DROP TABLE IF EXISTS bench_floor, bench_floor_township, bench_floor_county, bench_floor_province; CREATE TABLE bench_floor (code text, $coldefs)"
-t0=$(now)
-"${PSQL[@]}" -c "\\copy bench_floor FROM '$OUT/floor.csv' WITH (FORMAT csv)"
-t1=$(now)
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_township AS SELECT left(code, 9) AS code, $sums FROM bench_floor GROUP BY 1"
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_county AS SELECT left(code, 6) AS code, $sums FROM bench_floor_township GROUP BY 1"
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_province AS SELECT left(code, 2) AS code, $sums FROM bench_floor_county GROUP BY 1"
-t2=$(now)
-floor_rows=$("${PSQL[@]}" -c "SELECT count(*) FROM bench_floor")
-"${PSQL[@]}" -c "DROP TABLE bench_floor, bench_floor_township, bench_floor_county, bench_floor_province"
-copy_s=$(secs "$t0" "$t1"); rollup_s=$(secs "$t1" "$t2"); floor_s=$(secs "$t0" "$t2")
+floor=$(BUILD=$BUILD bench/floor.sh "$ROLLCALL_PG_DSN" "$SEED" "$OUT")
+read -r copy_s rollup_s floor_s floor_rows <<<"$floor"
 say "floor: \\copy $floor_rows rows ${copy_s} s + three GROUP BY rollups ${rollup_s} s = ${floor_s} s"
 
 status=0

@@ -67,20 +67,8 @@ fi
 "${PSQL[@]}" -c "VACUUM ANALYZE" >/dev/null 2>&1 || true
 
 # ---- the floor, measured now, on this machine ----
-"$RC" loadgen --dry-run --seed "$SEED" --dsn "$dsn" --floor-csv "$OUT/floor.csv" --quiet >/dev/null
-cols=$("${PSQL[@]}" -c "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'rollcall' AND table_name = 'latest_report' AND data_type = 'bigint' AND column_name <> 'version'")
-sums=$(echo "$cols" | tr ',' '\n' | sed 's/.*/sum(&) AS &/' | paste -sd, -)
-coldefs=$(echo "$cols" | tr ',' '\n' | sed 's/.*/& bigint/' | paste -sd, -)
-"${PSQL[@]}" -c "DROP TABLE IF EXISTS bench_floor, bench_floor_t, bench_floor_c, bench_floor_p; CREATE TABLE bench_floor (code text, $coldefs)"
-t0=$(now)
-"${PSQL[@]}" -c "\\copy bench_floor FROM '$OUT/floor.csv' WITH (FORMAT csv)"
-t1=$(now)
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_t AS SELECT left(code, 9) AS code, $sums FROM bench_floor GROUP BY 1"
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_c AS SELECT left(code, 6) AS code, $sums FROM bench_floor_t GROUP BY 1"
-"${PSQL[@]}" -c "CREATE TABLE bench_floor_p AS SELECT left(code, 2) AS code, $sums FROM bench_floor_c GROUP BY 1"
-t2=$(now)
-"${PSQL[@]}" -c "DROP TABLE bench_floor, bench_floor_t, bench_floor_c, bench_floor_p"
-copy_s=$(secs "$t0" "$t1"); groupby_s=$(secs "$t1" "$t2"); floor_s=$(secs "$t0" "$t2")
+floor=$(BUILD=$BUILD bench/floor.sh "$dsn" "$SEED" "$OUT")
+read -r copy_s groupby_s floor_s _ <<<"$floor"
 say "floor: \\copy ${copy_s} s + three GROUP BY ${groupby_s} s = ${floor_s} s"
 "${PSQL[@]}" -c "VACUUM ANALYZE rollcall.unit" >/dev/null 2>&1 || true
 

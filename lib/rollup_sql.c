@@ -197,5 +197,8 @@ const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
 const char *rc_rollup_sql_archive_insert(void) { return archive_insert; }
 const char *rc_rollup_sql_mark_duplicates(void) { return mark_dups; }
-const char *rc_rollup_sql_latest_upsert(bool repeats) { return repeats ? latest_repeated : latest_simple; }
+const char *rc_rollup_sql_latest_upsert(bool repeats)
+{
+    return repeats ? latest_repeated : latest_simple;
+}
 const char *rc_rollup_sql_changed_aggregates(void) { return changed_aggs; }

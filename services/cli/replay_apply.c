@@ -216,7 +216,8 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
     repeated = exec_count(pg,
                           "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
                           "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
-                          "AND t.unit_code = s.unit_code AND t.period = s.period AND t.ctid < s.ctid)",
+                          "AND t.unit_code = s.unit_code AND t.period = s.period "
+                          "AND t.ctid < s.ctid)",
                           0, NULL, errbuf, errlen);
     if (repeated < 0 ||
         exec_count(pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf, errlen) < 0 ||

@@ -263,11 +263,13 @@ static bool touches_parents(const slot *s)
            s->filing_provinces.n;
 }
 
-/* How many parents this batch touched have no aggregate row at all (lost,
- * e.g. deleted by hand, while their children's latest reports stayed).
+/* How many parents this batch touched have an aggregate that their
+ * children's latest reports alone would not give: none at all (lost, e.g.
+ * deleted by hand) or one counting another number of expected children
+ * than the registry now does (a registry import since it was computed).
  * Returns the count, or -1. */
-static long parents_without_aggregate(rollup *ru, rc_pg *pg, const slot *s, char *errbuf,
-                                      size_t errlen)
+static long parents_out_of_date(rollup *ru, rc_pg *pg, const slot *s, char *errbuf,
+                                size_t errlen)
 {
     parent_arrays t;
     long n = -1;
@@ -276,9 +278,18 @@ static long parents_without_aggregate(rollup *ru, rc_pg *pg, const slot *s, char
         return 0;
     if (touched_parents(ru, s, &t, errbuf, errlen) == 0) {
         const char *params[] = {t.codes.p, t.days.p};
-        n = exec_count(pg, "SELECT count(*) FROM unnest($1::text[], $2::date[]) AS p(code, period) "
-                           "WHERE NOT EXISTS (SELECT 1 FROM rollcall.aggregate a "
-                           "WHERE a.unit_code = p.code AND a.period = p.period)",
+        /* expected children as rollcall.refresh_level counts them: a
+         * township's from the registry row, a county's or province's by
+         * its children in the registry */
+        n = exec_count(pg,
+                       "SELECT count(*) FROM unnest($1::text[], $2::date[]) AS p(code, period) "
+                       "LEFT JOIN rollcall.aggregate a "
+                       "ON a.unit_code = p.code AND a.period = p.period "
+                       "LEFT JOIN rollcall.unit u ON u.code = p.code "
+                       "WHERE a.unit_code IS NULL OR a.expected_children IS DISTINCT FROM "
+                       "CASE WHEN length(p.code) = 9 THEN u.expected_children "
+                       "ELSE (SELECT count(*)::int FROM rollcall.unit c WHERE c.rollup_parent = p.code "
+                       "AND c.level = CASE length(p.code) WHEN 6 THEN 2 ELSE 3 END) END",
                        2, params, errbuf, errlen);
     }
     pa_free(&t);
@@ -327,19 +338,23 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         goto failed;
     if (s->rows) {
         t = now_s();
-        if ((archived = exec_count(s->pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen)) < 0)
+        archived = exec_count(s->pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen);
+        if (archived < 0)
             goto failed;
         if ((size_t)archived < s->rows &&
-            (dups = exec_count(s->pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf, errlen)) < 0)
+            (dups = exec_count(s->pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf,
+                               errlen)) < 0)
             goto failed;
         t_arch = now_s() - t;
         if (s->latest_rows) {
             t = now_s();
-            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf, errlen);
+            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf,
+                                errlen);
             if (latest < 0)
                 goto failed;
             if (s->repeated_keys) {
-                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf, errlen);
+                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf,
+                                       errlen);
                 if (more < 0)
                     goto failed;
                 latest += more;
@@ -347,21 +362,22 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             t_latest = now_s() - t;
         }
     }
-    /* An aggregate follows only its children's latest reports: when none
-     * changed (a replay of what is already there, a re-delivery), neither
-     * can an aggregate — unless one was lost outright, and then all are
-     * recomputed. */
+    /* An aggregate follows its children's latest reports and the registry:
+     * when no latest report changed (a replay of what is already there, a
+     * re-delivery), none needs recomputing — unless one was lost or the
+     * registry changed beneath it, and then all the batch touched are. */
     bool refresh = latest > 0;
     if (!refresh) {
-        long lost = parents_without_aggregate(ru, s->pg, s, errbuf, errlen);
-        if (lost < 0)
+        long stale = parents_out_of_date(ru, s->pg, s, errbuf, errlen);
+        if (stale < 0)
             goto failed;
-        refresh = lost > 0;
+        refresh = stale > 0;
     }
     if (refresh) {
         t = now_s();
         /* Level by level, so each recompute sees the one below it. */
-        if ((townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen)) < 0)
+        townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen);
+        if (townships < 0)
             goto failed;
         t_townships = now_s() - t;
         t = now_s();

@@ -434,8 +434,10 @@ static void *health_main(void *arg)
         if (pg_ok && kafka_ok)
             rollup_set_health(ru, NULL, NULL);
         /* each round takes about 2 s */
-        if (pg_ok && ru->cfg.registry_reload_ms > 0 &&
-            ++rounds % (unsigned)(ru->cfg.registry_reload_ms > 2000 ? ru->cfg.registry_reload_ms / 2000 : 1) == 0 &&
+        unsigned every = (unsigned)ru->cfg.registry_reload_ms / 2000;
+        if (every == 0)
+            every = 1;
+        if (pg_ok && ru->cfg.registry_reload_ms > 0 && ++rounds % every == 0 &&
             rollup_registry_refresh(ru, pg, err, sizeof err) < 0)
             rc_warn("registry reload failed (the loaded one stays): %s", err);
         atomic_store(&ru->pg_ok, pg_ok);
