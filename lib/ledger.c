@@ -798,7 +798,7 @@ rc_expect *rc_expect_new(int32_t period, int village_deadline_s)
     if (!e)
         return NULL;
     e->period = period;
-    e->start_us = (int64_t)period * RC_DAY_US - RC_TZ_OFFSET_US;
+    e->start_us = rc_expect_deadline_us(period, 0);
     e->deadline_us = rc_expect_deadline_us(period, village_deadline_s);
     return e;
 }
@@ -1278,9 +1278,10 @@ static void agg_row(const rc_expect *e, const agg *a, int level, rc_expect_row *
     row->level = level;
     row->present = a->v_reported > 0;
     row->kind = ROLLCALL__KIND__KIND_UNSPECIFIED;
-    /* An aggregate's version (PIPELINE.md): the period's start plus the sum
-     * over its villages of their versions' distance from it, so that any
-     * change beneath raises it; 0 while nothing beneath has reported. */
+    /* An aggregate's version (Report.version in proto/rollcall.proto): the
+     * period's start plus the sum over its villages of their versions'
+     * distance from it, so that any change beneath raises it; 0 while
+     * nothing beneath has reported. */
     row->version = a->vsum ? e->start_us + a->vsum : 0;
     row->expected = a->expected;
     row->reported = a->reported;
