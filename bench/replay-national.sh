@@ -63,7 +63,15 @@ dump() {
                            ORDER BY level, unit_code) TO STDOUT" | md5sum | cut -d' ' -f1
 }
 archived=$("${PSQL[@]}" -c "SELECT count(*) FROM rollcall.report_archive WHERE period = '$DAY'")
+# The level desks keep filing for a while after a day is loaded: replay a
+# settled day (two dumps 5 s apart agree), or the comparison sees their work.
 before=$(dump)
+for _ in $(seq 1 60); do
+    sleep 5
+    again=$(dump)
+    [ "$again" = "$before" ] && break
+    before=$again
+done
 say "replaying $archived archived revisions of $DAY (village and filed reports)"
 t0=$(now)
 "$RC" replay --all --from "$DAY" --to "$DAY" --no-diff --wait-timeout 900 \
