@@ -210,6 +210,24 @@ static int urgent_dead_letter(urgent_path *u, const rd_kafka_message_t *m, const
     return 0;
 }
 
+/* The text parameters both archive statements take from a report and
+ * its message. */
+typedef struct report_params {
+    char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24];
+} report_params;
+
+static void report_params_fill(report_params *q, const Rollcall__Report *r,
+                               const rd_kafka_message_t *m)
+{
+    snprintf(q->level, sizeof q->level, "%d", (int)r->level);
+    snprintf(q->kind, sizeof q->kind, "%d", (int)r->kind);
+    snprintf(q->version, sizeof q->version, "%" PRId64, r->version);
+    snprintf(q->received, sizeof q->received, "%" PRId64, r->received_at);
+    snprintf(q->submitted, sizeof q->submitted, "%" PRId64, r->submitted_at);
+    snprintf(q->part, sizeof q->part, "%" PRId32, m->partition);
+    snprintf(q->off, sizeof q->off, "%" PRId64, m->offset);
+}
+
 /* One message inside the open transaction.  *last_hop_at is set for the
  * latency histogram.  Returns 0 or -1 (SQL failure). */
 static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int64_t *hi,
@@ -239,17 +257,11 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
         rc = urgent_dead_letter(u, m, reason, lo, hi, errbuf, errlen);
         goto done;
     }
-    char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24];
-    snprintf(level, sizeof level, "%d", (int)r->level);
-    snprintf(kind, sizeof kind, "%d", (int)r->kind);
-    snprintf(version, sizeof version, "%" PRId64, r->version);
-    snprintf(received, sizeof received, "%" PRId64, r->received_at);
-    snprintf(submitted, sizeof submitted, "%" PRId64, r->submitted_at);
-    snprintf(part, sizeof part, "%" PRId32, m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
-    const char *values[] = {r->report_id, r->unit_code, level, r->period, kind, version, received,
-                            submitted, r->submitter ? r->submitter : "", "reports.urgent", part,
-                            off, m->payload};
+    report_params q;
+    report_params_fill(&q, r, m);
+    const char *values[] = {r->report_id, r->unit_code, q.level, r->period, q.kind, q.version,
+                            q.received, q.submitted, r->submitter ? r->submitter : "",
+                            "reports.urgent", q.part, q.off, m->payload};
     int lengths[13] = {0};
     int formats[13] = {0};
     lengths[12] = (int)m->len;
@@ -300,20 +312,14 @@ static int fast_one(urgent_path *u, const rd_kafka_message_t *m, int64_t *hop_at
         goto done;
     }
     const Rollcall__Incident *inc = r->incident;
-    char level[8], kind[8], version[24], received[24], submitted[24], part[16], off[24], sev[8],
-        occ[24];
-    snprintf(level, sizeof level, "%d", (int)r->level);
-    snprintf(kind, sizeof kind, "%d", (int)r->kind);
-    snprintf(version, sizeof version, "%" PRId64, r->version);
-    snprintf(received, sizeof received, "%" PRId64, r->received_at);
-    snprintf(submitted, sizeof submitted, "%" PRId64, r->submitted_at);
-    snprintf(part, sizeof part, "%" PRId32, m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    report_params q;
+    char sev[8], occ[24];
+    report_params_fill(&q, r, m);
     snprintf(sev, sizeof sev, "%d", inc->severity);
     snprintf(occ, sizeof occ, "%" PRId64, inc->occurred_at);
-    const char *values[20] = {r->report_id, r->unit_code, level, r->period, kind, version,
-                              received, submitted, r->submitter ? r->submitter : "", part, off,
-                              m->payload, inc->type ? inc->type : "", sev,
+    const char *values[20] = {r->report_id, r->unit_code, q.level, r->period, q.kind, q.version,
+                              q.received, q.submitted, r->submitter ? r->submitter : "", q.part,
+                              q.off, m->payload, inc->type ? inc->type : "", sev,
                               inc->description ? inc->description : "", occ, levels, units, ats,
                               u->group};
     int lengths[20] = {0}, formats[20] = {0};
