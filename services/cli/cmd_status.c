@@ -230,6 +230,20 @@ static void print_positions(rd_kafka_t *rk, const char *group, const char *store
            warned ? " — SEE WARNINGS ABOVE" : "");
 }
 
+/* print_positions over the positions of l that pass the --topic/--partition
+ * filter. */
+static void print_filtered(rd_kafka_t *rk, const char *group, const char *store,
+                           const gpos_list *l, const char *ftopic, int fpart)
+{
+    gpos_list f = {0};
+
+    for (size_t i = 0; i < l->n; i++)
+        if (match_filter(l->v[i].topic, l->v[i].partition, ftopic, fpart))
+            gpos_add(&f, l->v[i].topic, l->v[i].partition, l->v[i].position);
+    print_positions(rk, group, store, &f);
+    free(f.v);
+}
+
 static bool listed(char names[][128], int n, const char *name)
 {
     for (int i = 0; i < n; i++)
@@ -277,7 +291,7 @@ static int show_status(rc_pg *pg, const char *brokers, char groups[][128], int n
     printf("%-28s %-18s %4s %12s %12s %12s %10s  %s\n", "GROUP", "TOPIC", "PART", "POSITION",
            "LOW", "HIGH", "LAG", "STORED IN");
     for (int g = 0; g < npg; g++) {
-        gpos_list l = {0}, f = {0};
+        gpos_list l = {0};
         if (ngroups > 0 && !listed(groups, ngroups, pgnames[g]))
             continue;
         if (pg_positions(pg, pgnames[g], &l, err, sizeof err) < 0) {
@@ -285,26 +299,18 @@ static int show_status(rc_pg *pg, const char *brokers, char groups[][128], int n
             free(l.v);
             goto done;
         }
-        for (size_t i = 0; i < l.n; i++)
-            if (match_filter(l.v[i].topic, l.v[i].partition, ftopic, fpart))
-                gpos_add(&f, l.v[i].topic, l.v[i].partition, l.v[i].position);
-        print_positions(rk, pgnames[g], "postgresql", &f);
+        print_filtered(rk, pgnames[g], "postgresql", &l, ftopic, fpart);
         free(l.v);
-        free(f.v);
     }
     for (int g = 0; g < nk; g++) {
-        gpos_list l = {0}, f = {0};
+        gpos_list l = {0};
         if (kafka_positions(brokers, knames[g], &parts, &l, err, sizeof err) < 0) {
             fprintf(stderr, "rollcall status: %s\n", err);
             free(l.v);
             goto done;
         }
-        for (size_t i = 0; i < l.n; i++)
-            if (match_filter(l.v[i].topic, l.v[i].partition, ftopic, fpart))
-                gpos_add(&f, l.v[i].topic, l.v[i].partition, l.v[i].position);
-        print_positions(rk, knames[g], "kafka", &f);
+        print_filtered(rk, knames[g], "kafka", &l, ftopic, fpart);
         free(l.v);
-        free(f.v);
     }
     rc = CLI_OK;
 done:
