@@ -1058,18 +1058,33 @@ static int sweep(desk *d)
     rc_period_format(rc_level_last_closed_period(now, d->deadline_min), cutoff);
     snprintf(limit, sizeof limit, "%d", SWEEP_LIMIT);
     const char *p[5] = {level, sqlarr_get(&parts), cutoff, d->signoff_required ? "true" : "false", limit};
+    /* Two narrow questions (migration 005): days past their deadline, and
+     * for later days only the rows that can be due early — the units still
+     * waiting for their children are not read at every tick. */
+#define SWEEP_COLUMNS                                                                       \
+    "SELECT unit_code, period, live_version, live_report_id::text, live_payload,"          \
+    "       filed_version IS NOT NULL, coalesce(signoff_version = live_version, false),"  \
+    "       coalesce(signoff_by, ''), ready_at IS NOT NULL, source_partition"               \
+    "  FROM rollcall.filing"                                                                 \
+    " WHERE level = $1::smallint AND source_partition = ANY($2::int[])"                     \
+    "   AND filed_version IS DISTINCT FROM live_version"                                     \
+    "   AND (signoff_version = live_version"                                                 \
+    "        OR (ready_at IS NULL AND (live_complete OR period <= $3::date OR filed_version IS NOT NULL))" \
+    "        OR (NOT $4::boolean AND (ready_at IS NOT NULL OR filed_version IS NOT NULL)))"
     res = rc_pg_exec_params(d->pg,
-        "SELECT unit_code, period::text, live_version, live_report_id::text, live_payload,"
-        "       filed_version IS NOT NULL, coalesce(signoff_version = live_version, false),"
-        "       coalesce(signoff_by, ''), ready_at IS NOT NULL, source_partition"
-        "  FROM rollcall.filing"
-        " WHERE level = $1::smallint AND source_partition = ANY($2::int[])"
-        "   AND filed_version IS DISTINCT FROM live_version"
-        "   AND (signoff_version = live_version"
-        "        OR (ready_at IS NULL AND (live_complete OR period <= $3::date OR filed_version IS NOT NULL))"
-        "        OR (NOT $4::boolean AND (ready_at IS NOT NULL OR filed_version IS NOT NULL)))"
+        "SELECT unit_code, period::text, live_version, live_report_id, live_payload, filed,"
+        "       signed_current, signoff_by, ready, source_partition FROM ("
+        "  (" SWEEP_COLUMNS " AND period <= $3::date ORDER BY period, unit_code LIMIT $5::int)"
+        "  UNION ALL"
+        "  (" SWEEP_COLUMNS " AND period > $3::date"
+        "   AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL"
+        "        OR signoff_version IS NOT NULL)"
+        "   ORDER BY period, unit_code LIMIT $5::int)"
+        ") AS s (unit_code, period, live_version, live_report_id, live_payload, filed,"
+        "        signed_current, signoff_by, ready, source_partition)"
         " ORDER BY period, unit_code LIMIT $5::int",
         5, p, err, sizeof err);
+#undef SWEEP_COLUMNS
     if (!res)
         goto failed;
     if (PQntuples(res) == 0) {
@@ -1337,12 +1352,25 @@ done:
 
 static void refresh_gauges(desk *d)
 {
-    char err[256];
-    const char *p[1] = {d->ctx->name};
+    char err[256], level[4];
+    const char *p[1] = {level};
     PGresult *res;
 
-    res = rc_pg_exec_params(d->pg, "SELECT count(*) FROM rollcall.v_pending_signoff WHERE level = $1",
-                            1, p, err, sizeof err);
+    /* Nothing waits for a signature where none is required. */
+    if (!d->signoff_required) {
+        rc_gauge_set(d->ctx->m.awaiting_signoff, 0);
+        return;
+    }
+    /* rollcall.v_pending_signoff for this level, read through the index
+     * of the rows that can be due (migration 005) rather than the view. */
+    snprintf(level, sizeof level, "%d", d->ctx->level);
+    res = rc_pg_exec_params(d->pg,
+        "SELECT count(*) FROM rollcall.filing WHERE level = $1::smallint"
+        "   AND ready_at IS NOT NULL AND signoff_version IS DISTINCT FROM live_version"
+        "   AND filed_version IS DISTINCT FROM live_version"
+        "   AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL"
+        "        OR signoff_version IS NOT NULL)",
+        1, p, err, sizeof err);
     if (res && PQntuples(res) == 1)
         rc_gauge_set(d->ctx->m.awaiting_signoff, strtod(PQgetvalue(res, 0, 0), NULL));
     PQclear(res);

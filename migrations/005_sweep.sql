@@ -1,0 +1,15 @@
+-- 005_sweep: what the level desks' sweep (services/level/daily.c) reads.
+--
+-- Every tick (500 ms) each desk looks for the filings that became due
+-- without a new aggregate.  Before a deadline most of a day's units are
+-- still incomplete and waiting — tens of thousands of townships — and
+-- filing_unfiled_idx holds them all, so the sweep read every waiting row
+-- twice a second (100-200 ms of a core per tick on the national registry).
+-- The sweep now asks two narrow questions: days whose deadline has passed
+-- (filing_unfiled_idx, a range of periods) and, for later days, only the
+-- rows that can be due before their deadline — complete, signed, filed
+-- before, or ready — which this index holds.
+CREATE INDEX filing_due_early_idx ON rollcall.filing (level, period, unit_code)
+ WHERE filed_version IS DISTINCT FROM live_version
+   AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL
+        OR signoff_version IS NOT NULL);
