@@ -13,3 +13,11 @@ CREATE INDEX filing_due_early_idx ON rollcall.filing (level, period, unit_code)
  WHERE filed_version IS DISTINCT FROM live_version
    AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL
         OR signoff_version IS NOT NULL);
+
+-- The reminders (same file, remind()) look for units still waiting with
+-- fewer reminders done than are due by now: reminders_done in the key lets
+-- them skip the units already reminded, which before were read again —
+-- payload and all — at every tick until the next reminder came due.
+DROP INDEX rollcall.filing_incomplete_idx;
+CREATE INDEX filing_remind_idx ON rollcall.filing (level, period, reminders_done)
+ WHERE NOT live_complete;

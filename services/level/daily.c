@@ -1248,7 +1248,8 @@ static void remind(desk *d)
 {
     sqlarr parts, ru, rp, rby, rmin, rdl, fu, fp, fk;
     PGresult *res = NULL, *ins = NULL;
-    char err[512], level[4], lo[11], hi[11], at[40], nslots[8];
+    sqlarr wdays, wdue;
+    char err[512], level[4], at[40];
     int64_t now = rc_clock_now(d->ctx->clock);
     int32_t first_open, last_due;
 
@@ -1256,6 +1257,7 @@ static void remind(desk *d)
         return;
     sqlarr_init(&parts); sqlarr_init(&ru); sqlarr_init(&rp); sqlarr_init(&rby); sqlarr_init(&rmin);
     sqlarr_init(&rdl); sqlarr_init(&fu); sqlarr_init(&fp); sqlarr_init(&fk);
+    sqlarr_init(&wdays); sqlarr_init(&wdue);
     if (!any_assigned(d, &parts))
         goto done;
     /* Periods whose deadline is still ahead, and whose earliest reminder
@@ -1264,18 +1266,33 @@ static void remind(desk *d)
     last_due = rc_level_last_closed_period(now, d->deadline_min - d->reminder_min[0]);
     if (last_due < first_open)
         goto done;
-    rc_period_format(first_open, lo);
-    rc_period_format(last_due, hi);
+    /* Per period, how many reminders are due by now: only units with fewer
+     * done are read (migration 005's index), not every unit still waiting. */
+    for (int32_t day = first_open; day <= last_due; day++) {
+        int64_t deadline = rc_level_deadline_us(day, d->deadline_min);
+        int due = 0;
+        while ((size_t)due < d->nreminders && deadline - (int64_t)d->reminder_min[due] * 60000000 <= now)
+            due++;
+        if (due == 0)
+            continue;
+        char pd[11];
+        rc_period_format(day, pd);
+        sqlarr_text(&wdays, pd);
+        sqlarr_int(&wdue, due);
+    }
+    if (wdays.n == 0)
+        goto done;
     snprintf(level, sizeof level, "%d", d->ctx->level);
-    snprintf(nslots, sizeof nslots, "%zu", d->nreminders);
     fmt_time(now, at);
-    const char *p[5] = {level, sqlarr_get(&parts), lo, hi, nslots};
+    const char *p[4] = {level, sqlarr_get(&parts), sqlarr_get(&wdays), sqlarr_get(&wdue)};
     res = rc_pg_exec_params(d->pg,
-        "SELECT unit_code, period::text, live_payload, reminders_done FROM rollcall.filing"
-        " WHERE level = $1::smallint AND source_partition = ANY($2::int[]) AND NOT live_complete"
-        "   AND period BETWEEN $3::date AND $4::date AND reminders_done < $5::int"
-        " ORDER BY period, unit_code LIMIT 2000",
-        5, p, err, sizeof err);
+        "SELECT f.unit_code, f.period::text, f.live_payload, f.reminders_done"
+        "  FROM unnest($3::date[], $4::int[]) AS w(period, due)"
+        "  JOIN rollcall.filing f ON f.level = $1::smallint AND f.period = w.period"
+        "   AND f.reminders_done < w.due AND NOT f.live_complete"
+        " WHERE f.source_partition = ANY($2::int[])"
+        " ORDER BY f.period, f.unit_code LIMIT 2000",
+        4, p, err, sizeof err);
     if (!res)
         goto failed;
     for (int i = 0; i < PQntuples(res); i++) {
@@ -1348,6 +1365,7 @@ done:
     PQclear(ins);
     sqlarr_free(&parts); sqlarr_free(&ru); sqlarr_free(&rp); sqlarr_free(&rby); sqlarr_free(&rmin);
     sqlarr_free(&rdl); sqlarr_free(&fu); sqlarr_free(&fp); sqlarr_free(&fk);
+    sqlarr_free(&wdays); sqlarr_free(&wdue);
 }
 
 static void refresh_gauges(desk *d)
