@@ -1,6 +1,5 @@
 /* rc_rollup_sql — the statements the rollup runs for every batch: the
- * staging table, the archive insert, duplicate marking, the latest-wins
- * upsert into rollcall.latest_report and the selection of changed
+ * staging table, the archive insert, the latest-wins upsert into rollcall.latest_report and the selection of changed
  * aggregates.  Built once from the
  * indicator list.  Shared by rollcall-rollup and `rollcall replay --dry-run`,
  * which applies staged reports with exactly these statements inside a
@@ -25,13 +24,16 @@ const char *rc_rollup_sql_stage_create(void);
 const char *rc_rollup_sql_stage_copy(void);
 /* Archives the staged reports (ON CONFLICT (report_id) DO NOTHING). */
 const char *rc_rollup_sql_archive_insert(void);
-/* Marks staged rows whose report_id was archived from another message. */
-const char *rc_rollup_sql_mark_duplicates(void);
 /* The latest-wins upsert of the staged DAILY/ZERO rows: with repeats false,
  * the rows whose (unit, period) came first in the stage (rep = false); with
  * repeats true, the later ones (the newest per key wins, with the earliest
- * receive time).  Run the first, then the second when rep rows exist. */
-const char *rc_rollup_sql_latest_upsert(bool repeats);
+ * receive time).  Run the first, then the second when rep rows exist.
+ * With check_archive, a row applies only if the archive holds its
+ * report_id for the same unit, period, kind and version — a report_id
+ * reused for other content changes nothing.  Needed whenever the archive
+ * insert did not insert every staged row; without a conflict there is
+ * nothing to check. */
+const char *rc_rollup_sql_latest_upsert(bool repeats, bool check_archive);
 /* The aggregates of ($1 codes, $2 periods) changed in this transaction. */
 const char *rc_rollup_sql_changed_aggregates(void);
 

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *stage_create, *stage_copy, *archive_insert, *mark_dups, *latest_simple,
-    *latest_repeated, *changed_aggs;
+static char *stage_create, *stage_copy, *archive_insert, *latest[2][2], *changed_aggs;
 
 typedef struct strbuf {
     char *p;
@@ -68,12 +67,24 @@ static char *sb_done(strbuf *b)
     return b->p;
 }
 
+/* A staged row whose report_id the archive holds for other content (a
+ * report_id reused for another unit, period, kind or version) is a
+ * duplicate and changes nothing.  After the archive insert every staged
+ * report_id is archived — this row or the one that came first — so the
+ * check is "the archived row is this one".  The same revision arriving
+ * again in a new message (an operator's replay from the archive, a producer
+ * retry) passes and is applied again: the upsert is latest-wins, so that
+ * changes nothing unless latest_report lost it, and then restores it. */
+static const char same_as_archived[] =
+    "EXISTS (SELECT 1 FROM rollcall.report_archive a WHERE a.report_id = s.report_id "
+    "AND (a.unit_code, a.period, a.kind, a.version) = (s.unit_code, s.period, s.kind, s.version))";
+
 /* The latest-wins upsert.  A revision replaces the stored one only when it
  * is newer: larger version, or equal version and larger report_id
  * (byte-wise: uuid comparison is memcmp).  first_received_at keeps the
  * earliest receive time of any accepted revision and late follows it: late
  * is monotone in the receive time, so late(min(a, b)) = late(a) AND late(b). */
-static char *build_latest(bool repeated)
+static char *build_latest(bool repeated, bool checked)
 {
     strbuf b = {0};
     const char *w = "(excluded.version, excluded.report_id) > (l.version, l.report_id)";
@@ -89,11 +100,16 @@ static char *build_latest(bool repeated)
         /* Rows the stored one already beats (the WHERE below would refuse
          * them) stay out: ON CONFLICT DO UPDATE locks the row it meets even
          * when it then changes nothing, and a replay is all such rows. */
-        sb_add(&b, ", extra, received_at FROM rollup_stage s WHERE kind IN (1, 2) AND NOT dup "
+        sb_add(&b, ", extra, received_at FROM (SELECT * FROM rollup_stage s WHERE kind IN (1, 2) "
                    "AND NOT rep AND NOT EXISTS (SELECT 1 FROM rollcall.latest_report x "
                    "WHERE x.unit_code = s.unit_code AND x.period = s.period "
                    "AND (x.version, x.report_id) >= (s.version, s.report_id) "
-                   "AND x.first_received_at <= s.received_at)\n");
+                   "AND x.first_received_at <= s.received_at) OFFSET 0) s");
+        /* OFFSET 0: the archive is probed only for the rows that survive
+         * the filter above (on a replay, none). */
+        if (checked)
+            sb_add(&b, " WHERE %s", same_as_archived);
+        sb_add(&b, "\n");
     } else {
         /* The later revisions of keys seen earlier in the batch (rep; the
          * first one went in with the bulk): the newest of them meets the
@@ -101,10 +117,11 @@ static char *build_latest(bool repeated)
         sb_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
                    "report_id, received_at, bool_and(late) OVER w, zone_status");
         sb_indicators(&b, "", "");
-        sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage "
-                   "WHERE kind IN (1, 2) AND NOT dup AND rep "
+        sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage s "
+                   "WHERE kind IN (1, 2) AND rep %s%s "
                    "WINDOW w AS (PARTITION BY unit_code, period) "
-                   "ORDER BY unit_code, period, version DESC, report_id DESC\n");
+                   "ORDER BY unit_code, period, version DESC, report_id DESC\n",
+               checked ? "AND " : "", checked ? same_as_archived : "");
     }
     sb_add(&b, "ON CONFLICT (unit_code, period) DO UPDATE SET\n");
     const char *plain[] = {"level", "kind", "version", "report_id", "received_at", "zone_status",
@@ -133,8 +150,7 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "source_partition int NOT NULL, source_offset bigint NOT NULL, "
                "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
     sb_indicators(&b, "", " bigint NOT NULL");
-    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false, "
-               "dup boolean NOT NULL DEFAULT false)");
+    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false)");
     stage_create = sb_done(&b);
 
     memset(&b, 0, sizeof b);
@@ -153,23 +169,9 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
         "submitter, source_topic, source_partition, source_offset, payload FROM rollup_stage "
         "ON CONFLICT (report_id) DO NOTHING");
 
-    /* A report_id already archived from another Kafka message is a
-     * re-delivery and changes nothing; one archived from this very message
-     * (a replay of our own work) is not. */
-    /* The same revision arriving again in a new message (an operator's
-     * replay from the archive, a producer retry) is applied again: the
-     * upsert is latest-wins, so that changes nothing unless latest_report
-     * lost it — and then it restores it.  Only a report_id reused for other
-     * content (another unit, period, kind or version) is kept out. */
-    mark_dups = strdup(
-        "UPDATE rollup_stage s SET dup = true FROM rollcall.report_archive a "
-        "WHERE a.report_id = s.report_id AND (a.source_topic, a.source_partition, a.source_offset) "
-        "IS DISTINCT FROM (s.source_topic, s.source_partition, s.source_offset) "
-        "AND (a.unit_code, a.period, a.kind, a.version) "
-        "IS DISTINCT FROM (s.unit_code, s.period, s.kind, s.version)");
-
-    latest_simple = build_latest(false);
-    latest_repeated = build_latest(true);
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 2; c++)
+            latest[r][c] = build_latest(r, c);
 
     memset(&b, 0, sizeof b);
     sb_add(&b, "SELECT nextval('rollcall.outbox_id_seq'), a.unit_code, a.period::text, a.level, "
@@ -185,8 +187,8 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
     changed_aggs = sb_done(&b);
 
-    if (!stage_create || !stage_copy || !archive_insert || !mark_dups || !latest_simple ||
-        !latest_repeated || !changed_aggs) {
+    if (!stage_create || !stage_copy || !archive_insert || !latest[0][0] || !latest[0][1] ||
+        !latest[1][0] || !latest[1][1] || !changed_aggs) {
         snprintf(errbuf, errlen, "out of memory building SQL");
         return -1;
     }
@@ -196,9 +198,8 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
 const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
 const char *rc_rollup_sql_archive_insert(void) { return archive_insert; }
-const char *rc_rollup_sql_mark_duplicates(void) { return mark_dups; }
-const char *rc_rollup_sql_latest_upsert(bool repeats)
+const char *rc_rollup_sql_latest_upsert(bool repeats, bool check_archive)
 {
-    return repeats ? latest_repeated : latest_simple;
+    return latest[repeats][check_archive];
 }
 const char *rc_rollup_sql_changed_aggregates(void) { return changed_aggs; }

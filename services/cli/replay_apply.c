@@ -208,9 +208,6 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
     if ((rows = exec_count(pg, "SELECT count(*) FROM rollup_stage", 0, NULL, errbuf, errlen)) < 0 ||
         (archived = exec_count(pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen)) < 0)
         return -1;
-    if (archived < rows &&
-        exec_count(pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf, errlen) < 0)
-        return -1;
     /* rep, as the consumer marks it: a DAILY/ZERO row whose (unit, period)
      * came earlier in the stage. */
     repeated = exec_count(pg,
@@ -220,9 +217,10 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
                           "AND t.ctid < s.ctid)",
                           0, NULL, errbuf, errlen);
     if (repeated < 0 ||
-        exec_count(pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf, errlen) < 0 ||
-        (repeated > 0 &&
-         exec_count(pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf, errlen) < 0))
+        exec_count(pg, rc_rollup_sql_latest_upsert(false, archived < rows), 0, NULL, errbuf,
+                   errlen) < 0 ||
+        (repeated > 0 && exec_count(pg, rc_rollup_sql_latest_upsert(true, archived < rows), 0,
+                                    NULL, errbuf, errlen) < 0))
         return -1;
     if (refresh_level(pg, 2, errbuf, errlen) < 0 || refresh_level(pg, 3, errbuf, errlen) < 0 ||
         refresh_level(pg, 5, errbuf, errlen) < 0)

@@ -323,7 +323,7 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
 {
     double t0 = now_s(), t_arch = 0, t_latest = 0, t_townships = 0, t_parents = 0, t_outbox = 0,
            t_commit = 0;
-    long archived = 0, dups = 0, latest = 0, townships = 0, counties = 0, provinces = 0, aggs = 0;
+    long archived = 0, latest = 0, townships = 0, counties = 0, provinces = 0, aggs = 0;
     keyset no_keys;
     int64_t lo = -1, hi = -1;
     double t;
@@ -341,20 +341,17 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         archived = exec_count(s->pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen);
         if (archived < 0)
             goto failed;
-        if ((size_t)archived < s->rows &&
-            (dups = exec_count(s->pg, rc_rollup_sql_mark_duplicates(), 0, NULL, errbuf,
-                               errlen)) < 0)
-            goto failed;
         t_arch = now_s() - t;
         if (s->latest_rows) {
+            bool check = (size_t)archived < s->rows;
             t = now_s();
-            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false), 0, NULL, errbuf,
+            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false, check), 0, NULL, errbuf,
                                 errlen);
             if (latest < 0)
                 goto failed;
             if (s->repeated_keys) {
-                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true), 0, NULL, errbuf,
-                                       errlen);
+                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true, check), 0, NULL,
+                                       errbuf, errlen);
                 if (more < 0)
                     goto failed;
                 latest += more;
@@ -409,8 +406,8 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     t_commit = now_s() - t;
 
     rc_counter_inc(ru->m.batches);
-    rc_counter_add(ru->m.archived, (double)archived - (double)dups);
-    rc_counter_add(ru->m.duplicates, (double)(s->rows - (size_t)archived) + (double)dups);
+    rc_counter_add(ru->m.archived, (double)archived);
+    rc_counter_add(ru->m.duplicates, (double)(s->rows - (size_t)archived));
     rc_counter_add(ru->m.aggregates_changed, (double)aggs);
     rc_histogram_observe(ru->m.batch_rows, (double)s->rows);
     double total = now_s() - t0;
@@ -419,7 +416,7 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             "dead_letters=%zu urgent=%zu aggregates=%ld townships=%ld counties=%ld provinces=%ld "
             "seconds=%.3f t_archive=%.3f t_latest=%.3f t_townships=%.3f t_parents=%.3f "
             "t_outbox=%.3f t_commit=%.3f t_fill=%.3f",
-            s->id, s->rows, archived - dups, (long)(s->rows - (size_t)archived) + dups, latest,
+            s->id, s->rows, archived, (long)(s->rows - (size_t)archived), latest,
             s->ndlq, s->nurgent, aggs, townships, counties, provinces, total, t_arch, t_latest,
             t_townships, t_parents, t_outbox, t_commit, s->decode_s);
 
