@@ -1037,6 +1037,14 @@ static bool any_assigned(const desk *d, sqlarr *parts)
     return parts->n > 0;
 }
 
+/* The rows of rollcall.filing that can be due before their deadline
+ * (complete, filed before, ready or signed): with filed_version IS DISTINCT
+ * FROM live_version, the predicate of migration 005's filing_due_early_idx,
+ * which a query must state for PostgreSQL to use that index. */
+#define DUE_EARLY                                                                     \
+    "(live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL"             \
+    " OR signoff_version IS NOT NULL)"
+
 /* Files what became due without a new aggregate: deadlines, signatures,
  * retries.  Returns the number of rows looked at, -1 on error. */
 static int sweep(desk *d)
@@ -1076,9 +1084,7 @@ static int sweep(desk *d)
         "       signed_current, signoff_by, ready, source_partition FROM ("
         "  (" SWEEP_COLUMNS " AND period <= $3::date ORDER BY period, unit_code LIMIT $5::int)"
         "  UNION ALL"
-        "  (" SWEEP_COLUMNS " AND period > $3::date"
-        "   AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL"
-        "        OR signoff_version IS NOT NULL)"
+        "  (" SWEEP_COLUMNS " AND period > $3::date AND " DUE_EARLY
         "   ORDER BY period, unit_code LIMIT $5::int)"
         ") AS s (unit_code, period, live_version, live_report_id, live_payload, filed,"
         "        signed_current, signoff_by, ready, source_partition)"
@@ -1243,6 +1249,17 @@ done:
     sqlarr_free(&ids);
 }
 
+/* How many of the level's reminders (reminder_min, earliest first) are due
+ * by now for period day. */
+static int reminders_due(const desk *d, int32_t day, int64_t now)
+{
+    int64_t deadline = rc_level_deadline_us(day, d->deadline_min);
+    int due = 0;
+    while ((size_t)due < d->nreminders && deadline - (int64_t)d->reminder_min[due] * 60000000 <= now)
+        due++;
+    return due;
+}
+
 /* Reminds the missing children of units whose reminder time has come. */
 static void remind(desk *d)
 {
@@ -1269,10 +1286,7 @@ static void remind(desk *d)
     /* Per period, how many reminders are due by now: only units with fewer
      * done are read (migration 005's index), not every unit still waiting. */
     for (int32_t day = first_open; day <= last_due; day++) {
-        int64_t deadline = rc_level_deadline_us(day, d->deadline_min);
-        int due = 0;
-        while ((size_t)due < d->nreminders && deadline - (int64_t)d->reminder_min[due] * 60000000 <= now)
-            due++;
+        int due = reminders_due(d, day, now);
         if (due == 0)
             continue;
         char pd[11];
@@ -1309,8 +1323,7 @@ static void remind(desk *d)
         if (rc_period_parse(period, &day) < 0)
             continue;
         deadline = rc_level_deadline_us(day, d->deadline_min);
-        while ((size_t)due < d->nreminders && deadline - (int64_t)d->reminder_min[due] * 60000000 <= now)
-            due++;
+        due = reminders_due(d, day, now);
         if (due <= done)
             continue;
         b = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 2), &blen);
@@ -1385,9 +1398,7 @@ static void refresh_gauges(desk *d)
     res = rc_pg_exec_params(d->pg,
         "SELECT count(*) FROM rollcall.filing WHERE level = $1::smallint"
         "   AND ready_at IS NOT NULL AND signoff_version IS DISTINCT FROM live_version"
-        "   AND filed_version IS DISTINCT FROM live_version"
-        "   AND (live_complete OR filed_version IS NOT NULL OR ready_at IS NOT NULL"
-        "        OR signoff_version IS NOT NULL)",
+        "   AND filed_version IS DISTINCT FROM live_version AND " DUE_EARLY,
         1, p, err, sizeof err);
     if (res && PQntuples(res) == 1)
         rc_gauge_set(d->ctx->m.awaiting_signoff, strtod(PQgetvalue(res, 0, 0), NULL));
