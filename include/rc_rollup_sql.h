@@ -17,23 +17,39 @@
 int rc_rollup_sql_init(char *errbuf, size_t errlen);
 
 /* CREATE TEMP TABLE IF NOT EXISTS rollup_stage (...): one row per consumed
- * report (columns: see lib/rollup_sql.c). */
+ * report (columns: see lib/rollup_sql.c); and rollup_known (report_id),
+ * emptied at every commit.  Two statements: run with rc_pg_command. */
 const char *rc_rollup_sql_stage_create(void);
 /* COPY rollup_stage (...) FROM STDIN (FORMAT binary), in the column order
  * the rollup writes. */
 const char *rc_rollup_sql_stage_copy(void);
-/* Archives the staged reports (ON CONFLICT (report_id) DO NOTHING). */
-const char *rc_rollup_sql_archive_insert(void);
+/* Archives the staged reports (ON CONFLICT (report_id) DO NOTHING) and
+ * returns how many rows it archived.  With repeats true, the rows with rep =
+ * true; with repeats false the others, taking two parameters: $1 how many
+ * rows have rep = false, $2 a limit.  When some of those rows but not all
+ * met a report_id archived before, and no more than $2, their report_ids
+ * are kept in rollup_known until the transaction ends, for
+ * RC_CHECK_KNOWN. */
+const char *rc_rollup_sql_archive_insert(bool repeats);
+
+/* Which staged rows the latest-wins upsert checks against the archive:
+ * such a row applies only if the archive holds its report_id for the same
+ * unit, period, kind and version (a report_id reused for other content
+ * changes nothing), and (repeats false) it is left out beforehand when the
+ * stored report already beats it.  A row the archive insert just archived
+ * needs no check. */
+typedef enum rc_archive_check {
+    RC_CHECK_NONE,              /* the archive insert archived every row */
+    RC_CHECK_KNOWN,             /* the rows whose report_id is in rollup_known */
+    RC_CHECK_ALL,               /* every row */
+} rc_archive_check;
+
 /* The latest-wins upsert of the staged DAILY/ZERO rows: with repeats false,
  * the rows whose (unit, period) came first in the stage (rep = false); with
  * repeats true, the later ones (the newest per key wins, with the earliest
- * receive time).  Run the first, then the second when rep rows exist.
- * With check_archive, a row applies only if the archive holds its
- * report_id for the same unit, period, kind and version — a report_id
- * reused for other content changes nothing.  Needed whenever the archive
- * insert did not insert every staged row; without a conflict there is
- * nothing to check. */
-const char *rc_rollup_sql_latest_upsert(bool repeats, bool check_archive);
+ * receive time; RC_CHECK_KNOWN counts as RC_CHECK_ALL).  Run the first,
+ * then the second when rep rows exist. */
+const char *rc_rollup_sql_latest_upsert(bool repeats, rc_archive_check check);
 /* The aggregates of ($1 codes, $2 periods) changed in this transaction. */
 const char *rc_rollup_sql_changed_aggregates(void);
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *stage_create, *stage_copy, *archive_insert, *latest[2][2], *changed_aggs;
+static char *stage_create, *stage_copy, *archive_insert[2], *latest[2][3], *changed_aggs;
 
 typedef struct strbuf {
     char *p;
@@ -84,7 +84,7 @@ static const char same_as_archived[] =
  * (byte-wise: uuid comparison is memcmp).  first_received_at keeps the
  * earliest receive time of any accepted revision and late follows it: late
  * is monotone in the receive time, so late(min(a, b)) = late(a) AND late(b). */
-static char *build_latest(bool repeated, bool checked)
+static char *build_latest(bool repeated, rc_archive_check check)
 {
     strbuf b = {0};
     const char *w = "(excluded.version, excluded.report_id) > (l.version, l.report_id)";
@@ -94,22 +94,33 @@ static char *build_latest(bool repeated, bool checked)
     sb_indicators(&b, "", "");
     sb_add(&b, ", extra, first_received_at)\n");
     if (!repeated) {
+        /* Rows whose report_id was archived before (a replay, a
+         * re-delivery) are checked against the archive, and those the
+         * stored report already beats (the WHERE below would refuse them)
+         * stay out first: ON CONFLICT DO UPDATE locks the row it meets even
+         * when it then changes nothing, and a replay is all such rows.
+         * OFFSET 0: the archive is probed only for the rows that survive
+         * (on a replay, none).  A revision new to the archive needs
+         * neither: the stored row can beat it only when versions came out
+         * of order, rarely, and the two probes per row were half of a
+         * national day's upsert. */
+        const char *known = check == RC_CHECK_ALL     ? "true"
+                            : check == RC_CHECK_KNOWN ? "s.report_id IN (SELECT report_id FROM "
+                                                        "rollup_known)"
+                                                      : NULL;
         sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
                    "zone_status");
         sb_indicators(&b, "", "");
-        /* Rows the stored one already beats (the WHERE below would refuse
-         * them) stay out: ON CONFLICT DO UPDATE locks the row it meets even
-         * when it then changes nothing, and a replay is all such rows. */
-        sb_add(&b, ", extra, received_at FROM (SELECT * FROM rollup_stage s WHERE kind IN (1, 2) "
-                   "AND NOT rep AND NOT EXISTS (SELECT 1 FROM rollcall.latest_report x "
-                   "WHERE x.unit_code = s.unit_code AND x.period = s.period "
-                   "AND (x.version, x.report_id) >= (s.version, s.report_id) "
-                   "AND x.first_received_at <= s.received_at) OFFSET 0) s");
-        /* OFFSET 0: the archive is probed only for the rows that survive
-         * the filter above (on a replay, none). */
-        if (checked)
-            sb_add(&b, " WHERE %s", same_as_archived);
-        sb_add(&b, "\n");
+        if (known)
+            sb_add(&b, ", extra, received_at FROM (SELECT * FROM rollup_stage s WHERE kind IN (1, 2) "
+                       "AND NOT rep AND (NOT %s OR NOT EXISTS (SELECT 1 FROM rollcall.latest_report x "
+                       "WHERE x.unit_code = s.unit_code AND x.period = s.period "
+                       "AND (x.version, x.report_id) >= (s.version, s.report_id) "
+                       "AND x.first_received_at <= s.received_at)) OFFSET 0) s "
+                       "WHERE NOT %s OR %s\n",
+                   known, known, same_as_archived);
+        else
+            sb_add(&b, ", extra, received_at FROM rollup_stage s WHERE kind IN (1, 2) AND NOT rep\n");
     } else {
         /* The later revisions of keys seen earlier in the batch (rep; the
          * first one went in with the bulk): the newest of them meets the
@@ -121,7 +132,7 @@ static char *build_latest(bool repeated, bool checked)
                    "WHERE kind IN (1, 2) AND rep %s%s "
                    "WINDOW w AS (PARTITION BY unit_code, period) "
                    "ORDER BY unit_code, period, version DESC, report_id DESC\n",
-               checked ? "AND " : "", checked ? same_as_archived : "");
+               check ? "AND " : "", check ? same_as_archived : "");
     }
     sb_add(&b, "ON CONFLICT (unit_code, period) DO UPDATE SET\n");
     const char *plain[] = {"level", "kind", "version", "report_id", "received_at", "zone_status",
@@ -150,7 +161,9 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "source_partition int NOT NULL, source_offset bigint NOT NULL, "
                "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
     sb_indicators(&b, "", " bigint NOT NULL");
-    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false)");
+    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false); "
+               "CREATE TEMP TABLE IF NOT EXISTS rollup_known (report_id uuid NOT NULL) "
+               "ON COMMIT DELETE ROWS");
     stage_create = sb_done(&b);
 
     memset(&b, 0, sizeof b);
@@ -161,17 +174,33 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
     sb_add(&b, ", extra, rep) FROM STDIN (FORMAT binary)");
     stage_copy = sb_done(&b);
 
-    archive_insert = strdup(
-        "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, kind, version, "
-        "received_at, submitted_at, submitter, source_topic, source_partition, source_offset, "
-        "payload) "
-        "SELECT report_id, unit_code, level, period, kind, version, received_at, submitted_at, "
-        "submitter, source_topic, source_partition, source_offset, payload FROM rollup_stage "
-        "ON CONFLICT (report_id) DO NOTHING");
+    static const char archive_cols[] =
+        "report_id, unit_code, level, period, kind, version, received_at, submitted_at, "
+        "submitter, source_topic, source_partition, source_offset, payload";
+    memset(&b, 0, sizeof b);
+    /* The first revisions of keys (rep = false).  When some of them but not
+     * all were archived before and no more than $2, their report_ids go to
+     * rollup_known (EXCEPT ALL: a hash or a sort, never a probe per row),
+     * so that only they are checked (RC_CHECK_KNOWN).  Returns how many
+     * rows were archived. */
+    sb_add(&b, "WITH ins AS (INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
+               "WHERE NOT rep ON CONFLICT (report_id) DO NOTHING RETURNING report_id), "
+               "n AS (SELECT count(*) AS n FROM ins), "
+               "go AS (SELECT n > 0 AND $1::bigint - n BETWEEN 1 AND $2::bigint AS go FROM n), "
+               "k AS (INSERT INTO rollup_known (SELECT report_id FROM rollup_stage WHERE NOT rep "
+               "AND (SELECT go FROM go) EXCEPT ALL SELECT report_id FROM ins WHERE (SELECT go FROM go))) "
+               "SELECT n FROM n",
+           archive_cols, archive_cols);
+    archive_insert[0] = sb_done(&b);
+    memset(&b, 0, sizeof b);
+    sb_add(&b, "INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage WHERE rep "
+               "ON CONFLICT (report_id) DO NOTHING",
+           archive_cols, archive_cols);
+    archive_insert[1] = sb_done(&b);
 
     for (int r = 0; r < 2; r++)
-        for (int c = 0; c < 2; c++)
-            latest[r][c] = build_latest(r, c);
+        for (int c = 0; c < 3; c++)
+            latest[r][c] = build_latest(r, (rc_archive_check)c);
 
     memset(&b, 0, sizeof b);
     sb_add(&b, "SELECT nextval('rollcall.outbox_id_seq'), a.unit_code, a.period::text, a.level, "
@@ -187,8 +216,11 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
     changed_aggs = sb_done(&b);
 
-    if (!stage_create || !stage_copy || !archive_insert || !latest[0][0] || !latest[0][1] ||
-        !latest[1][0] || !latest[1][1] || !changed_aggs) {
+    bool built = stage_create && stage_copy && archive_insert[0] && archive_insert[1] && changed_aggs;
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 3; c++)
+            built = built && latest[r][c];
+    if (!built) {
         snprintf(errbuf, errlen, "out of memory building SQL");
         return -1;
     }
@@ -197,9 +229,9 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
 
 const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
-const char *rc_rollup_sql_archive_insert(void) { return archive_insert; }
-const char *rc_rollup_sql_latest_upsert(bool repeats, bool check_archive)
+const char *rc_rollup_sql_archive_insert(bool repeats) { return archive_insert[repeats]; }
+const char *rc_rollup_sql_latest_upsert(bool repeats, rc_archive_check check)
 {
-    return latest[repeats][check_archive];
+    return latest[repeats][check];
 }
 const char *rc_rollup_sql_changed_aggregates(void) { return changed_aggs; }

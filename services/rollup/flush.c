@@ -338,20 +338,43 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
         goto failed;
     if (s->rows) {
         t = now_s();
-        archived = exec_count(s->pg, rc_rollup_sql_archive_insert(), 0, NULL, errbuf, errlen);
+        /* A batch of new reports archives every row and checks none; one
+         * with some report_ids archived before checks just those, when
+         * they are few; a replay (none new, or many known) checks all. */
+        char firsts[24], limit[24];
+        const size_t nfirst = s->rows - s->rep_rows;
+        snprintf(firsts, sizeof firsts, "%zu", nfirst);
+        snprintf(limit, sizeof limit, "%d", ROLLUP_KNOWN_MAX);
+        const char *params[] = {firsts, limit};
+        archived = exec_count(s->pg, rc_rollup_sql_archive_insert(false), 2, params, errbuf,
+                              errlen);
         if (archived < 0)
             goto failed;
+        const size_t known = nfirst - (size_t)archived;
+        const rc_archive_check check_firsts =
+            !known                                             ? RC_CHECK_NONE
+            : archived > 0 && known <= ROLLUP_KNOWN_MAX ? RC_CHECK_KNOWN
+                                                        : RC_CHECK_ALL;
+        if (s->rep_rows) {
+            long more = exec_count(s->pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf,
+                                   errlen);
+            if (more < 0)
+                goto failed;
+            archived += more;
+        }
         t_arch = now_s() - t;
         if (s->latest_rows) {
-            bool check = (size_t)archived < s->rows;
             t = now_s();
-            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false, check), 0, NULL, errbuf,
-                                errlen);
+            latest = exec_count(s->pg, rc_rollup_sql_latest_upsert(false, check_firsts), 0, NULL,
+                                errbuf, errlen);
             if (latest < 0)
                 goto failed;
             if (s->repeated_keys) {
-                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true, check), 0, NULL,
-                                       errbuf, errlen);
+                long more = exec_count(
+                    s->pg,
+                    rc_rollup_sql_latest_upsert(true, (size_t)archived < s->rows ? RC_CHECK_ALL
+                                                                                 : RC_CHECK_NONE),
+                    0, NULL, errbuf, errlen);
                 if (more < 0)
                     goto failed;
                 latest += more;

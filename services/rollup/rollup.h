@@ -27,6 +27,10 @@
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
+/* Most report_ids of a batch's first revisions archived before that are
+ * checked one by one against a hashed list (RC_CHECK_KNOWN); beyond, the
+ * batch is a replay and every row is checked. */
+#define ROLLUP_KNOWN_MAX 100000
 #define ROLLUP_STAGE_FIELDS 49
 
 extern const char *const rollup_topics[ROLLUP_NTOPICS];
@@ -192,6 +196,7 @@ typedef struct slot {
     size_t rows;                /* staged rows */
     size_t latest_rows;         /* DAILY/ZERO rows among them */
     bool repeated_keys;         /* some (unit, period) twice in the batch */
+    size_t rep_rows;            /* rows staged with rep = true */
     keyset keys;                /* (unit, period) of DAILY/ZERO rows */
     keyset townships, counties, provinces;          /* live aggregates to refresh */
     keyset filing_counties, filing_provinces;       /* filing completeness to refresh */

@@ -62,6 +62,7 @@ void slot_reset(slot *s)
     s->copying = false;
     s->rows = s->latest_rows = 0;
     s->repeated_keys = false;
+    s->rep_rows = 0;
     keyset_clear(&s->keys);
     keyset_clear(&s->townships);
     keyset_clear(&s->counties);
@@ -328,6 +329,7 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
      * apart, so the bulk of the batch needs no sort (see flush.c). */
     rc_pgcopy_bool(c, repeat);
     s->rows++;
+    s->rep_rows += repeat;
 
     if (r->kind == ROLLCALL__KIND__KIND_URGENT) {
         Rollcall__Report **u = grow_array(s->urgent, &s->capurgent, s->nurgent + 1, sizeof *u);

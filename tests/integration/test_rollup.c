@@ -450,6 +450,42 @@ static void test_redelivery_changes_nothing(void **state)
                           "AND period = '%s'", p), 2 * t - start);
 }
 
+/* A batch of new reports with a few report_ids archived before among them
+ * (the rollup checks just those): a report_id reused for another village
+ * changes nothing, a true redelivery changes nothing, the new reports all
+ * count.  The rollup is stopped while they are produced, so that they come
+ * as one batch. */
+static void test_reused_id_among_new_reports(void **state)
+{
+    char p[11], id[37];
+    int32_t d;
+    (void)state;
+    NEED_STACK();
+    next_period(p, &d);
+    int64_t t = at(d, 8, 0);
+
+    send_village(&(rep){.unit = "130102003008", .period = p, .version = t, .value = 4});
+    snprintf(id, sizeof id, "%s", last_id);
+    assert_int_equal(wait_ll(4, "SELECT households_visited FROM rollcall.v_unit_day "
+                                "WHERE unit_code = '130102003' AND period = '%s'", p), 4);
+    stop_rollup(SIGTERM);
+    send_village(&(rep){.unit = "130102003009", .period = p, .version = t + 10, .value = 1});
+    send_village(&(rep){.id = id, .unit = "130102003010", .period = p, .version = t, .value = 50});
+    send_village(&(rep){.id = id, .unit = "130102003008", .period = p, .version = t, .value = 4});
+    send_village(&(rep){.unit = "130102003011", .period = p, .version = t + 20, .value = 2});
+    assert_int_equal(start_rollup(), 0);
+    assert_int_equal(wait_ll(3, "SELECT count(*) FROM rollcall.latest_report WHERE period = '%s' "
+                                "AND level = 1", p), 3);
+    assert_int_equal(q_ll("SELECT count(*) FROM rollcall.latest_report WHERE period = '%s' "
+                          "AND unit_code = '130102003010'", p), 0);
+    assert_int_equal(q_ll("SELECT count(*) FROM rollcall.report_archive WHERE period = '%s' "
+                          "AND level = 1", p), 3);
+    assert_int_equal(wait_ll(7, "SELECT households_visited FROM rollcall.v_unit_day "
+                                "WHERE unit_code = '130102003' AND period = '%s'", p), 7);
+    assert_int_equal(q_ll("SELECT reported_children FROM rollcall.aggregate "
+                          "WHERE unit_code = '130102003' AND period = '%s'", p), 3);
+}
+
 /* A ZERO report counts as reported and as zero; a missing village is
  * listed, in order, in its township's missing_children. */
 static void test_zero_and_missing(void **state)
@@ -805,6 +841,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latest_wins_out_of_order),
         cmocka_unit_test(test_redelivery_changes_nothing),
+        cmocka_unit_test(test_reused_id_among_new_reports),
         cmocka_unit_test(test_zero_and_missing),
         cmocka_unit_test(test_late),
         cmocka_unit_test(test_unknown_unit_dead_lettered),
