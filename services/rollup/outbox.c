@@ -14,6 +14,7 @@
 #include <uuid/uuid.h>
 
 #define FETCH_ROWS 4096
+#define OUTBOX_WAIT_MS 2000          /* most a chunk waits for the one before */
 
 /* The namespace of Rollcall's name-based ids, shared with the level
  * services ("filed|...") so every derived id is reproducible anywhere. */
@@ -182,6 +183,14 @@ int outbox_publish(rollup *ru, rc_pg *pg, int64_t lo, int64_t hi, char *errbuf, 
         rc_producer_poll(ru->producer, 0);
         if (n < ru->cfg.outbox_chunk || last < 0)
             return 0;
+        /* One chunk in flight at a time: a national batch changes ~45,000
+         * aggregates, and queued all at once in the producer they were
+         * ~40 MB of this process.  Bounded, so that a broker that does not
+         * answer delays the next batch by seconds, not by the delivery
+         * timeout; what is still undelivered then just stays queued. */
+        const int64_t until = rc_now_us() + OUTBOX_WAIT_MS * 1000LL;
+        while (atomic_load(&ru->outbox.inflight) > ru->cfg.outbox_chunk && rc_now_us() < until)
+            rc_producer_poll(ru->producer, 10);
         next = last + 1;
     }
 }

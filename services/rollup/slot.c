@@ -370,5 +370,8 @@ int slot_close(rollup *ru, slot *s, char *errbuf, size_t errlen)
                  s->rows);
         return -1;
     }
+    /* The keys only mark repeats while rows come in (8-16 MB for a
+     * national batch): not kept while the batch waits and flushes. */
+    keyset_free(&s->keys);
     return 0;
 }
