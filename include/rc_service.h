@@ -39,6 +39,13 @@ struct evhttp_request;
 
 typedef struct rc_service rc_service;
 
+/* Call first in main, before any thread starts: at most two malloc arenas.
+ * glibc gives each thread that meets contention an arena of its own (up
+ * to 8 per core) and keeps what each arena once held; in a service with a
+ * consumer, a flusher and librdkafka's threads that retained memory was a
+ * third of the rollup's peak RSS. */
+void rc_service_limit_arenas(void);
+
 /* Creates the loop and the HTTP server bound to listen_addr:port (NULL =
  * "0.0.0.0"; port 0 = an ephemeral port, see rc_service_port), with the
  * /healthz and /metrics routes, a 404 for every other path, the signal

@@ -5,6 +5,7 @@
 #include "rc_metrics.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -245,6 +246,11 @@ void rc_service_stop(rc_service *svc)
 }
 
 /* ---- lifecycle ---- */
+
+void rc_service_limit_arenas(void)
+{
+    mallopt(M_ARENA_MAX, 2);
+}
 
 rc_service *rc_service_new(const char *name, const char *listen_addr, int port,
                            char *errbuf, size_t errlen)

@@ -260,6 +260,7 @@ int main(int argc, char **argv)
     char err[512];
     int status = 1;
 
+    rc_service_limit_arenas();
     rc_log_init("level", RC_LOG_INFO);
     conf = rc_config_load(items, argc, argv, err, sizeof err);
     if (!conf)

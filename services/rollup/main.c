@@ -469,6 +469,7 @@ int main(int argc, char **argv)
     pthread_t health;
     int status = 0;
 
+    rc_service_limit_arenas();
     rc_log_init("rollup", RC_LOG_INFO);
     cfg = rc_config_load(config_items, argc, argv, err, sizeof err);
     if (!cfg)
