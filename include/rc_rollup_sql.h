@@ -23,14 +23,27 @@ const char *rc_rollup_sql_stage_create(void);
 /* COPY rollup_stage (...) FROM STDIN (FORMAT binary), in the column order
  * the rollup writes. */
 const char *rc_rollup_sql_stage_copy(void);
-/* Archives the staged reports (ON CONFLICT (report_id) DO NOTHING) and
- * returns how many rows it archived.  With repeats true, the rows with rep =
- * true; with repeats false the others, taking two parameters: $1 how many
- * rows have rep = false, $2 a limit.  When some of those rows but not all
- * met a report_id archived before, and no more than $2, their report_ids
- * are kept in rollup_known until the transaction ends, for
- * RC_CHECK_KNOWN. */
+/* Archives the staged reports but the URGENT ones (ON CONFLICT (report_id)
+ * DO NOTHING) and returns how many rows it archived.  With repeats true,
+ * the rows with rep = true; with repeats false the others, taking two
+ * parameters: $1 how many of those there are, $2 a limit.  When some of
+ * them but not all met a report_id archived before, and no more than $2,
+ * their report_ids are kept in rollup_known until the transaction ends,
+ * for RC_CHECK_KNOWN. */
 const char *rc_rollup_sql_archive_insert(bool repeats);
+
+/* An URGENT report comes twice: on reports.village (the day's record) and on
+ * reports.urgent (the fast path, its own transactions).  Both take this
+ * transaction lock on its report_id before writing any row of it, so
+ * neither waits on rows the other holds for long, and they never deadlock
+ * (each took the report's archive row and waited for its urgent_report row
+ * in the other order).  id: an SQL expression of the report_id. */
+#define RC_URGENT_LOCK(id) "pg_advisory_xact_lock(7501, hashtext((" id ")::uuid::text))"
+
+/* Archives the staged URGENT rows (kind 3, left out of
+ * rc_rollup_sql_archive_insert), each after RC_URGENT_LOCK.  Run at the
+ * end of the batch, just before the urgent_report rows and the commit. */
+const char *rc_rollup_sql_urgent_archive(void);
 
 /* Which staged rows the latest-wins upsert checks against the archive:
  * such a row applies only if the archive holds its report_id for the same

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *stage_create, *stage_copy, *archive_insert[2], *latest[2][3], *changed_aggs;
+static char *stage_create, *stage_copy, *archive_insert[2], *urgent_archive, *latest[2][3],
+    *changed_aggs;
 
 typedef struct strbuf {
     char *p;
@@ -184,11 +185,12 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
      * so that only they are checked (RC_CHECK_KNOWN).  Returns how many
      * rows were archived. */
     sb_add(&b, "WITH ins AS (INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
-               "WHERE NOT rep ON CONFLICT (report_id) DO NOTHING RETURNING report_id), "
+               "WHERE NOT rep AND kind <> 3 ON CONFLICT (report_id) DO NOTHING RETURNING report_id), "
                "n AS (SELECT count(*) AS n FROM ins), "
                "go AS (SELECT n > 0 AND $1::bigint - n BETWEEN 1 AND $2::bigint AS go FROM n), "
                "k AS (INSERT INTO rollup_known (SELECT report_id FROM rollup_stage WHERE NOT rep "
-               "AND (SELECT go FROM go) EXCEPT ALL SELECT report_id FROM ins WHERE (SELECT go FROM go))) "
+               "AND kind <> 3 AND (SELECT go FROM go) "
+               "EXCEPT ALL SELECT report_id FROM ins WHERE (SELECT go FROM go))) "
                "SELECT n FROM n",
            archive_cols, archive_cols);
     archive_insert[0] = sb_done(&b);
@@ -197,6 +199,15 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "ON CONFLICT (report_id) DO NOTHING",
            archive_cols, archive_cols);
     archive_insert[1] = sb_done(&b);
+    memset(&b, 0, sizeof b);
+    /* The locks first (InitPlan), in one order, then the rows. */
+    sb_add(&b, "WITH lk AS (SELECT " RC_URGENT_LOCK("k.report_id") " FROM (SELECT report_id "
+               "FROM rollup_stage WHERE kind = 3 ORDER BY hashtext(report_id::text)) k) "
+               "INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
+               "WHERE kind = 3 AND (SELECT count(*) FROM lk) >= 0 "
+               "ON CONFLICT (report_id) DO NOTHING",
+           archive_cols, archive_cols);
+    urgent_archive = sb_done(&b);
 
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 3; c++)
@@ -216,7 +227,8 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
     changed_aggs = sb_done(&b);
 
-    bool built = stage_create && stage_copy && archive_insert[0] && archive_insert[1] && changed_aggs;
+    bool built = stage_create && stage_copy && archive_insert[0] && archive_insert[1] &&
+                 urgent_archive && changed_aggs;
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 3; c++)
             built = built && latest[r][c];
@@ -230,6 +242,7 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
 const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
 const char *rc_rollup_sql_archive_insert(bool repeats) { return archive_insert[repeats]; }
+const char *rc_rollup_sql_urgent_archive(void) { return urgent_archive; }
 const char *rc_rollup_sql_latest_upsert(bool repeats, rc_archive_check check)
 {
     return latest[repeats][check];

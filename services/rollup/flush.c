@@ -342,7 +342,7 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
          * with some report_ids archived before checks just those, when
          * they are few; a replay (none new, or many known) checks all. */
         char firsts[24], limit[24];
-        const size_t nfirst = s->rows - s->rep_rows;
+        const size_t nfirst = s->rows - s->rep_rows - s->nurgent;
         snprintf(firsts, sizeof firsts, "%zu", nfirst);
         snprintf(limit, sizeof limit, "%d", ROLLUP_KNOWN_MAX);
         const char *params[] = {firsts, limit};
@@ -409,12 +409,6 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             goto failed;
         t_parents = now_s() - t;
     }
-    for (size_t i = 0; i < s->nurgent; i++) {
-        int hops = urgent_record(s->pg, s->urgent[i], errbuf, errlen);
-        if (hops < 0)
-            goto failed;
-        rc_counter_add(ru->m.urgent_hops, hops);
-    }
     if (store_dead_letters(s->pg, s, &lo, &hi, errbuf, errlen) < 0)
         goto failed;
     if (store_offsets(s->pg, group, s, errbuf, errlen) < 0)
@@ -423,6 +417,20 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     if (refresh && (aggs = write_outbox(ru, s->pg, s, &lo, &hi, errbuf, errlen)) < 0)
         goto failed;
     t_outbox = now_s() - t;
+    /* Last, so the urgent path, which may be storing the same reports from
+     * reports.urgent, waits on their lock for no more than the commit. */
+    if (s->nurgent) {
+        long n = exec_count(s->pg, rc_rollup_sql_urgent_archive(), 0, NULL, errbuf, errlen);
+        if (n < 0)
+            goto failed;
+        archived += n;
+    }
+    for (size_t i = 0; i < s->nurgent; i++) {
+        int hops = urgent_record(s->pg, s->urgent[i], errbuf, errlen);
+        if (hops < 0)
+            goto failed;
+        rc_counter_add(ru->m.urgent_hops, hops);
+    }
     t = now_s();
     if (rc_pg_commit(s->pg, errbuf, errlen) < 0)
         goto failed;

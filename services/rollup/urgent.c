@@ -3,6 +3,7 @@
  * urgent hop is in PostgreSQL milliseconds after it arrives and never waits
  * behind a daily batch.  Every hop is recorded once per (report, level). */
 #include "rollup.h"
+#include "rc_rollup_sql.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,31 +36,36 @@ int urgent_prepare(rc_pg *pg, char *errbuf, size_t errlen)
      * (archive, report, hops and the consumed offset in one transaction,
      * one round trip). */
     if (rc_pg_prepare(pg, "rollup_urgent_one",
-                      "WITH a AS (INSERT INTO rollcall.report_archive (report_id, unit_code, level, "
+                      /* every insert reads lk: none runs before the lock */
+                      "WITH lk AS (SELECT " RC_URGENT_LOCK("$1") "), "
+                      "a AS (INSERT INTO rollcall.report_archive (report_id, unit_code, level, "
                       "period, kind, version, received_at, submitted_at, submitter, source_topic, "
                       "source_partition, source_offset, payload) "
-                      "VALUES ($1::uuid, $2, $3::smallint, $4::date, $5::smallint, $6::bigint, "
+                      "SELECT $1::uuid, $2, $3::smallint, $4::date, $5::smallint, $6::bigint, "
                       "CASE WHEN $7::bigint > 0 THEN " US_TO_TS(7) " END, "
                       "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END, "
-                      "NULLIF($9, ''), 'reports.urgent', $10::int, $11::bigint, $12::bytea) "
+                      "NULLIF($9, ''), 'reports.urgent', $10::int, $11::bigint, $12::bytea FROM lk "
                       "ON CONFLICT (report_id) DO NOTHING), "
                       "r AS (INSERT INTO rollcall.urgent_report (report_id, unit_code, period, "
                       "incident_type, severity, description, occurred_at, received_at) "
-                      "VALUES ($1::uuid, $2, $4::date, $13, $14::smallint, NULLIF($15, ''), "
+                      "SELECT $1::uuid, $2, $4::date, $13, $14::smallint, NULLIF($15, ''), "
                       "CASE WHEN $16::bigint > 0 THEN " US_TO_TS(16) " END, "
-                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END) "
+                      "CASE WHEN $8::bigint > 0 THEN " US_TO_TS(8) " END FROM lk "
                       "ON CONFLICT (report_id) DO NOTHING), "
                       "o AS (INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, "
-                      "partition, next_offset, updated_at) VALUES ($20, 'reports.urgent', $10::int, "
-                      "$11::bigint + 1, now()) ON CONFLICT (consumer_group, topic, partition) DO "
-                      "UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset), "
+                      "partition, next_offset, updated_at) SELECT $20, 'reports.urgent', $10::int, "
+                      "$11::bigint + 1, now() FROM lk ON CONFLICT (consumer_group, topic, partition) "
+                      "DO UPDATE SET next_offset = greatest(o.next_offset, excluded.next_offset), "
                       "updated_at = now()), "
                       "h AS (INSERT INTO rollcall.urgent_hop (report_id, level, unit_code, at) "
                       "SELECT $1::uuid, l, u, timestamptz 'epoch' + t * interval '1 microsecond' "
-                      "FROM unnest($17::smallint[], $18::text[], $19::bigint[]) AS x(l, u, t) "
+                      "FROM lk, unnest($17::smallint[], $18::text[], $19::bigint[]) AS x(l, u, t) "
                       "ON CONFLICT (report_id, level) DO NOTHING RETURNING 1) "
                       "SELECT count(*) FROM h",
                       20, errbuf, errlen) < 0)
+        return -1;
+    if (rc_pg_prepare(pg, "rollup_urgent_lock", "SELECT " RC_URGENT_LOCK("$1"), 1, errbuf,
+                      errlen) < 0)
         return -1;
     if (rc_pg_prepare(pg, "rollup_archive_one",
                       "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, "
@@ -266,8 +272,16 @@ static int handle(urgent_path *u, const rd_kafka_message_t *m, int64_t *lo, int6
     int formats[13] = {0};
     lengths[12] = (int)m->len;
     formats[12] = 1;
-    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_archive_one", 13, values, lengths, formats,
-                                        0, errbuf, errlen);
+    const char *lock[] = {r->report_id};
+    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_urgent_lock", 1, lock, NULL, NULL, 0,
+                                        errbuf, errlen);
+    if (!res) {
+        rc = -1;
+        goto done;
+    }
+    PQclear(res);
+    res = rc_pg_exec_prepared(u->pg, "rollup_archive_one", 13, values, lengths, formats, 0, errbuf,
+                              errlen);
     if (!res) {
         rc = -1;
         goto done;
