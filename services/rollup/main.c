@@ -280,14 +280,18 @@ failed:
     return -1;
 }
 
-/* Cheap fingerprint of rollcall.unit: row count and the table's write
- * counters.  Returns 0, or -1 with errbuf filled. */
+/* Cheap fingerprint of rollcall.unit: its file (a TRUNCATE or a rewrite
+ * gives a new one) and its write counters, which PostgreSQL reports once
+ * the writing transaction has ended (an aborted one only causes a needless
+ * reload).  Not count(*): on the national registry that read 665,276 rows,
+ * 120-170 ms, every registry_reload.  Returns 0, or -1 with errbuf filled. */
 static int registry_signature(rc_pg *pg, char *out, size_t len, char *errbuf, size_t errlen)
 {
     PGresult *res = rc_pg_exec(pg,
-                               "SELECT (SELECT count(*) FROM rollcall.unit) || '/' || "
-                               "coalesce((SELECT n_tup_ins + n_tup_upd + n_tup_del "
-                               "FROM pg_stat_user_tables WHERE relid = 'rollcall.unit'::regclass), 0)",
+                               "SELECT pg_relation_filenode(o) || '/' || "
+                               "(pg_stat_get_tuples_inserted(o) + pg_stat_get_tuples_updated(o) + "
+                               "pg_stat_get_tuples_deleted(o)) "
+                               "FROM (SELECT 'rollcall.unit'::regclass::oid AS o) u",
                                errbuf, errlen);
     if (!res)
         return -1;
