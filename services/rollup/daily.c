@@ -204,7 +204,9 @@ static void *flusher_main(void *arg)
         pl->flushing = true;
         pthread_mutex_unlock(&pl->mu);
 
+        atomic_store(&pl->flush_started_us, rc_now_us());
         flush_one(pl, &pl->slots[idx]);
+        atomic_store(&pl->flush_started_us, 0);
 
         pthread_mutex_lock(&pl->mu);
         pl->free_mask |= 1 << idx;
@@ -374,6 +376,7 @@ static void *consumer_main(void *arg)
         if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0)
             break;
         slot *s = &pl->slots[pl->cur_slot];
+        atomic_store(&pl->polled_us, rc_now_us());
         rd_kafka_message_t *msg = rc_consumer_poll(pl->consumer, items(s) ? 5 : 100);
         if (msg) {
             if (msg->err) {
@@ -427,6 +430,29 @@ static void *consumer_main(void *arg)
     }
     drain(pl);
     return NULL;
+}
+
+bool rollup_stalled(rollup *ru, char *msg, size_t len)
+{
+    const int64_t now = rc_now_us(), limit = ru->cfg.stall_after_ms * 1000LL;
+    if (limit <= 0)
+        return false;
+    for (int i = 0; i < atomic_load(&ru->nlanes); i++) {
+        const pipeline *pl = &ru->lanes[i];
+        int64_t started = atomic_load(&pl->flush_started_us);
+        int64_t polled = atomic_load(&pl->polled_us);
+        if (started && now - started >= limit) {
+            snprintf(msg, len, "lane %d: a batch has been running for %lld s", i,
+                     (long long)((now - started) / 1000000));
+            return true;
+        }
+        if (!started && polled && now - polled >= limit) {
+            snprintf(msg, len, "lane %d: the consumer has not polled Kafka for %lld s", i,
+                     (long long)((now - polled) / 1000000));
+            return true;
+        }
+    }
+    return false;
 }
 
 int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen)

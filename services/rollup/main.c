@@ -54,6 +54,9 @@ static const rc_cfg_item config_items[] = {
     {"registry_reload", RC_CFG_MS, &R.cfg.registry_reload_ms, "6s", 0, 3600000,
      "how often rollcall.unit is checked for changes and the registry reloaded (0: only at start)",
      0},
+    {"stall_after", RC_CFG_MS, &R.cfg.stall_after_ms, "300s", 0, 86400000,
+     "/healthz reports the service stalled once a batch has been running this long, or a "
+     "consumer has not polled Kafka this long while no batch runs (0: never)", 0},
     {"outbox_chunk", RC_CFG_INT, &R.cfg.outbox_chunk, "5000", 10, 100000,
      "outbox rows read per query when publishing", 0},
     {"log_level", RC_CFG_LOGLEVEL, &R.cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
@@ -435,8 +438,13 @@ static void *health_main(void *arg)
             kafka_ok = true;
         else
             rollup_set_health(ru, "kafka", err);
-        if (pg_ok && kafka_ok)
-            rollup_set_health(ru, NULL, NULL);
+        if (pg_ok && kafka_ok) {
+            char stall[200];
+            if (rollup_stalled(ru, stall, sizeof stall))
+                rollup_set_health(ru, "stalled", stall);
+            else
+                rollup_set_health(ru, NULL, NULL);
+        }
         /* each round takes about 2 s */
         unsigned every = (unsigned)ru->cfg.registry_reload_ms / 2000;
         if (every == 0)
@@ -551,6 +559,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < R.cfg.lanes; i++)
         if (pipeline_start(&lanes[i], &R, i, err, sizeof err) < 0)
             rc_die("daily pipeline: %s", err);
+    R.lanes = lanes;
+    atomic_store(&R.nlanes, R.cfg.lanes);
     if (R.cfg.urgent && urgent_start(&up, &R, err, sizeof err) < 0)
         rc_die("urgent path: %s", err);
     if (!R.cfg.urgent)

@@ -52,6 +52,7 @@ typedef struct rollup_cfg {
     bool urgent;                /* run the reports.urgent path */
     int max_past_days;          /* validation window for replays */
     int registry_reload_ms;
+    int stall_after_ms;         /* /healthz: stalled after this long (0: never) */
     int outbox_chunk;
     rc_log_level log_level;
 } rollup_cfg;
@@ -129,6 +130,8 @@ typedef struct rollup {
     atomic_bool stop;
     atomic_bool pg_ok, kafka_ok, failed;
     atomic_llong lag;
+    struct pipeline *lanes;     /* for the stall check; nlanes once started */
+    atomic_int nlanes;
     char health_msg[256];
     pthread_mutex_t health_mu;
 } rollup;
@@ -212,6 +215,8 @@ typedef struct slot {
 
 typedef struct pipeline {
     rollup *ru;
+    atomic_llong flush_started_us;  /* when the running batch began; 0: none */
+    atomic_llong polled_us;         /* the consumer's last pass through its loop */
     int lane;
     int cur_slot;               /* the filling slot (consumer thread), -1 none */
     pthread_mutex_t mu;
@@ -229,6 +234,11 @@ typedef struct pipeline {
     int64_t careful_until;      /* one message per batch until this time (poison isolation) */
     pthread_t consumer_thread, flusher_thread;
 } pipeline;
+
+/* True, with a description in msg, when a lane's batch has been running
+ * for stall_after or its consumer has not polled for that long while no
+ * batch runs (a consumer waiting for a free slot waits on a batch). */
+bool rollup_stalled(rollup *ru, char *msg, size_t len);
 
 /* Starts one lane: a consumer in the group and its flusher.  Several lanes
  * in one process behave exactly like several instances (disjoint

@@ -27,6 +27,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "rc_httpc.h"
 #include "rc_report.h"
 #include "rc_time.h"
 
@@ -270,7 +271,7 @@ static int start_rollup(void)
             dup2(fileno(log), 2);
         }
         execl(bin, bin, a_dsn, a_brokers, a_group, "--http_port=0", "--flush_interval=50ms",
-              "--max_past_days=36500", "--lanes=2", (char *)NULL);
+              "--max_past_days=36500", "--lanes=2", "--stall_after=3s", (char *)NULL);
         _exit(127);
     }
     return fx.pid > 0 ? 0 : -1;
@@ -484,6 +485,75 @@ static void test_reused_id_among_new_reports(void **state)
                                 "WHERE unit_code = '130102003' AND period = '%s'", p), 7);
     assert_int_equal(q_ll("SELECT reported_children FROM rollcall.aggregate "
                           "WHERE unit_code = '130102003' AND period = '%s'", p), 3);
+}
+
+/* The running rollup's HTTP port, from its log; 0 if not found. */
+static int rollup_port(void)
+{
+    FILE *f = fopen(fx.log, "r");
+    char line[1024];
+    int port = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "listening port=");
+        if (p)
+            port = atoi(p + strlen("listening port="));
+    }
+    if (f)
+        fclose(f);
+    return port;
+}
+
+/* Waits up to ms for /healthz to answer with (or without) status 200;
+ * returns the last status, its body in body. */
+static int wait_healthz(int port, bool ok, int ms, char *body, size_t len)
+{
+    char url[64], err[256];
+    int status = 0;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", port);
+    for (int waited = 0; waited <= ms; waited += 200) {
+        rc_httpc_request req = {.url = url, .timeout_ms = 2000};
+        rc_httpc_response resp = {0};
+        if (rc_httpc_do(&req, &resp, err, sizeof err) == 0) {
+            status = resp.status;
+            snprintf(body, len, "%s", resp.body);
+        }
+        free(resp.body);
+        if ((status == 200) == ok)
+            break;
+        usleep(200 * 1000);
+    }
+    return status;
+}
+
+/* A batch that cannot finish (here: latest_report locked by someone else)
+ * shows in /healthz once it has run for stall_after (3 s in these tests),
+ * and /healthz recovers when the batch gets through. */
+static void test_stalled_batch_in_healthz(void **state)
+{
+    char p[11], body[512] = "";
+    int32_t d;
+    (void)state;
+    NEED_STACK();
+    next_period(p, &d);
+    int port = rollup_port();
+    assert_true(port > 0);
+    assert_int_equal(wait_healthz(port, true, 10000, body, sizeof body), 200);
+
+    PGconn *locker = PQconnectdb(fx.dsn);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    PGresult *r = PQexec(locker, "BEGIN; LOCK TABLE rollcall.latest_report IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    send_village(&(rep){.unit = "130102003012", .period = p, .version = at(d, 8, 0), .value = 3});
+    int status = wait_healthz(port, false, 20000, body, sizeof body);
+    r = PQexec(locker, "ROLLBACK");
+    PQclear(r);
+    PQfinish(locker);
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "stalled"));
+    assert_int_equal(wait_healthz(port, true, 20000, body, sizeof body), 200);
+    assert_int_equal(wait_ll(3, "SELECT households_visited FROM rollcall.latest_report "
+                                "WHERE unit_code = '130102003012' AND period = '%s'", p), 3);
 }
 
 /* A ZERO report counts as reported and as zero; a missing village is
@@ -842,6 +912,7 @@ int main(void)
         cmocka_unit_test(test_latest_wins_out_of_order),
         cmocka_unit_test(test_redelivery_changes_nothing),
         cmocka_unit_test(test_reused_id_among_new_reports),
+        cmocka_unit_test(test_stalled_batch_in_healthz),
         cmocka_unit_test(test_zero_and_missing),
         cmocka_unit_test(test_late),
         cmocka_unit_test(test_unknown_unit_dead_lettered),
