@@ -205,24 +205,27 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
                       "  FROM rollcall.level_policy p WHERE p.level = s.level",
                       errbuf, errlen) < 0)
         return -1;
-    if ((rows = exec_count(pg, "SELECT count(*) FROM rollup_stage", 0, NULL, errbuf, errlen)) < 0)
+    /* rows: those the archive insert takes (all but URGENT, archived apart
+     * as the service does) */
+    if ((rows = exec_count(pg, "SELECT count(*) FROM rollup_stage WHERE kind <> 3", 0, NULL,
+                           errbuf, errlen)) < 0)
         return -1;
     /* rep, as the consumer marks it: a DAILY/ZERO row whose (unit, period)
      * came earlier in the stage. */
-    repeated = exec_count(pg,
-                          "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
-                          "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
-                          "AND t.unit_code = s.unit_code AND t.period = s.period "
-                          "AND t.ctid < s.ctid)",
-                          0, NULL, errbuf, errlen);
+    if ((repeated = exec_count(pg,
+                               "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
+                               "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
+                               "AND t.unit_code = s.unit_code AND t.period = s.period "
+                               "AND t.ctid < s.ctid)",
+                               0, NULL, errbuf, errlen)) < 0)
+        return -1;
     /* Every first revision archived before (a replay) or none: all rows
      * are checked or none; rollup_known is the service's economy for the
      * mixed case and a replay does without it (limit 0). */
     char firsts[24];
     snprintf(firsts, sizeof firsts, "%ld", rows - repeated);
     const char *params[] = {firsts, "0"};
-    if (repeated < 0 ||
-        (archived = exec_count(pg, rc_rollup_sql_archive_insert(false), 2, params, errbuf,
+    if ((archived = exec_count(pg, rc_rollup_sql_archive_insert(false), 2, params, errbuf,
                                errlen)) < 0 ||
         (more = exec_count(pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf, errlen)) < 0 ||
         exec_count(pg,
@@ -233,7 +236,8 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
          exec_count(pg,
                     rc_rollup_sql_latest_upsert(true, archived + more < rows ? RC_CHECK_ALL
                                                                               : RC_CHECK_NONE),
-                    0, NULL, errbuf, errlen) < 0))
+                    0, NULL, errbuf, errlen) < 0) ||
+        exec_count(pg, rc_rollup_sql_urgent_archive(), 0, NULL, errbuf, errlen) < 0)
         return -1;
     if (refresh_level(pg, 2, errbuf, errlen) < 0 || refresh_level(pg, 3, errbuf, errlen) < 0 ||
         refresh_level(pg, 5, errbuf, errlen) < 0)

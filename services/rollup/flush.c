@@ -372,8 +372,9 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             if (s->repeated_keys) {
                 long more = exec_count(
                     s->pg,
-                    rc_rollup_sql_latest_upsert(true, (size_t)archived < s->rows ? RC_CHECK_ALL
-                                                                                 : RC_CHECK_NONE),
+                    rc_rollup_sql_latest_upsert(true, (size_t)archived < s->rows - s->nurgent
+                                                          ? RC_CHECK_ALL
+                                                          : RC_CHECK_NONE),
                     0, NULL, errbuf, errlen);
                 if (more < 0)
                     goto failed;

@@ -27,9 +27,10 @@
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
-/* Most report_ids of a batch's first revisions archived before that are
- * checked one by one against a hashed list (RC_CHECK_KNOWN); beyond, the
- * batch is a replay and every row is checked. */
+/* When no more than this many of a batch's first revisions carry a
+ * report_id archived before, only those are checked (their ids in a hashed
+ * list, RC_CHECK_KNOWN); with more, the batch is taken for a replay and
+ * every row is checked. */
 #define ROLLUP_KNOWN_MAX 100000
 #define ROLLUP_STAGE_FIELDS 49
 
