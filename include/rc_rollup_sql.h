@@ -57,6 +57,12 @@ typedef enum rc_archive_check {
     RC_CHECK_ALL,               /* every row */
 } rc_archive_check;
 
+/* The check a set of rows needs after its archive insert: rows staged, how
+ * many the insert archived, and the limit ($2) it was given — the same rule
+ * as the insert's own for filling rollup_known, so RC_CHECK_KNOWN comes
+ * only when it did (a limit of 0 never gives it). */
+rc_archive_check rc_rollup_sql_check_for(long rows, long archived, long known_max);
+
 /* The latest-wins upsert of the staged DAILY/ZERO rows: with repeats false,
  * the rows whose (unit, period) came first in the stage (rep = false); with
  * repeats true, the later ones (the newest per key wins, with the earliest

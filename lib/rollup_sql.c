@@ -243,6 +243,13 @@ const char *rc_rollup_sql_stage_create(void) { return stage_create; }
 const char *rc_rollup_sql_stage_copy(void) { return stage_copy; }
 const char *rc_rollup_sql_archive_insert(bool repeats) { return archive_insert[repeats]; }
 const char *rc_rollup_sql_urgent_archive(void) { return urgent_archive; }
+rc_archive_check rc_rollup_sql_check_for(long rows, long archived, long known_max)
+{
+    if (archived >= rows)
+        return RC_CHECK_NONE;
+    return archived > 0 && rows - archived <= known_max ? RC_CHECK_KNOWN : RC_CHECK_ALL;
+}
+
 const char *rc_rollup_sql_latest_upsert(bool repeats, rc_archive_check check)
 {
     return latest[repeats][check];

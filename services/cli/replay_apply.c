@@ -229,13 +229,13 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
                                errlen)) < 0 ||
         (more = exec_count(pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf, errlen)) < 0 ||
         exec_count(pg,
-                   rc_rollup_sql_latest_upsert(false, archived < rows - repeated ? RC_CHECK_ALL
-                                                                                 : RC_CHECK_NONE),
+                   rc_rollup_sql_latest_upsert(false,
+                                               rc_rollup_sql_check_for(rows - repeated, archived, 0)),
                    0, NULL, errbuf, errlen) < 0 ||
         (repeated > 0 &&
          exec_count(pg,
-                    rc_rollup_sql_latest_upsert(true, archived + more < rows ? RC_CHECK_ALL
-                                                                              : RC_CHECK_NONE),
+                    rc_rollup_sql_latest_upsert(true,
+                                                rc_rollup_sql_check_for(rows, archived + more, 0)),
                     0, NULL, errbuf, errlen) < 0) ||
         exec_count(pg, rc_rollup_sql_urgent_archive(), 0, NULL, errbuf, errlen) < 0)
         return -1;

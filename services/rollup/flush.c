@@ -350,11 +350,8 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
                               errlen);
         if (archived < 0)
             goto failed;
-        const size_t known = nfirst - (size_t)archived;
         const rc_archive_check check_firsts =
-            !known                                             ? RC_CHECK_NONE
-            : archived > 0 && known <= ROLLUP_KNOWN_MAX ? RC_CHECK_KNOWN
-                                                        : RC_CHECK_ALL;
+            rc_rollup_sql_check_for((long)nfirst, archived, ROLLUP_KNOWN_MAX);
         if (s->rep_rows) {
             long more = exec_count(s->pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf,
                                    errlen);
@@ -370,12 +367,10 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
             if (latest < 0)
                 goto failed;
             if (s->repeated_keys) {
-                long more = exec_count(
-                    s->pg,
-                    rc_rollup_sql_latest_upsert(true, (size_t)archived < s->rows - s->nurgent
-                                                          ? RC_CHECK_ALL
-                                                          : RC_CHECK_NONE),
-                    0, NULL, errbuf, errlen);
+                rc_archive_check check =
+                    rc_rollup_sql_check_for((long)(s->rows - s->nurgent), archived, 0);
+                long more = exec_count(s->pg, rc_rollup_sql_latest_upsert(true, check), 0, NULL,
+                                       errbuf, errlen);
                 if (more < 0)
                     goto failed;
                 latest += more;
