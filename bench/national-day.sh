@@ -19,6 +19,9 @@
 # report each unless --batch); --direct produces straight into
 # reports.village (loadgen plays the intake), which separates the intake's
 # cost from the pipeline's.  Without a mode flag both run, HTTP first.
+# HTTP uses 256 keep-alive connections by default: each waits for its answer
+# (the report durable in Kafka) before sending the next, so the connection
+# count caps the rate; a nation's 620,573 villages are far more clients.
 #
 # "Complete" (loadgen --wait): every province row of rollcall.aggregate for
 # the day carries exactly the version (derived from every accepted village
@@ -40,7 +43,7 @@ OUT=var/bench
 RUN=var/run
 SEED=1
 BATCH=1
-CONNECTIONS=64
+CONNECTIONS=256
 FORMAT=protobuf
 MODES=()
 while [ $# -gt 0 ]; do

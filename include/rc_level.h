@@ -56,6 +56,7 @@ typedef struct {
     bool past_deadline;    /* the clock is at or past the level's deadline for the period */
     bool signoff_required; /* the level's policy wants a manual sign-off */
     bool signed_current;   /* an official signed exactly the newest version */
+    bool filed_recently;   /* the last filing is younger than the level's revise_every */
 } rc_filing_state;
 
 typedef enum {
@@ -72,6 +73,9 @@ typedef enum {
 } rc_file_reason;
 
 /* Decides.  The caller only asks when the newest version is not yet filed.
+ * A revision waits (RC_FILE_NONE) while the last filing is recent: one
+ * filing per revise_every carries every change made meanwhile, and the
+ * desk's sweep files it once the interval is over.  A signature never waits.
  * For RC_FILE_NOW and RC_FILE_WAIT, *reason says why the unit is ready and
  * *revised whether the filing is a re-filing after the deadline (PIPELINE:
  * revised=true when filed again after its deadline). */

@@ -99,6 +99,8 @@ rc_file_action rc_level_decide(const rc_filing_state *s, rc_file_reason *reason,
         *reason = RC_REASON_SIGNOFF;
         return RC_FILE_NOW;
     }
+    if (s->filed && s->filed_recently)
+        return RC_FILE_NONE;
     if (s->filed)
         *reason = RC_REASON_REVISION;
     else if (s->complete)

@@ -29,6 +29,8 @@
 #define SWEEP_LIMIT 2000
 #define PUBLISH_LIMIT 2000
 #define RECOVER_EVERY_US (10LL * 1000000)  /* unpublished rows re-sent, gauges refreshed */
+/* rollcall.filing.filed_at in microseconds since the epoch, 0 when never filed */
+#define FILED_AT_US "coalesce((extract(epoch FROM filed_at) * 1000000)::bigint, 0)"
 
 typedef struct delivery {
     bool sent, done, ok;
@@ -54,6 +56,7 @@ typedef struct row {
     bool filed;
     bool ready;
     bool signed_current;
+    int64_t filed_at;           /* the last filing, microseconds since the epoch (0: never) */
     char signoff_by[128];
     /* decision */
     rc_file_action action;
@@ -538,6 +541,7 @@ static void decide(desk *d, row *r, int64_t now)
     s.past_deadline = r->past_deadline;
     s.signoff_required = d->signoff_required;
     s.signed_current = r->signed_current;
+    s.filed_recently = r->filed && now - r->filed_at < (int64_t)d->cfg->revise_every_ms * 1000;
     r->action = rc_level_decide(&s, &r->reason, &r->revised);
 }
 
@@ -893,10 +897,10 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
         "    OR (f.live_version = EXCLUDED.live_version AND f.live_report_id < EXCLUDED.live_report_id)"
         " RETURNING unit_code, period, filed_version IS NOT NULL AS filed,"
         "   coalesce(signoff_version = live_version, false) AS signed, coalesce(signoff_by, '') AS by,"
-        "   ready_at IS NOT NULL AS ready)"
-        " SELECT 'row', unit_code, period::text, filed, signed, by, ready FROM up"
+        "   ready_at IS NOT NULL AS ready, " FILED_AT_US " AS filed_at)"
+        " SELECT 'row', unit_code, period::text, filed, signed, by, ready, filed_at FROM up"
         " UNION ALL"
-        " SELECT 'conflict', t.u, t.p::text, NULL, NULL, NULL, NULL FROM t"
+        " SELECT 'conflict', t.u, t.p::text, NULL, NULL, NULL, NULL, NULL FROM t"
         "   JOIN rollcall.filing f ON f.unit_code = t.u AND f.period = t.p"
         "  WHERE f.live_version = t.v AND f.live_report_id = t.id AND f.live_payload <> t.pay",
         12, prm, err, errlen);
@@ -920,6 +924,7 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
         r->signed_current = PQgetvalue(res, i, 4)[0] == 't';
         snprintf(r->signoff_by, sizeof r->signoff_by, "%s", PQgetvalue(res, i, 5));
         r->ready = PQgetvalue(res, i, 6)[0] == 't';
+        r->filed_at = strtoll(PQgetvalue(res, i, 7), NULL, 10);
     }
     rc = 0;
 done:
@@ -1046,13 +1051,13 @@ static bool any_assigned(const desk *d, sqlarr *parts)
     " OR signoff_version IS NOT NULL)"
 
 /* Files what became due without a new aggregate: deadlines, signatures,
- * retries.  Returns the number of rows looked at, -1 on error. */
+ * retries, and changes held back by revise_every.  Returns the number of rows looked at, -1 on error. */
 static int sweep(desk *d)
 {
     sqlarr parts;
     PGresult *res = NULL;
     row *rows = NULL;
-    char err[512], level[4], cutoff[11], limit[12];
+    char err[512], level[4], cutoff[11], limit[12], revisable[40];
     int64_t now = rc_clock_now(d->ctx->clock);
     size_t n = 0;
     int rc = -1;
@@ -1065,31 +1070,34 @@ static int sweep(desk *d)
     snprintf(level, sizeof level, "%d", d->ctx->level);
     rc_period_format(rc_level_last_closed_period(now, d->deadline_min), cutoff);
     snprintf(limit, sizeof limit, "%d", SWEEP_LIMIT);
-    const char *p[5] = {level, sqlarr_get(&parts), cutoff, d->signoff_required ? "true" : "false", limit};
+    fmt_time(now - (int64_t)d->cfg->revise_every_ms * 1000, revisable);
+    const char *p[6] = {level, sqlarr_get(&parts), cutoff, d->signoff_required ? "true" : "false", limit,
+                        revisable};
     /* Two narrow questions (migration 005): days past their deadline, and
      * for later days only the rows that can be due early — the units still
      * waiting for their children are not read at every tick. */
 #define SWEEP_COLUMNS                                                                       \
     "SELECT unit_code, period, live_version, live_report_id::text, live_payload,"          \
     "       filed_version IS NOT NULL, coalesce(signoff_version = live_version, false),"  \
-    "       coalesce(signoff_by, ''), ready_at IS NOT NULL, source_partition"               \
+    "       coalesce(signoff_by, ''), ready_at IS NOT NULL, source_partition, " FILED_AT_US     \
     "  FROM rollcall.filing"                                                                 \
     " WHERE level = $1::smallint AND source_partition = ANY($2::int[])"                     \
     "   AND filed_version IS DISTINCT FROM live_version"                                     \
+    "   AND (filed_at IS NULL OR filed_at <= $6::timestamptz OR signoff_version = live_version)" \
     "   AND (signoff_version = live_version"                                                 \
     "        OR (ready_at IS NULL AND (live_complete OR period <= $3::date OR filed_version IS NOT NULL))" \
     "        OR (NOT $4::boolean AND (ready_at IS NOT NULL OR filed_version IS NOT NULL)))"
     res = rc_pg_exec_params(d->pg,
         "SELECT unit_code, period::text, live_version, live_report_id, live_payload, filed,"
-        "       signed_current, signoff_by, ready, source_partition FROM ("
+        "       signed_current, signoff_by, ready, source_partition, filed_at FROM ("
         "  (" SWEEP_COLUMNS " AND period <= $3::date ORDER BY period, unit_code LIMIT $5::int)"
         "  UNION ALL"
         "  (" SWEEP_COLUMNS " AND period > $3::date AND " DUE_EARLY
         "   ORDER BY period, unit_code LIMIT $5::int)"
         ") AS s (unit_code, period, live_version, live_report_id, live_payload, filed,"
-        "        signed_current, signoff_by, ready, source_partition)"
+        "        signed_current, signoff_by, ready, source_partition, filed_at)"
         " ORDER BY period, unit_code LIMIT $5::int",
-        5, p, err, sizeof err);
+        6, p, err, sizeof err);
 #undef SWEEP_COLUMNS
     if (!res)
         goto failed;
@@ -1115,6 +1123,7 @@ static int sweep(desk *d)
         snprintf(r->signoff_by, sizeof r->signoff_by, "%s", PQgetvalue(res, i, 7));
         r->ready = PQgetvalue(res, i, 8)[0] == 't';
         r->partition = atoi(PQgetvalue(res, i, 9));
+        r->filed_at = strtoll(PQgetvalue(res, i, 10), NULL, 10);
         if (!r->payload_owned || rc_period_parse(r->period, &r->day) < 0) {
             row_clear(r);
             continue;

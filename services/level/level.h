@@ -34,6 +34,7 @@ typedef struct level_cfg {
     int batch_ms;           /* longest wait to fill a batch */
     int flush_timeout_ms;   /* longest wait for filed reports to be acknowledged */
     int reload_ms;          /* policy and rules re-read at least this often */
+    int revise_every_ms;    /* shortest time between two filings of one unit-period */
     bool daily;             /* run the desk */
     bool urgent;            /* run the urgent relay */
     int urgent_nice;

@@ -45,6 +45,9 @@ static const rc_cfg_item items[] = {
      "longest wait for filed reports to be acknowledged", 0},
     {"reload", RC_CFG_MS, &cfg.reload_ms, "30s", 1000, 3600000,
      "policy and escalation rules re-read at least this often (and on NOTIFY)", 0},
+    {"revise_every", RC_CFG_MS, &cfg.revise_every_ms, "30s", 0, 3600000,
+     "shortest time between two filings of one unit's report: changes after a filing wait "
+     "and go out together in the next (0: file every change at once)", 0},
     {"daily", RC_CFG_BOOL, &cfg.daily, "yes", 0, 0, "run the daily desk", 0},
     {"urgent", RC_CFG_BOOL, &cfg.urgent, "yes", 0, 0, "run the urgent relay", 0},
     {"urgent_nice", RC_CFG_INT, &cfg.urgent_nice, "-10", -20, 19,

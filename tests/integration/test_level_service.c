@@ -450,7 +450,7 @@ static void test_files_early_when_complete(void **state)
 static void test_deadline_and_revision(void **state)
 {
     char period[11];
-    int64_t v1, v2;
+    int64_t v1, v2, v3;
     (void)state;
     NEED_STACK();
 
@@ -493,6 +493,24 @@ static void test_deadline_and_revision(void **state)
                               " AND version = %lld", (long long)v2), "{}");
     assert_string_equal(value("SELECT filings || ' ' || filed_revised FROM rollcall.filing"
                               " WHERE unit_code = '130102002' AND period = '%s'", period), "2 true");
+
+    /* Two more changes within revise_every (30 s) of that filing wait, and
+     * the next filing carries the newer one. */
+    set_clock(1, "11:40:10");
+    late.ind[IND("persons_screened")] = 140;
+    produce_agg(&late);
+    late.ind[IND("persons_screened")] = 150;
+    v3 = produce_agg(&late);
+    wait_value(10000, "t",
+               "SELECT live_version = %lld FROM rollcall.filing WHERE unit_code = '130102002'"
+               " AND period = '%s'", (long long)v3, period);
+    usleep(1500000);   /* 15 ticks of the desk */
+    assert_string_equal(value("SELECT count(*) FROM rollcall.filing_log WHERE unit_code = '130102002'"), "2");
+    set_clock(1, "11:40:30");
+    wait_value(10000, "revision",
+               "SELECT reason FROM rollcall.filing_log WHERE unit_code = '130102002' AND version = %lld",
+               (long long)v3);
+    assert_string_equal(value("SELECT count(*) FROM rollcall.filing_log WHERE unit_code = '130102002'"), "3");
     /* still one escalation per (unit, period, rule) */
     assert_string_equal(value("SELECT count(*) FROM rollcall.escalation WHERE unit_code = '130102002'"), "1");
 }

@@ -121,7 +121,7 @@ static void test_deadlines(void **state)
 static rc_file_action decide(bool filed, bool ready, bool complete, bool past, bool signoff, bool signed_,
                              rc_file_reason *reason, bool *revised)
 {
-    rc_filing_state s = {filed, ready, complete, past, signoff, signed_};
+    rc_filing_state s = {filed, ready, complete, past, signoff, signed_, false};
     return rc_level_decide(&s, reason, revised);
 }
 
@@ -160,6 +160,31 @@ static void test_decide(void **state)
     assert_int_equal(decide(true, true, true, true, true, true, &reason, &revised), RC_FILE_NOW);
     assert_true(revised);
     assert_string_equal(rc_level_reason_name(RC_REASON_DEADLINE), "deadline");
+}
+
+/* A revision waits while the last filing is recent; a first filing and a
+ * signature do not. */
+static void test_decide_revise_every(void **state)
+{
+    rc_file_reason reason;
+    bool revised;
+    rc_filing_state s = {.filed = true, .ready = true, .past_deadline = true, .filed_recently = true};
+    (void)state;
+
+    assert_int_equal(rc_level_decide(&s, &reason, &revised), RC_FILE_NONE);
+    s.filed_recently = false;
+    assert_int_equal(rc_level_decide(&s, &reason, &revised), RC_FILE_NOW);
+    assert_int_equal(reason, RC_REASON_REVISION);
+    assert_true(revised);
+    /* never filed: "recently" cannot hold it back */
+    s = (rc_filing_state){.complete = true, .filed_recently = true};
+    assert_int_equal(rc_level_decide(&s, &reason, &revised), RC_FILE_NOW);
+    assert_int_equal(reason, RC_REASON_COMPLETE);
+    /* an official's signature files at once */
+    s = (rc_filing_state){.filed = true, .ready = true, .signoff_required = true,
+                          .signed_current = true, .filed_recently = true};
+    assert_int_equal(rc_level_decide(&s, &reason, &revised), RC_FILE_NOW);
+    assert_int_equal(reason, RC_REASON_SIGNOFF);
 }
 
 static void test_complete_and_zero(void **state)
@@ -546,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_decide),
+        cmocka_unit_test(test_decide_revise_every),
         cmocka_unit_test(test_complete_and_zero),
         cmocka_unit_test(test_filed_report),
         cmocka_unit_test(test_urgent_forward),
