@@ -1051,7 +1051,8 @@ static bool any_assigned(const desk *d, sqlarr *parts)
     " OR signoff_version IS NOT NULL)"
 
 /* Files what became due without a new aggregate: deadlines, signatures,
- * retries, and changes held back by revise_every.  Returns the number of rows looked at, -1 on error. */
+ * retries, and changes held back by revise_every.  Returns the number of
+ * rows looked at, -1 on error. */
 static int sweep(desk *d)
 {
     sqlarr parts;
