@@ -878,7 +878,9 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
      * promises that any change raises an aggregate's version, and a desk
      * cannot file the change under the same id (the rollup would take it
      * for the report it already has).  Rows: ('row', ...) per unit taken,
-     * ('conflict', unit, period) per such aggregate. */
+     * ('conflict', unit, period) per such aggregate.  The check probes the
+     * key of each row (LATERAL, OFFSET 0): as a join the planner hashed the
+     * whole filing table, every day's, at every batch. */
     res = rc_pg_exec_params(d->pg,
         "WITH t AS (SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::uuid[], $5::bytea[],"
         "                               $6::int[], $7::int[], $8::int[], $9::boolean[], $10::int[])"
@@ -901,8 +903,9 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
         " SELECT 'row', unit_code, period::text, filed, signed, by, ready, filed_at FROM up"
         " UNION ALL"
         " SELECT 'conflict', t.u, t.p::text, NULL, NULL, NULL, NULL, NULL FROM t"
-        "   JOIN rollcall.filing f ON f.unit_code = t.u AND f.period = t.p"
-        "  WHERE f.live_version = t.v AND f.live_report_id = t.id AND f.live_payload <> t.pay",
+        "   CROSS JOIN LATERAL (SELECT 1 FROM rollcall.filing f"
+        "                        WHERE f.unit_code = t.u AND f.period = t.p AND f.live_version = t.v"
+        "                          AND f.live_report_id = t.id AND f.live_payload <> t.pay OFFSET 0) f",
         12, prm, err, errlen);
     if (!res)
         goto done;
