@@ -250,6 +250,7 @@ void rc_service_stop(rc_service *svc)
 void rc_service_limit_arenas(void)
 {
     mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
 rc_service *rc_service_new(const char *name, const char *listen_addr, int port,

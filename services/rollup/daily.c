@@ -458,13 +458,16 @@ bool rollup_stalled(rollup *ru, char *msg, size_t len)
 int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errlen)
 {
     static const char *const props[] = {
-        /* The prefetch must hold more than the flusher takes in a second:
-         * once the queue reaches this size librdkafka 2.0 stops fetching
-         * and looks again only when its broker thread next wakes, up to a
-         * second later.  With 4 MB (~35k reports) a replay ran at ~35k
-         * reports/s with the flusher idle 40 % of the time; 32 MB costs
-         * ~25 MB of RSS and lets a national replay through in 12 s. */
-        "queued.max.messages.kbytes=32768",
+        /* Once the queue holds this much librdkafka 2.0 stops fetching and
+         * looks again only when its broker thread next wakes, up to a
+         * second later, so the prefetch caps how fast a backlog is staged:
+         * 4 MB (~35k reports) a second.  On a national day the flusher
+         * takes ~20k a second and staging keeps ahead of it; each MB of
+         * prefetch costs RSS (rollup peak on a national day, 32 MB:
+         * 113-117 MB; 8 MB: 71.5 MB; 4 MB: 51 MB).  A replay of stored days, where
+         * the flush is cheaper, goes faster with a larger prefetch
+         * (--kafka.queued.max.messages.kbytes). */
+        "queued.max.messages.kbytes=4096",
         /* a backlog batch may keep the consumer from polling for minutes on a
          * slow machine; that is not a dead consumer */
         "max.poll.interval.ms=3600000",
