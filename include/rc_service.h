@@ -48,8 +48,8 @@ typedef struct rc_service rc_service;
  * freed (up to 32 MiB), after which a batch's big buffers (key sets, fetch
  * and COPY buffers, results) come from the arenas and stay there: on a
  * national day the rollup then held 72 MB with 13 MB in use.  A fixed
- * threshold gives them back when freed (rollup 73-80 -> 71.5 MB, township
- * desk 60-72 -> 55.5 MB). */
+ * threshold gives them back when freed (national day, peak RSS: rollup
+ * 73-80 -> 71.5 MB with an 8 MB prefetch, township desk 60-72 -> 55.5 MB). */
 void rc_service_limit_arenas(void);
 
 /* Creates the loop and the HTTP server bound to listen_addr:port (NULL =
