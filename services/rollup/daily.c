@@ -460,14 +460,10 @@ int pipeline_start(pipeline *pl, rollup *ru, int lane, char *errbuf, size_t errl
     static const char *const props[] = {
         /* Once the queue holds this much librdkafka 2.0 stops fetching and
          * looks again only when its broker thread next wakes, up to a
-         * second later, so the prefetch caps how fast a backlog is staged:
-         * 4 MB (~35k reports) a second.  On a national day the flusher
-         * takes ~20k a second and staging keeps ahead of it.  Each MB of
-         * prefetch costs RSS (rollup peak on a national day, 32 MB:
-         * 113-117 MB; 8 MB: 69-71.5 MB; 4 MB: 51-55 MB).  A replay of
-         * stored days, where the flush is cheaper, goes faster with more
-         * (national replay, 4 MB: 16.7-20.6 s; 32 MB: 15.2 s): see
-         * --kafka.queued.max.messages.kbytes in README.md. */
+         * second later, so the prefetch caps how fast a backlog is staged
+         * (4 MB: ~35k reports a second, ahead of a national day's flush).
+         * Each MB of it costs several MB of RSS; the measured trade against
+         * a replay's speed is in README.md. */
         "queued.max.messages.kbytes=4096",
         /* a backlog batch may keep the consumer from polling for minutes on a
          * slow machine; that is not a dead consumer */
