@@ -308,9 +308,12 @@ static int group_setup(void **state)
     else
         snprintf(fx.log, sizeof fx.log, "/tmp/test_rollup_%d.log", (int)getpid());
     unlink(fx.log);
-    /* Periods of their own: years back, different on every run. */
+    /* Periods of their own: years back, different on every run, and after
+     * 1970 — a period before it gives the reports a version below 0, which
+     * the rollup rightly dead-letters (20,000 days back reached 1966 about
+     * one run in sixteen). */
     srand((unsigned)(getpid() ^ time(NULL)));
-    fx.base_day = rc_period_of(rc_now_us()) - 2000 - (rand() % 20000);
+    fx.base_day = rc_period_of(rc_now_us()) - 2000 - (rand() % 15000);
 
     snprintf(sql, sizeof sql, "CREATE DATABASE %s", fx.dbname);
     if (pg_exec_on(dsn, sql) < 0)
