@@ -10,7 +10,10 @@
 #     (villages -> townships -> counties -> provinces, each level from the one
 #     below, as the pipeline sums them), with psql;
 #   - the ratio to the floor, and the peak RSS (VmHWM) of every service;
-# then runs `rollcall verify` on the day's ledger.
+# then runs `rollcall verify` on the day's ledger, and last, with the
+# services stopped, the writes floor: the day's stored village revisions
+# inserted plainly into empty copies of the archive and latest-report tables
+# (bench/lib/writes-floor.sh), the least any pipeline that keeps them pays.
 #
 #   bench/national-day.sh [--http | --direct] [--batch N] [--connections N]
 #                         [--format json|protobuf] [--seed N]
@@ -114,8 +117,10 @@ SQL
 }
 
 # ---- the PostgreSQL floor ----
-# The same rows the day sends, one per village, 32 indicator columns.
-floor=$(BUILD=$BUILD bench/floor.sh "$ROLLCALL_PG_DSN" "$SEED" "$OUT")
+# The same rows the day sends, one per village, 32 indicator columns; on a
+# quiet machine (desks just started would still be loading their units).
+stop_services
+floor=$(BUILD=$BUILD bench/lib/floor.sh "$ROLLCALL_PG_DSN" "$SEED" "$OUT")
 read -r copy_s rollup_s floor_s floor_rows <<<"$floor"
 say "floor: \\copy $floor_rows rows ${copy_s} s + three GROUP BY rollups ${rollup_s} s = ${floor_s} s"
 
@@ -185,10 +190,14 @@ for mode in "${MODES[@]}"; do
     verify_s=$(secs "$t0" "$(now)")
     echo "$verify_out" | tail -n 25 >&2
 
+    # The least the day's own writes cost, on an idle machine.
+    stop_services
+    read -r wf_archive_s wf_latest_s wf_s _ <<<"$(bench/lib/writes-floor.sh "$ROLLCALL_PG_DSN" "$PERIOD")"
+
     if [ -n "$complete_s" ] && awk -v c="$complete_s" 'BEGIN { exit !(c > 0) }'; then
         rate=$(awk -v n="$accepted" -v c="$complete_s" 'BEGIN { printf "%.0f", n / c }')
         ratio=$(awk -v c="$complete_s" -v f="$floor_s" 'BEGIN { printf "%.2f", c / f }')
-        line="$mode: complete in ${complete_s} s (loadgen sent for ${send_s} s), ${accepted} reports, ${rate} reports/s; floor ${floor_s} s (copy ${copy_s} + rollups ${rollup_s}); ratio ${ratio}x; peak RSS${rss}; ${verdict} (${verify_s} s)"
+        line="$mode: complete in ${complete_s} s (loadgen sent for ${send_s} s), ${accepted} reports, ${rate} reports/s; floor ${floor_s} s (copy ${copy_s} + rollups ${rollup_s}); ratio ${ratio}x; writes floor ${wf_s} s (archive ${wf_archive_s} + latest ${wf_latest_s}); peak RSS${rss}; ${verdict} (${verify_s} s)"
     else
         line="$mode: NOT complete (loadgen: $summary); peak RSS${rss}; ${verdict}"
         status=1
@@ -197,6 +206,8 @@ for mode in "${MODES[@]}"; do
     say "$line"
 done
 
+# The stack as it was found: up.
+BUILD=$BUILD deploy/stack.sh up >&2
 echo "national day ($floor_rows villages), $(nproc) cores:"
 for r in "${results[@]}"; do echo "  $r"; done
 exit $status

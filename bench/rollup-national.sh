@@ -7,7 +7,9 @@
 # machine at the same moment (\copy of the same rows + three GROUP BY
 # rollups, as bench/national-day.sh measures it), the ratio, the rollup's
 # peak RSS and where its time went (per step, summed over its batches);
-# then `rollcall verify` checks every row of the day.
+# then `rollcall verify` checks every row of the day, and the writes floor
+# (bench/lib/writes-floor.sh) shows what inserting the day's revisions
+# alone costs.
 #
 # Runs against the embedded stack (ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS;
 # var/stack.env is read if present) but in a database of its own
@@ -67,7 +69,7 @@ fi
 "${PSQL[@]}" -c "VACUUM ANALYZE" >/dev/null 2>&1 || true
 
 # ---- the floor, measured now, on this machine ----
-floor=$(BUILD=$BUILD bench/floor.sh "$dsn" "$SEED" "$OUT")
+floor=$(BUILD=$BUILD bench/lib/floor.sh "$dsn" "$SEED" "$OUT")
 read -r copy_s groupby_s floor_s _ <<<"$floor"
 say "floor: \\copy ${copy_s} s + three GROUP BY ${groupby_s} s = ${floor_s} s"
 "${PSQL[@]}" -c "VACUUM ANALYZE rollcall.unit" >/dev/null 2>&1 || true
@@ -138,11 +140,14 @@ breakdown=$(grep "batch committed" "$log" | awk '{
     for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] ~ /^[0-9.]+$/ && kv[1] ~ /^(seconds|t_[a-z]+|rows)$/) s[kv[1]] += kv[2] }
     n++ } END { printf "%d batches, %d reports; summed seconds: flush %.1f = archive %.1f + latest %.1f + townships %.1f + counties/provinces %.1f + outbox %.1f + commit %.1f (+ other); staging while consuming %.1f",
     n, s["rows"], s["seconds"], s["t_archive"], s["t_latest"], s["t_townships"], s["t_parents"], s["t_outbox"], s["t_commit"], s["t_fill"] }')
+# The least the day's own writes cost, the rollup stopped (bench/lib/writes-floor.sh).
+read -r wf_archive_s wf_latest_s wf_s _ <<<"$(bench/lib/writes-floor.sh "$dsn" "$period")"
 rate=$(awk -v n="$accepted" -v s="$complete_s" 'BEGIN { printf "%.0f", n / s }')
 ratio=$(awk -v c="$complete_s" -v f="$floor_s" 'BEGIN { printf "%.2f", c / f }')
 echo "rollup, national day ($accepted reports, $(nproc) cores, lanes=$lanes, load $(cut -d' ' -f1-3 /proc/loadavg)):"
 echo "  complete in ${complete_s} s from the first report produced (loadgen sent for ${send_s} s): ${rate} reports/s"
 echo "  floor ${floor_s} s (\\copy ${copy_s} s + three GROUP BY ${groupby_s} s); ratio ${ratio}x (target <= 2x)"
+echo "  writes floor ${wf_s} s (plain INSERT of the day's revisions into empty copies: archive ${wf_archive_s} s + latest ${wf_latest_s} s)"
 echo "  peak RSS $((rss / 1024)) MB"
 read -r un up50 up99 umax <<<"$urgent"
 echo "  urgent fast path during the load: $un probes, latency p50 ${up50} ms, p99 ${up99} ms, max ${umax} ms (target p99 <= 100 ms)"

@@ -6,9 +6,9 @@
 # provinces, each level from the one below, as the pipeline sums them).
 # Prints one line: copy seconds, GROUP BY seconds, total seconds, rows.
 #
-#   bench/floor.sh CONNINFO SEED OUTDIR
+#   bench/lib/floor.sh CONNINFO SEED OUTDIR
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 dsn=$1 seed=$2 out=$3
 RC=${BUILD:-build}/rollcall
 PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1 "$dsn")
