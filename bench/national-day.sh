@@ -192,7 +192,8 @@ for mode in "${MODES[@]}"; do
 
     # The least the day's own writes cost, on an idle machine.
     stop_services
-    read -r wf_archive_s wf_latest_s wf_s _ <<<"$(bench/lib/writes-floor.sh "$ROLLCALL_PG_DSN" "$PERIOD")"
+    wf=$(bench/lib/writes-floor.sh "$ROLLCALL_PG_DSN" "$PERIOD") || wf="? ? ? 0"
+    read -r wf_archive_s wf_latest_s wf_s _ <<<"$wf"
 
     if [ -n "$complete_s" ] && awk -v c="$complete_s" 'BEGIN { exit !(c > 0) }'; then
         rate=$(awk -v n="$accepted" -v c="$complete_s" 'BEGIN { printf "%.0f", n / c }')

@@ -141,7 +141,8 @@ breakdown=$(grep "batch committed" "$log" | awk '{
     n++ } END { printf "%d batches, %d reports; summed seconds: flush %.1f = archive %.1f + latest %.1f + townships %.1f + counties/provinces %.1f + outbox %.1f + commit %.1f (+ other); staging while consuming %.1f",
     n, s["rows"], s["seconds"], s["t_archive"], s["t_latest"], s["t_townships"], s["t_parents"], s["t_outbox"], s["t_commit"], s["t_fill"] }')
 # The least the day's own writes cost, the rollup stopped (bench/lib/writes-floor.sh).
-read -r wf_archive_s wf_latest_s wf_s _ <<<"$(bench/lib/writes-floor.sh "$dsn" "$period")"
+wf=$(bench/lib/writes-floor.sh "$dsn" "$period") || wf="? ? ? 0"
+read -r wf_archive_s wf_latest_s wf_s _ <<<"$wf"
 rate=$(awk -v n="$accepted" -v s="$complete_s" 'BEGIN { printf "%.0f", n / s }')
 ratio=$(awk -v c="$complete_s" -v f="$floor_s" 'BEGIN { printf "%.2f", c / f }')
 echo "rollup, national day ($accepted reports, $(nproc) cores, lanes=$lanes, load $(cut -d' ' -f1-3 /proc/loadavg)):"

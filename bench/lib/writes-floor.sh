@@ -11,6 +11,7 @@
 #
 #   bench/lib/writes-floor.sh CONNINFO PERIOD
 set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 CONNINFO PERIOD" >&2; exit 2; }
 dsn=$1 period=$2
 PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1 "$dsn")
 now() { date +%s.%N; }
@@ -27,6 +28,7 @@ drop="DROP TABLE IF EXISTS bench_wf_archive_src, bench_wf_latest_src, bench_wf_a
 "${PSQL[@]}" -c "CREATE TABLE bench_wf_archive (LIKE rollcall.report_archive INCLUDING ALL)"
 "${PSQL[@]}" -c "CREATE TABLE bench_wf_latest (LIKE rollcall.latest_report INCLUDING ALL)"
 rows=$("${PSQL[@]}" -c "SELECT count(*) FROM bench_wf_archive_src")
+[ "$rows" -gt 0 ] || { echo "writes-floor: no village reports stored for $period" >&2; "${PSQL[@]}" -c "$drop"; exit 1; }
 t0=$(now)
 "${PSQL[@]}" -c "INSERT INTO bench_wf_archive SELECT * FROM bench_wf_archive_src"
 t1=$(now)
