@@ -11,10 +11,10 @@
 # (bench/lib/writes-floor.sh) shows what inserting the day's revisions
 # alone costs.
 #
-# Runs against the embedded stack (ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS;
-# var/stack.env is read if present) but in a database of its own
-# (rollcall_bench_rollup, kept between runs with the registry) and a consumer
-# group of its own, so the stack's services are not disturbed.
+# Uses the embedded stack's PostgreSQL (ROLLCALL_PG_DSN; var/stack.env is
+# read if present) but a database of its own (rollcall_bench_rollup, kept
+# between runs with the registry) and a development broker of its own, so the
+# stack's services neither see the day nor compete with it.
 #
 #   bench/rollup-national.sh [--lanes N] [--seed N] [--keep]
 set -euo pipefail
@@ -33,8 +33,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ -z "${ROLLCALL_PG_DSN:-}" ] && [ -f var/stack.env ]; then set -a; . var/stack.env; set +a; fi
-if [ -z "${ROLLCALL_PG_DSN:-}" ] || [ -z "${ROLLCALL_KAFKA_BROKERS:-}" ]; then
-    echo "rollup-national: no stack (ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS): run make up" >&2
+if [ -z "${ROLLCALL_PG_DSN:-}" ]; then
+    echo "rollup-national: no PostgreSQL (ROLLCALL_PG_DSN): run make up" >&2
     exit 1
 fi
 mkdir -p "$OUT"
@@ -46,8 +46,24 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 pid=
 
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; }
+brokerpid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    [ -n "$brokerpid" ] && kill "$brokerpid" 2>/dev/null
+    wait 2>/dev/null || true
+}
 trap cleanup EXIT
+
+# ---- a development broker of its own ----
+# On the stack's broker the stack's own rollup would consume this day too
+# (into the stack's database), its desks would file it, and all of them
+# would take the cores this run is measured on.
+rm -f "$OUT/broker.addr"
+"$BUILD/rollcall-devbroker" --bootstrap-file "$OUT/broker.addr" >/dev/null 2>"$OUT/devbroker.log" &
+brokerpid=$!
+for _ in $(seq 1 100); do [ -s "$OUT/broker.addr" ] && break; sleep 0.1; done
+[ -s "$OUT/broker.addr" ] || { say "the development broker did not start, see $OUT/devbroker.log"; exit 1; }
+export ROLLCALL_KAFKA_BROKERS=$(cat "$OUT/broker.addr")
 
 # ---- a database with the national registry (kept between runs) ----
 if ! psql -X -q -A -t "$ROLLCALL_PG_DSN" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
