@@ -46,24 +46,18 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 pid=
 
-brokerpid=
+SCRATCH_BROKER_PID=
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    [ -n "$brokerpid" ] && kill "$brokerpid" 2>/dev/null
+    [ -n "$SCRATCH_BROKER_PID" ] && kill "$SCRATCH_BROKER_PID" 2>/dev/null
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
 
-# ---- a development broker of its own ----
-# On the stack's broker the stack's own rollup would consume this day too
-# (into the stack's database), its desks would file it, and all of them
-# would take the cores this run is measured on.
-rm -f "$OUT/broker.addr"
-"$BUILD/rollcall-devbroker" --bootstrap-file "$OUT/broker.addr" >/dev/null 2>"$OUT/devbroker.log" &
-brokerpid=$!
-for _ in $(seq 1 100); do [ -s "$OUT/broker.addr" ] && break; sleep 0.1; done
-[ -s "$OUT/broker.addr" ] || { say "the development broker did not start, see $OUT/devbroker.log"; exit 1; }
-export ROLLCALL_KAFKA_BROKERS=$(cat "$OUT/broker.addr")
+# A development broker of its own: on the stack's, the stack's rollup would
+# consume this day too and take the cores this run is measured on.
+. deploy/scratch-broker.sh
+scratch_broker "$OUT"
 
 # ---- a database with the national registry (kept between runs) ----
 if ! psql -X -q -A -t "$ROLLCALL_PG_DSN" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then

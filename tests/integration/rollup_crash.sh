@@ -4,12 +4,11 @@
 # killed with SIGKILL at random instants and restarted; at the end every
 # village, township, county and province row of rollcall.v_unit_day must
 # equal what `rollcall verify` recomputes from the ledgers of what was sent,
-# and no village report_id may be archived twice (the filings of level
-# services running beside it are archived too, and not counted).
+# and no village report_id may be archived twice.
 #
-# The rollup runs over a scratch database with its own consumer group,
-# positioned at the end of every topic, so the stack's own services and data
-# are left alone.  Skipped without ROLLCALL_PG_DSN / ROLLCALL_KAFKA_BROKERS.
+# The rollup runs over a scratch database and a development broker of its
+# own (deploy/scratch-broker.sh), so the stack's own services and data are
+# left alone.  Skipped without ROLLCALL_PG_DSN.
 #
 #   tests/integration/rollup_crash.sh                small: the sample county, 6 days, 4 kills
 #   REGISTRY=national KILLS=12 DAYS=1 tests/integration/rollup_crash.sh
@@ -24,8 +23,8 @@ DAYS=${DAYS:-6}
 RATE=${RATE:-150}           # reports/s per day played (sample); national plays at full speed
 WAIT=${WAIT:-600}
 
-if [ -z "${ROLLCALL_PG_DSN:-}" ] || [ -z "${ROLLCALL_KAFKA_BROKERS:-}" ]; then
-    echo "rollup_crash: ROLLCALL_PG_DSN or ROLLCALL_KAFKA_BROKERS not set: skipped"
+if [ -z "${ROLLCALL_PG_DSN:-}" ]; then
+    echo "rollup_crash: ROLLCALL_PG_DSN not set: skipped"
     exit 0
 fi
 
@@ -42,12 +41,16 @@ say() { printf 'rollup_crash: %s\n' "$*" >&2; }
 cleanup() {
     [ -n "$loadpid" ] && kill "$loadpid" 2>/dev/null || true
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    [ -n "$SCRATCH_BROKER_PID" ] && kill "$SCRATCH_BROKER_PID" 2>/dev/null || true
     wait 2>/dev/null || true
     psql -X -q "$ROLLCALL_PG_DSN" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
     if [ "${KEEP:-}" = "" ]; then rm -rf "$work"; else say "kept $work"; fi
 }
+SCRATCH_BROKER_PID=
 trap cleanup EXIT
 
+. deploy/scratch-broker.sh
+scratch_broker "$work"
 psql -X -q "$ROLLCALL_PG_DSN" -c "CREATE DATABASE $db" >/dev/null
 "$RC" migrate --dsn "$dsn" >/dev/null
 case "$REGISTRY" in
