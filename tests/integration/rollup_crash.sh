@@ -107,18 +107,30 @@ say "rollup pid=$pid group=$group db=$db; playing ${#periods[@]} day(s), $KILLS 
 loadpid=$!
 
 assigned() { grep -c "partitions assigned group=$group " "$log" 2>/dev/null || true; }
+committed() { grep -c "batch committed" "$log" 2>/dev/null || true; }
+random_s() { awk -v r=$RANDOM -v lo="$1" -v hi="$2" 'BEGIN { printf "%.2f", lo + (r % 1000) / 1000 * (hi - lo) }'; }
 kills=0
 while [ "$kills" -lt "$KILLS" ]; do
-    # a random instant once the (re)started rollup consumes again: after its
-    # partitions are assigned, 0.05 .. 2 s into its work
-    before=$(assigned)
+    # a random instant once the (re)started rollup consumes again (its
+    # partitions assigned): every other kill 0.05 .. 2 s into its work, the
+    # others 0 .. 1.5 s after it has committed a batch (a national day's
+    # first batch takes longer than 2 s, so without these no kill would come
+    # between two commits, or between a commit and its outbox)
     for _ in $(seq 1 300); do [ "$(assigned)" -gt "${seen:-0}" ] && break; sleep 0.1; done
     seen=$(assigned)
-    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.05 + (r % 1950) / 1000 }')"
+    when="into its work"
+    if [ $((kills % 2)) -eq 1 ]; then
+        c=$(committed)
+        for _ in $(seq 1 600); do [ "$(committed)" -gt "$c" ] && break; sleep 0.1; done
+        sleep "$(random_s 0 1.5)"
+        when="after a commit"
+    else
+        sleep "$(random_s 0.05 2)"
+    fi
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
     kills=$((kills + 1))
-    say "kill $kills at $(date +%T.%N | cut -c1-12)"
+    say "kill $kills at $(date +%T.%N | cut -c1-12), $when; $(committed) batches committed so far"
     start
 done
 wait "$loadpid"
