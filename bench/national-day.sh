@@ -118,7 +118,7 @@ SQL
 
 # ---- the PostgreSQL floor ----
 # The same rows the day sends, one per village, 32 indicator columns; on a
-# quiet machine (desks just started would still be loading their units).
+# quiet machine (services just started beside it once doubled it).
 stop_services
 floor=$(BUILD=$BUILD bench/lib/floor.sh "$ROLLCALL_PG_DSN" "$SEED" "$OUT")
 read -r copy_s rollup_s floor_s floor_rows <<<"$floor"
