@@ -124,6 +124,7 @@ install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollcall/migrations
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollcall/migrations/
+	install -D -m 644 -t $(DESTDIR)$(PREFIX)/share/rollcall/proto $(PROTO_SRC)
 
 clean:
 	rm -rf build

@@ -1,6 +1,7 @@
 /* rc_rollup_sql — see rc_rollup_sql.h.  The statements of the rollup's hot
  * path, built once at start from the indicator list (rc_indicator_name) so
- * they always match proto/rollcall.proto and migrations/001_init.sql. */
+ * they always match proto/rollcall.proto and the schema (migrations/001_baseline.sql
+ * expands its indicator columns from the same .proto). */
 #include "rc_rollup_sql.h"
 #include "rc_report.h"
 

@@ -288,7 +288,7 @@ static void test_migrate(void **state)
      * the message names the file, and the new migration is not applied. */
     assert_non_null(mkdtemp(tmp));
     copy_dir(migrations_dir(), tmp);
-    snprintf(path, sizeof path, "%s/001_init.sql", tmp);
+    snprintf(path, sizeof path, "%s/001_baseline.sql", tmp);
     f = fopen(path, "r+");
     assert_non_null(f);
     assert_int_equal(fputc('#', f), '#'); /* was '-' of the opening comment */
@@ -299,7 +299,7 @@ static void test_migrate(void **state)
     fputs("CREATE TABLE rollcall.probe (x int);\n", f);
     fclose(f);
     assert_int_equal(rc_migrate(pg, tmp, false, err, sizeof err), -1);
-    assert_non_null(strstr(err, "001_init.sql"));
+    assert_non_null(strstr(err, "001_baseline.sql"));
     assert_non_null(strstr(err, "changed"));
     assert_int_equal(scalar("SELECT (to_regclass('rollcall.probe') IS NULL)::int"), 1);
     assert_int_equal(scalar("SELECT count(*) FROM rollcall.schema_migration"), applied);

@@ -178,8 +178,121 @@ static void test_repository_migrations_load(void **state)
         skip();
     assert_int_equal(rc_migrate_load_dir("migrations", &set, err, sizeof err), 0);
     assert_true(set.count >= 1);
-    assert_string_equal(set.items[0].file, "001_init.sql");
+    assert_string_equal(set.items[0].file, "001_baseline.sql");
     rc_migrate_set_clear(&set);
+}
+
+static void test_expand(void **state)
+{
+    rc_indicator_list ind = {2, {"a_b", "c"}};
+    char *out = NULL, err[256];
+    (void)state;
+
+    assert_int_equal(rc_migrate_expand("SELECT @indicators(x.{}), 1", &ind, &out, err, sizeof err), 0);
+    assert_string_equal(out, "SELECT x.a_b, x.c, 1");
+    free(out);
+    /* Nested parentheses and several {} in one template. */
+    assert_int_equal(rc_migrate_expand("(@indicators(coalesce(sum(l.{}), 0) AS {}))", &ind, &out,
+                                       err, sizeof err), 0);
+    assert_string_equal(out, "(coalesce(sum(l.a_b), 0) AS a_b, coalesce(sum(l.c), 0) AS c)");
+    free(out);
+    /* Text without the macro, and '@' operators, pass unchanged. */
+    assert_int_equal(rc_migrate_expand("SELECT '{}'::jsonb @> '{}'", &ind, &out, err, sizeof err), 0);
+    assert_string_equal(out, "SELECT '{}'::jsonb @> '{}'");
+    free(out);
+    out = NULL;
+    assert_int_equal(rc_migrate_expand("x\n@indicators(a.{}", &ind, &out, err, sizeof err), -1);
+    assert_null(out);
+    assert_non_null(strstr(err, "line 2"));
+}
+
+static void test_read_proto(void **state)
+{
+    char dir[] = "/tmp/rc_migrate_proto_XXXXXX", path[600], err[256];
+    rc_indicator_list ind, built;
+    FILE *f;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/x.proto", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("message Other { int64 no = 1; }\n"
+          "message Indicators {\n"
+          "  // screening\n"
+          "  int64 second = 2;  // said second\n"
+          "  /* int64 commented = 9; */\n"
+          "  int64 first = 1;\n"
+          "}\n", f);
+    fclose(f);
+    assert_int_equal(rc_migrate_read_proto(path, &ind, err, sizeof err), 0);
+    assert_int_equal(ind.count, 2);
+    assert_string_equal(ind.name[0], "first");   /* field-number order */
+    assert_string_equal(ind.name[1], "second");
+
+    f = fopen(path, "w");
+    fputs("message Indicators { string label = 1; }\n", f);
+    fclose(f);
+    assert_int_equal(rc_migrate_read_proto(path, &ind, err, sizeof err), -1);
+    assert_non_null(strstr(err, "label"));
+    unlink(path);
+    rmdir(dir);
+
+    /* The repository's .proto is what this library was built with. */
+    if (access("proto/rollcall.proto", F_OK) != 0)
+        skip();
+    assert_int_equal(rc_migrate_read_proto("proto/rollcall.proto", &ind, err, sizeof err), 0);
+    rc_migrate_built_indicators(&built);
+    assert_int_equal(ind.count, built.count);
+    for (size_t i = 0; i < ind.count; i++)
+        assert_string_equal(ind.name[i], built.name[i]);
+}
+
+static void test_baseline_numbering(void **state)
+{
+    char err[256];
+    size_t first = 99;
+    rc_migration files[2] = {mk(7, "007_access.sql"), mk(1, "001_baseline.sql")};
+    rc_migration no_base[2] = {mk(1, "001_init.sql"), mk(7, "007_access.sql")};
+    rc_migration_set s = {files, 2};
+    (void)state;
+
+    snprintf(files[0].name, sizeof files[0].name, "access");
+    snprintf(files[1].name, sizeof files[1].name, "baseline");
+    snprintf(files[0].checksum, sizeof files[0].checksum, "c7");
+    snprintf(files[1].checksum, sizeof files[1].checksum, "c1");
+    snprintf(no_base[0].name, sizeof no_base[0].name, "init");
+    /* The numbers a baseline squashed may be skipped after it, and only there. */
+    assert_int_equal(rc_migrate_check_sequence(&s, err, sizeof err), 0);
+    s = (rc_migration_set){no_base, 2};
+    assert_int_equal(rc_migrate_check_sequence(&s, err, sizeof err), -1);
+    assert_non_null(strstr(err, "007_access.sql"));
+
+    s = (rc_migration_set){files, 2};
+    rc_migration_applied base[] = {{1, "baseline", "c1"}};
+    assert_int_equal(rc_migrate_plan(&s, base, 1, &first, err, sizeof err), 0);
+    assert_int_equal(first, 1);
+    rc_migration_applied both[] = {{1, "baseline", "c1"}, {7, "access", "c7"}};
+    assert_int_equal(rc_migrate_plan(&s, both, 2, &first, err, sizeof err), 0);
+    assert_int_equal(first, 2);
+    rc_migration_applied only7[] = {{7, "access", "c7"}};
+    assert_int_equal(rc_migrate_plan(&s, only7, 1, &first, err, sizeof err), -1);
+
+    /* The chain the baseline squashed, as recorded by a database of before. */
+    rc_migration_applied chain[] = {
+        {1, "init", "cf079af99d6944f2015d1018c381a0963c72d09a1bc0df68576ee22a62507a7f"},
+        {2, "village", "0e8822294330a91cd71d5a827233ea6c93b9b58496b7668517fc8b26081ccd66"},
+        {3, "rollup", "813987d2908e8f473c7a03c3633ffc919045b0f2b7c14e2ab2bb8a36131c82bc"},
+        {4, "levels", "3c4a364f99e7c27b7d4c186491107b3f0b183e9d29ba7f2c72fec0ea5803904b"},
+        {5, "sweep", "efa1e4f6ac368f12672cf4bf98618d57fb08e4c6149a2ba831950ce15952ae78"},
+        {6, "township_refresh", "0877e7daa68eca045f2c56931d3f273f0424de2d46f2cd649f72668eef2588ac"},
+    };
+    assert_int_equal(rc_migrate_squashed_chain(chain, 6), 1);
+    assert_int_equal(rc_migrate_squashed_chain(chain, 5), -1);
+    assert_int_equal(rc_migrate_squashed_chain(base, 1), 0);
+    assert_int_equal(rc_migrate_squashed_chain(NULL, 0), 0);
+    chain[3].checksum = "edited";
+    assert_int_equal(rc_migrate_squashed_chain(chain, 6), -1);
 }
 
 int main(void)
@@ -190,6 +303,9 @@ int main(void)
         cmocka_unit_test(test_sequence),
         cmocka_unit_test(test_load_dir_and_plan),
         cmocka_unit_test(test_repository_migrations_load),
+        cmocka_unit_test(test_expand),
+        cmocka_unit_test(test_read_proto),
+        cmocka_unit_test(test_baseline_numbering),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

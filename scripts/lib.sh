@@ -1,0 +1,39 @@
+# scripts/lib.sh — the helpers every shell script of the project shares.
+# Source it from the repository root:  . scripts/lib.sh
+# and set SAY_AS to the script's name (the prefix of every message).
+#
+#   say MSG          "NAME: MSG" on stderr
+#   die MSG          "FAIL NAME: MSG", exit 1
+#   fail MSG         "FAIL NAME: MSG", counted; the script goes on
+#   pass MSG         "ok   NAME: MSG"
+#   skip MSG         "SKIP NAME: MSG", exit 0 (a test whose prerequisites are missing)
+#   finish           exit 1 when any fail was counted, else 0
+#   now / secs A B   a wall clock in seconds, and B - A with two decimals
+#   load_stack_env   exports var/stack.env (the embedded stack's settings),
+#                    unless ROLLCALL_PG_DSN is already set; fails if absent
+#   psql_at DSN ...  psql quiet, unaligned, tuples only, stopping on error
+#   psql_admin ...   psql_at on the maintenance database of ROLLCALL_PG_DSN
+SAY_AS=${SAY_AS:-$(basename "$0" .sh)}
+FAILED=${FAILED:-0}
+
+say() { printf '%s: %s\n' "$SAY_AS" "$*" >&2; }
+die() { printf 'FAIL %s: %s\n' "$SAY_AS" "$*"; exit 1; }
+fail() { printf 'FAIL %s: %s\n' "$SAY_AS" "$*"; FAILED=$((FAILED + 1)); }
+pass() { printf 'ok   %s: %s\n' "$SAY_AS" "$*"; }
+skip() { printf 'SKIP %s: %s\n' "$SAY_AS" "$*"; exit 0; }
+finish() {
+    if [ "$FAILED" -gt 0 ]; then say "$FAILED failed"; exit 1; fi
+    say "ok"; exit 0
+}
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+load_stack_env() {
+    [ -n "${ROLLCALL_PG_DSN:-}" ] && return 0
+    [ -f var/stack.env ] || return 1
+    set -a; . var/stack.env; set +a
+}
+
+psql_at() { local dsn=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 "$dsn" "$@"; }
+psql_admin() { psql_at "$ROLLCALL_PG_DSN dbname=postgres" "$@"; }
