@@ -2,7 +2,8 @@
  * the pipeline answered) and the independent recomputation of what every
  * village, township, county and province row of rollcall.v_unit_day must say
  * for one period, from the ledger and the registry alone (PIPELINE.md
- * "Semantics"; none of the rollup's code or SQL is used).
+ * "Semantics"; none of the rollup's code or SQL is used).  The format is
+ * lib/ledger.c, the recomputation lib/expect.c.
  *
  * Ledger format, one JSON object per line.  An optional first line is the
  * header: {"ledger":"rollcall-loadgen","format":1,"indicator_names":[...],...}.
