@@ -33,6 +33,14 @@ int rc_code_level(const char *code);
  * (out is then ""). */
 int rc_code_parent(const char *code, char out[13]);
 
+/* The rollup parent rule, stated once for the pipeline (lib/expect.c keeps
+ * its own copy on purpose, as the independent oracle).
+ *
+ * The level a unit of `level` rolls up into: village (1) -> township (2),
+ * township -> county (3), county -> province (5), the prefecture skipped;
+ * 0 for a province, a prefecture or an unknown level. */
+int rc_code_rollup_level(int level);
+
 /* Aggregation parent: village->township, township->county, county->province
  * (the prefecture is skipped).  Returns 0, or -1 otherwise (out is then ""). */
 int rc_code_rollup_parent(const char *code, char out[13]);

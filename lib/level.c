@@ -2,6 +2,7 @@
  * shallow copy instead of editing it, so nothing here depends on how the
  * input message was allocated. */
 #include "rc_level.h"
+#include "rc_registry.h"
 #include "rc_time.h"
 
 #include <stdio.h>
@@ -41,12 +42,7 @@ int rc_level_child(int level)
 
 int rc_level_parent(int level)
 {
-    switch (level) {
-    case ROLLCALL__LEVEL__LEVEL_VILLAGE: return ROLLCALL__LEVEL__LEVEL_TOWNSHIP;
-    case ROLLCALL__LEVEL__LEVEL_TOWNSHIP: return ROLLCALL__LEVEL__LEVEL_COUNTY;
-    case ROLLCALL__LEVEL__LEVEL_COUNTY: return ROLLCALL__LEVEL__LEVEL_PROVINCE;
-    default: return 0;
-    }
+    return rc_code_rollup_level(level);
 }
 
 static size_t code_len(int level)
@@ -173,14 +169,13 @@ int rc_level_filed_key(const char *unit, char out[13])
     size_t len = unit ? strlen(unit) : 0;
 
     out[0] = '\0';
-    if (!all_digits(unit, len))
-        return -1;
-    switch (len) {
-    case 9: memcpy(out, unit, 6); out[6] = '\0'; return 0;
-    case 6:
-    case 2: memcpy(out, unit, 2); out[2] = '\0'; return 0;
-    default: return -1;
+    if (len == 2 && all_digits(unit, len)) {  /* a province: the top keys by itself */
+        memcpy(out, unit, 3);
+        return 0;
     }
+    if (len != 9 && len != 6)
+        return -1;
+    return rc_code_rollup_parent(unit, out);
 }
 
 uint8_t *rc_level_pack_filed(const Rollcall__Report *agg, const rc_filed_opts *o,

@@ -118,8 +118,7 @@ int rc_code_parent(const char *code, char out[13])
     return 0;
 }
 
-/* The level a unit of `level` rolls up into; 0 for none. */
-static int rollup_level(int level)
+int rc_code_rollup_level(int level)
 {
     switch (level) {
     case 1: return 2;
@@ -131,7 +130,7 @@ static int rollup_level(int level)
 
 int rc_code_rollup_parent(const char *code, char out[13])
 {
-    int level = rc_code_level(code), up = rollup_level(level);
+    int level = rc_code_level(code), up = rc_code_rollup_level(level);
 
     out[0] = '\0';
     if (up == 0)

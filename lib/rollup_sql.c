@@ -3,6 +3,7 @@
  * they always match proto/rollcall.proto and the schema (migrations/001_baseline.sql
  * expands its indicator columns from the same .proto). */
 #include "rc_rollup_sql.h"
+#include "rc_buf.h"
 #include "rc_report.h"
 
 #include <stdbool.h>
@@ -14,59 +15,11 @@
 static char *stage_create, *stage_copy, *archive_insert[2], *urgent_archive, *latest[2][3],
     *changed_aggs;
 
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_add(strbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    if (b->oom)
-        return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if (b->p && (size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 /* ", name" for every indicator, with an optional prefix and suffix. */
-static void sb_indicators(strbuf *b, const char *prefix, const char *suffix)
+static void sb_indicators(rc_buf *b, const char *prefix, const char *suffix)
 {
     for (size_t i = 0; i < rc_indicator_count(); i++)
-        sb_add(b, ", %s%s%s", prefix, rc_indicator_name(i), suffix);
-}
-
-static char *sb_done(strbuf *b)
-{
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
+        rc_buf_add(b, ", %s%s%s", prefix, rc_indicator_name(i), suffix);
 }
 
 /* A staged row whose report_id the archive holds for other content (a
@@ -88,13 +41,13 @@ static const char same_as_archived[] =
  * is monotone in the receive time, so late(min(a, b)) = late(a) AND late(b). */
 static char *build_latest(bool repeated, rc_archive_check check)
 {
-    strbuf b = {0};
+    rc_buf b = RC_BUF_INIT;
     const char *w = "(excluded.version, excluded.report_id) > (l.version, l.report_id)";
 
-    sb_add(&b, "INSERT INTO rollcall.latest_report AS l (unit_code, period, level, kind, version, "
+    rc_buf_add(&b, "INSERT INTO rollcall.latest_report AS l (unit_code, period, level, kind, version, "
                "report_id, received_at, late, zone_status");
     sb_indicators(&b, "", "");
-    sb_add(&b, ", extra, first_received_at)\n");
+    rc_buf_add(&b, ", extra, first_received_at)\n");
     if (!repeated) {
         /* Rows whose report_id was archived before (a replay, a
          * re-delivery) are checked against the archive, and those the
@@ -110,71 +63,71 @@ static char *build_latest(bool repeated, rc_archive_check check)
                             : check == RC_CHECK_KNOWN ? "s.report_id IN (SELECT report_id FROM "
                                                         "rollup_known)"
                                                       : NULL;
-        sb_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
+        rc_buf_add(&b, "SELECT unit_code, period, level, kind, version, report_id, received_at, late, "
                    "zone_status");
         sb_indicators(&b, "", "");
         if (known)
-            sb_add(&b, ", extra, received_at FROM (SELECT * FROM rollup_stage s WHERE kind IN (1, 2) "
+            rc_buf_add(&b, ", extra, received_at FROM (SELECT * FROM rollup_stage s WHERE kind IN (1, 2) "
                        "AND NOT rep AND (NOT %s OR NOT EXISTS (SELECT 1 FROM rollcall.latest_report x "
                        "WHERE x.unit_code = s.unit_code AND x.period = s.period "
                        "AND (x.version, x.report_id) >= (s.version, s.report_id) "
                        "AND x.first_received_at <= s.received_at)) OFFSET 0) s "
                        "WHERE NOT %s OR %s\n",
-                   known, known, same_as_archived);
+                       known, known, same_as_archived);
         else
-            sb_add(&b, ", extra, received_at FROM rollup_stage s WHERE kind IN (1, 2) AND NOT rep\n");
+            rc_buf_add(&b, ", extra, received_at FROM rollup_stage s WHERE kind IN (1, 2) AND NOT rep\n");
     } else {
         /* The later revisions of keys seen earlier in the batch (rep; the
          * first one went in with the bulk): the newest of them meets the
          * stored row, carrying their earliest receive time. */
-        sb_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
+        rc_buf_add(&b, "SELECT DISTINCT ON (unit_code, period) unit_code, period, level, kind, version, "
                    "report_id, received_at, bool_and(late) OVER w, zone_status");
         sb_indicators(&b, "", "");
-        sb_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage s "
+        rc_buf_add(&b, ", extra, min(received_at) OVER w FROM rollup_stage s "
                    "WHERE kind IN (1, 2) AND rep %s%s "
                    "WINDOW w AS (PARTITION BY unit_code, period) "
                    "ORDER BY unit_code, period, version DESC, report_id DESC\n",
-               check ? "AND " : "", check ? same_as_archived : "");
+                   check ? "AND " : "", check ? same_as_archived : "");
     }
-    sb_add(&b, "ON CONFLICT (unit_code, period) DO UPDATE SET\n");
+    rc_buf_add(&b, "ON CONFLICT (unit_code, period) DO UPDATE SET\n");
     const char *plain[] = {"level", "kind", "version", "report_id", "received_at", "zone_status",
                            "extra"};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
-        sb_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", plain[i], w, plain[i],
-               plain[i]);
+        rc_buf_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", plain[i], w, plain[i],
+                   plain[i]);
     for (size_t i = 0; i < rc_indicator_count(); i++) {
         const char *n = rc_indicator_name(i);
-        sb_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", n, w, n, n);
+        rc_buf_add(&b, "  %s = CASE WHEN %s THEN excluded.%s ELSE l.%s END,\n", n, w, n, n);
     }
-    sb_add(&b, "  first_received_at = least(l.first_received_at, excluded.first_received_at),\n"
+    rc_buf_add(&b, "  first_received_at = least(l.first_received_at, excluded.first_received_at),\n"
                "  late = l.late AND excluded.late\n"
                "WHERE %s OR excluded.first_received_at < l.first_received_at", w);
-    return sb_done(&b);
+    return rc_buf_take(&b);
 }
 
 int rc_rollup_sql_init(char *errbuf, size_t errlen)
 {
-    strbuf b = {0};
+    rc_buf b = RC_BUF_INIT;
 
-    sb_add(&b, "CREATE TEMP TABLE IF NOT EXISTS rollup_stage (report_id uuid NOT NULL, "
+    rc_buf_add(&b, "CREATE TEMP TABLE IF NOT EXISTS rollup_stage (report_id uuid NOT NULL, "
                "unit_code text NOT NULL, level smallint NOT NULL, period date NOT NULL, "
                "kind smallint NOT NULL, version bigint NOT NULL, received_at timestamptz, "
                "submitted_at timestamptz, submitter text, source_topic text NOT NULL, "
                "source_partition int NOT NULL, source_offset bigint NOT NULL, "
                "payload bytea NOT NULL, late boolean NOT NULL, zone_status smallint NOT NULL");
     sb_indicators(&b, "", " bigint NOT NULL");
-    sb_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false); "
+    rc_buf_add(&b, ", extra jsonb NOT NULL, rep boolean NOT NULL DEFAULT false); "
                "CREATE TEMP TABLE IF NOT EXISTS rollup_known (report_id uuid NOT NULL) "
                "ON COMMIT DELETE ROWS");
-    stage_create = sb_done(&b);
+    stage_create = rc_buf_take(&b);
 
     memset(&b, 0, sizeof b);
-    sb_add(&b, "COPY rollup_stage (report_id, unit_code, level, period, kind, version, received_at, "
+    rc_buf_add(&b, "COPY rollup_stage (report_id, unit_code, level, period, kind, version, received_at, "
                "submitted_at, submitter, source_topic, source_partition, source_offset, payload, "
                "late, zone_status");
     sb_indicators(&b, "", "");
-    sb_add(&b, ", extra, rep) FROM STDIN (FORMAT binary)");
-    stage_copy = sb_done(&b);
+    rc_buf_add(&b, ", extra, rep) FROM STDIN (FORMAT binary)");
+    stage_copy = rc_buf_take(&b);
 
     static const char archive_cols[] =
         "report_id, unit_code, level, period, kind, version, received_at, submitted_at, "
@@ -185,7 +138,7 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
      * rollup_known (EXCEPT ALL: a hash or a sort, never a probe per row),
      * so that only they are checked (RC_CHECK_KNOWN).  Returns how many
      * rows were archived. */
-    sb_add(&b, "WITH ins AS (INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
+    rc_buf_add(&b, "WITH ins AS (INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
                "WHERE NOT rep AND kind <> 3 ON CONFLICT (report_id) DO NOTHING RETURNING report_id), "
                "n AS (SELECT count(*) AS n FROM ins), "
                "go AS (SELECT n > 0 AND $1::bigint - n BETWEEN 1 AND $2::bigint AS go FROM n), "
@@ -193,29 +146,29 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
                "AND kind <> 3 AND (SELECT go FROM go) "
                "EXCEPT ALL SELECT report_id FROM ins WHERE (SELECT go FROM go))) "
                "SELECT n FROM n",
-           archive_cols, archive_cols);
-    archive_insert[0] = sb_done(&b);
+               archive_cols, archive_cols);
+    archive_insert[0] = rc_buf_take(&b);
     memset(&b, 0, sizeof b);
-    sb_add(&b, "INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage WHERE rep "
+    rc_buf_add(&b, "INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage WHERE rep "
                "ON CONFLICT (report_id) DO NOTHING",
-           archive_cols, archive_cols);
-    archive_insert[1] = sb_done(&b);
+               archive_cols, archive_cols);
+    archive_insert[1] = rc_buf_take(&b);
     memset(&b, 0, sizeof b);
     /* The locks first (InitPlan), in one order, then the rows. */
-    sb_add(&b, "WITH lk AS (SELECT " RC_URGENT_LOCK("k.report_id") " FROM (SELECT report_id "
+    rc_buf_add(&b, "WITH lk AS (SELECT " RC_URGENT_LOCK("k.report_id") " FROM (SELECT report_id "
                "FROM rollup_stage WHERE kind = 3 ORDER BY hashtext(report_id::text)) k) "
                "INSERT INTO rollcall.report_archive (%s) SELECT %s FROM rollup_stage "
                "WHERE kind = 3 AND (SELECT count(*) FROM lk) >= 0 "
                "ON CONFLICT (report_id) DO NOTHING",
-           archive_cols, archive_cols);
-    urgent_archive = sb_done(&b);
+               archive_cols, archive_cols);
+    urgent_archive = rc_buf_take(&b);
 
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 3; c++)
             latest[r][c] = build_latest(r, (rc_archive_check)c);
 
     memset(&b, 0, sizeof b);
-    sb_add(&b, "SELECT nextval('rollcall.outbox_id_seq'), a.unit_code, a.period::text, a.level, "
+    rc_buf_add(&b, "SELECT nextval('rollcall.outbox_id_seq'), a.unit_code, a.period::text, a.level, "
                "a.version, a.expected_children, a.reported_children, a.zero_children, "
                "a.late_children, a.missing_children, a.zone_normal, a.zone_prevention, "
                "a.zone_control, a.zone_lockdown, a.extra");
@@ -223,10 +176,10 @@ int rc_rollup_sql_init(char *errbuf, size_t errlen)
     /* The batch's parents drive (LATERAL; OFFSET 0 keeps the planner from
      * flattening it and putting a scan of rollcall.aggregate outside): one
      * index probe each, whatever the statistics say. */
-    sb_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
+    rc_buf_add(&b, " FROM unnest($1::text[], $2::date[]) AS p(code, period) "
                "CROSS JOIN LATERAL (SELECT * FROM rollcall.aggregate x WHERE x.unit_code = p.code "
                "AND x.period = p.period AND x.updated_at = now() OFFSET 0) a");
-    changed_aggs = sb_done(&b);
+    changed_aggs = rc_buf_take(&b);
 
     bool built = stage_create && stage_copy && archive_insert[0] && archive_insert[1] &&
                  urgent_archive && changed_aggs;

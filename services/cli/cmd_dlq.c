@@ -3,6 +3,7 @@
  * current registry, produced to its original topic and marked replayed in
  * the transaction that locked it, so a letter is replayed once. */
 #include "cli.h"
+#include "rc_sql.h"
 #include "rc_log.h"
 #include "rc_report.h"
 
@@ -82,66 +83,6 @@ static char *original_reason(const char *reason)
     return strndup(reason, mark ? (size_t)(mark - reason) : strlen(reason));
 }
 
-/* A PostgreSQL array literal under construction: {"a","b",NULL}. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} arraybuf;
-
-static bool ab_room(arraybuf *a, size_t need)
-{
-    if (a->oom)
-        return false;
-    if (a->len + need + 1 <= a->cap)
-        return true;
-    size_t ncap = a->cap ? a->cap : 65536;
-    while (ncap < a->len + need + 1)
-        ncap *= 2;
-    char *n = realloc(a->p, ncap);
-    if (!n) {
-        a->oom = true;
-        return false;
-    }
-    a->p = n;
-    a->cap = ncap;
-    return true;
-}
-
-/* Appends s as a quoted element (\ and " escaped), or NULL. */
-static void ab_add(arraybuf *a, const char *s)
-{
-    if (!ab_room(a, (s ? 2 * strlen(s) : 4) + 4))
-        return;
-    char sep = a->len ? ',' : '{';
-    a->p[a->len++] = sep;
-    if (!s) {
-        memcpy(a->p + a->len, "NULL", 4);
-        a->len += 4;
-    } else {
-        a->p[a->len++] = '"';
-        for (const char *c = s; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                a->p[a->len++] = '\\';
-            a->p[a->len++] = *c;
-        }
-        a->p[a->len++] = '"';
-    }
-    a->p[a->len] = '\0';
-}
-
-/* Closes the literal; returns it, or NULL on out of memory. */
-static const char *ab_close(arraybuf *a)
-{
-    if (!ab_room(a, 2))
-        return NULL;
-    if (a->len == 0)
-        a->p[a->len++] = '{';
-    a->p[a->len++] = '}';
-    a->p[a->len] = '\0';
-    return a->p;
-}
-
 typedef struct {
     size_t checked, replayed, invalid, undelivered;
     long printed, limit;
@@ -158,7 +99,7 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
     const char *params[3] = {id, after, lim};
     PGresult *res = NULL;
     letter *letters = NULL;
-    arraybuf ids = {0}, statuses = {0}, reasons = {0};
+    rc_sqlarr ids = {0}, statuses = {0}, reasons = {0};
     long n = -1;
 
     char when[40];
@@ -262,9 +203,9 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
             snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
             break;
         }
-        ab_add(&ids, l->id);
-        ab_add(&statuses, status);
-        ab_add(&reasons, note);
+        rc_sqlarr_text(&ids, l->id);
+        rc_sqlarr_text(&statuses, status);
+        rc_sqlarr_text(&reasons, note);
         if (t->limit == 0 || t->printed < t->limit) {
             printf("dead letter %s (%s): %s\n", l->id, l->where,
                    l->state == L_DELIVERED ? "replayed" : l->note);
@@ -272,12 +213,13 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
         }
     }
     t->checked += (size_t)n;
-    if (!ab_close(&ids) || !ab_close(&statuses) || !ab_close(&reasons)) {
-        snprintf(err, sizeof err, "out of memory");
-        goto failed;
-    }
     {
-        const char *up[3] = {ids.p, statuses.p, reasons.p};
+        const char *up[3] = {rc_sqlarr_get(&ids), rc_sqlarr_get(&statuses), rc_sqlarr_get(&reasons)};
+
+        if (!up[0] || !up[1] || !up[2]) {
+            snprintf(err, sizeof err, "out of memory");
+            goto failed;
+        }
         res = rc_pg_exec_params(pg,
                                 "UPDATE rollcall.dead_letter d SET reason = u.reason, "
                                 "  status = coalesce(u.status, d.status), "
@@ -311,9 +253,9 @@ done:
     for (long i = 0; letters && i < n; i++)
         free(letters[i].reason);
     free(letters);
-    free(ids.p);
-    free(statuses.p);
-    free(reasons.p);
+    rc_sqlarr_free(&ids);
+    rc_sqlarr_free(&statuses);
+    rc_sqlarr_free(&reasons);
     return n;
 }
 

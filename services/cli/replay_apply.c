@@ -7,6 +7,7 @@
  * a stage row, as the rollup's consumer would have written it. */
 #include "replay.h"
 #include "rc_rollup_sql.h"
+#include "rc_sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,22 +131,6 @@ done:
     return rc;
 }
 
-static long exec_count(rc_pg *pg, const char *sql, int n, const char *const *params,
-                       char *errbuf, size_t errlen)
-{
-    PGresult *res = n ? rc_pg_exec_params(pg, sql, n, params, errbuf, errlen)
-                      : rc_pg_exec(pg, sql, errbuf, errlen);
-    long count;
-
-    if (!res)
-        return -1;
-    count = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1
-                ? atol(PQgetvalue(res, 0, 0))
-                : atol(PQcmdTuples(res));
-    PQclear(res);
-    return count;
-}
-
 /* The parents the rollup refreshes for a batch, as array literals for
  * rollcall.refresh_level: live = the county (province) of every DAILY/ZERO
  * village row; filing = the county (province) of every filed township
@@ -181,10 +166,10 @@ static int refresh_level(rc_pg *pg, int level, char *errbuf, size_t errlen)
     if (strcmp(PQgetvalue(res, 0, 0), "{}") != 0) {
         const char *p2[6] = {lv, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
                              PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4)};
-        if (exec_count(pg,
-                       "SELECT rollcall.refresh_level($1::smallint, $2::text[], $3::date[], "
-                       "$4::int[], $5::text[], $6::date[])",
-                       6, p2, errbuf, errlen) < 0)
+        if (rc_sql_exec_count(pg,
+                              "SELECT rollcall.refresh_level($1::smallint, $2::text[], $3::date[], "
+                              "$4::int[], $5::text[], $6::date[])",
+                              6, p2, errbuf, errlen) < 0)
             goto done;
     }
     rc = 0;
@@ -207,17 +192,17 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
         return -1;
     /* rows: those the archive insert takes (all but URGENT, archived apart
      * as the service does) */
-    if ((rows = exec_count(pg, "SELECT count(*) FROM rollup_stage WHERE kind <> 3", 0, NULL,
-                           errbuf, errlen)) < 0)
+    if ((rows = rc_sql_exec_count(pg, "SELECT count(*) FROM rollup_stage WHERE kind <> 3", 0, NULL,
+                                  errbuf, errlen)) < 0)
         return -1;
     /* rep, as the consumer marks it: a DAILY/ZERO row whose (unit, period)
      * came earlier in the stage. */
-    if ((repeated = exec_count(pg,
-                               "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
-                               "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
-                               "AND t.unit_code = s.unit_code AND t.period = s.period "
-                               "AND t.ctid < s.ctid)",
-                               0, NULL, errbuf, errlen)) < 0)
+    if ((repeated = rc_sql_exec_count(pg,
+                                      "UPDATE rollup_stage s SET rep = true WHERE kind IN (1, 2) AND EXISTS "
+                                      "(SELECT 1 FROM rollup_stage t WHERE t.kind IN (1, 2) "
+                                      "AND t.unit_code = s.unit_code AND t.period = s.period "
+                                      "AND t.ctid < s.ctid)",
+                                      0, NULL, errbuf, errlen)) < 0)
         return -1;
     /* Every first revision archived before (a replay) or none: all rows
      * are checked or none; rollup_known is the service's economy for the
@@ -225,19 +210,19 @@ int replay_apply_staged(rc_pg *pg, char *errbuf, size_t errlen)
     char firsts[24];
     snprintf(firsts, sizeof firsts, "%ld", rows - repeated);
     const char *params[] = {firsts, "0"};
-    if ((archived = exec_count(pg, rc_rollup_sql_archive_insert(false), 2, params, errbuf,
-                               errlen)) < 0 ||
-        (more = exec_count(pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf, errlen)) < 0 ||
-        exec_count(pg,
-                   rc_rollup_sql_latest_upsert(false,
-                                               rc_rollup_sql_check_for(rows - repeated, archived, 0)),
-                   0, NULL, errbuf, errlen) < 0 ||
+    if ((archived = rc_sql_exec_count(pg, rc_rollup_sql_archive_insert(false), 2, params, errbuf,
+                                      errlen)) < 0 ||
+        (more = rc_sql_exec_count(pg, rc_rollup_sql_archive_insert(true), 0, NULL, errbuf, errlen)) < 0 ||
+        rc_sql_exec_count(pg,
+                          rc_rollup_sql_latest_upsert(false,
+                                                      rc_rollup_sql_check_for(rows - repeated, archived, 0)),
+                          0, NULL, errbuf, errlen) < 0 ||
         (repeated > 0 &&
-         exec_count(pg,
-                    rc_rollup_sql_latest_upsert(true,
-                                                rc_rollup_sql_check_for(rows, archived + more, 0)),
-                    0, NULL, errbuf, errlen) < 0) ||
-        exec_count(pg, rc_rollup_sql_urgent_archive(), 0, NULL, errbuf, errlen) < 0)
+         rc_sql_exec_count(pg,
+                           rc_rollup_sql_latest_upsert(true,
+                                                       rc_rollup_sql_check_for(rows, archived + more, 0)),
+                           0, NULL, errbuf, errlen) < 0) ||
+        rc_sql_exec_count(pg, rc_rollup_sql_urgent_archive(), 0, NULL, errbuf, errlen) < 0)
         return -1;
     if (refresh_level(pg, 2, errbuf, errlen) < 0 || refresh_level(pg, 3, errbuf, errlen) < 0 ||
         refresh_level(pg, 5, errbuf, errlen) < 0)

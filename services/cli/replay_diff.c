@@ -4,6 +4,7 @@
  * the staged reports in a transaction that is rolled back.  Dry and real
  * runs print the change with the same code, so their output compares. */
 #include "replay.h"
+#include "rc_buf.h"
 #include "rc_log.h"
 
 #include <stdio.h>
@@ -14,8 +15,7 @@
 
 struct replay_diff {
     rc_pg *pg;
-    char *keys;            /* COPY text rows "unit\tperiod\n" not yet in replay_keys */
-    size_t keylen, keycap;
+    rc_buf keys;           /* COPY text rows "unit\tperiod\n" not yet in replay_keys */
     bool staging;          /* COPY into the rollup's stage open */
     bool in_dry_tx;
     char *cols;            /* v_unit_day's compared columns, "unit_code, level, ..." */
@@ -35,35 +35,24 @@ static int load_columns(replay_diff *d, char *errbuf, size_t errlen)
                                " WHERE attrelid = 'rollcall.v_unit_day'::regclass "
                                "   AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                                errbuf, errlen);
-    size_t len = 0, cap = 4096;
+    rc_buf cols = RC_BUF_INIT;
 
     if (!res)
         return -1;
-    d->cols = malloc(cap);
-    if (!d->cols)
-        goto oom;
-    d->cols[0] = '\0';
     for (int i = 0; i < PQntuples(res); i++) {
         const char *name = PQgetvalue(res, i, 0);
         bool skip = false;
         for (size_t j = 0; volatile_cols[j]; j++)
             skip = skip || strcmp(name, volatile_cols[j]) == 0;
-        if (skip)
-            continue;
-        if (len + strlen(name) + 8 > cap) {
-            char *n = realloc(d->cols, cap *= 2);
-            if (!n)
-                goto oom;
-            d->cols = n;
-        }
-        len += (size_t)snprintf(d->cols + len, cap - len, "%s%s", len ? ", " : "", name);
+        if (!skip)
+            rc_buf_add(&cols, "%s%s", cols.len ? ", " : "", name);
     }
     PQclear(res);
+    if (!(d->cols = rc_buf_take(&cols))) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
     return 0;
-oom:
-    PQclear(res);
-    snprintf(errbuf, errlen, "out of memory");
-    return -1;
 }
 
 replay_diff *replay_diff_new(rc_pg *pg, char *errbuf, size_t errlen)
@@ -107,7 +96,7 @@ void replay_diff_free(replay_diff *d)
         rc_pg_copy_abort(d->pg, "replay stopped");
     if (rc_pg_in_transaction(d->pg))
         rc_pg_rollback(d->pg, NULL, 0);
-    free(d->keys);
+    rc_buf_free(&d->keys);
     free(d->cols);
     free(d);
 }
@@ -152,33 +141,26 @@ int replay_diff_add_key(replay_diff *d, const char *unit_code, const char *perio
         snprintf(errbuf, errlen, "bad key %s %s", unit_code, period);
         return -1;
     }
-    if (d->keylen + 4 * 24 > d->keycap) {
-        size_t ncap = d->keycap ? 2 * d->keycap : 65536;
-        char *n = realloc(d->keys, ncap);
-        if (!n) {
-            snprintf(errbuf, errlen, "out of memory");
-            return -1;
-        }
-        d->keys = n;
-        d->keycap = ncap;
-    }
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
         if ((size_t)lens[i] <= ulen)
-            d->keylen += (size_t)snprintf(d->keys + d->keylen, d->keycap - d->keylen,
-                                          "%.*s\t%s\n", lens[i], unit_code, period);
+            rc_buf_add(&d->keys, "%.*s\t%s\n", lens[i], unit_code, period);
+    if (d->keys.oom) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
 static int flush_keys(replay_diff *d, char *errbuf, size_t errlen)
 {
-    if (d->keylen == 0)
+    if (d->keys.len == 0)
         return 0;
     if (rc_pg_copy_begin(d->pg, "COPY replay_keys_in FROM STDIN", errbuf, errlen) < 0)
         return -1;
-    if (rc_pg_copy_put(d->pg, d->keys, d->keylen, errbuf, errlen) < 0 ||
+    if (rc_pg_copy_put(d->pg, d->keys.p, d->keys.len, errbuf, errlen) < 0 ||
         rc_pg_copy_end(d->pg, NULL, errbuf, errlen) < 0)
         return -1;
-    d->keylen = 0;
+    rc_buf_clear(&d->keys);
     return rc_pg_command(d->pg,
                          "INSERT INTO replay_keys SELECT DISTINCT unit_code, period "
                          "FROM replay_keys_in ON CONFLICT DO NOTHING; TRUNCATE replay_keys_in",

@@ -149,32 +149,32 @@ static int accept_aggregate(desk *d, const rd_kafka_message_t *m, row *r, char *
 
 static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, size_t errlen)
 {
-    sqlarr u, p, v, id, pay, exp, rep, miss, comp, part;
+    rc_sqlarr u, p, v, id, pay, exp, rep, miss, comp, part;
     PGresult *res = NULL;
     char at[40], level[4];
     int rc = -1;
 
-    sqlarr_init(&u); sqlarr_init(&p); sqlarr_init(&v); sqlarr_init(&id); sqlarr_init(&pay);
-    sqlarr_init(&exp); sqlarr_init(&rep); sqlarr_init(&miss); sqlarr_init(&comp); sqlarr_init(&part);
+    rc_sqlarr_init(&u); rc_sqlarr_init(&p); rc_sqlarr_init(&v); rc_sqlarr_init(&id); rc_sqlarr_init(&pay);
+    rc_sqlarr_init(&exp); rc_sqlarr_init(&rep); rc_sqlarr_init(&miss); rc_sqlarr_init(&comp); rc_sqlarr_init(&part);
     for (size_t i = 0; i < n; i++) {
         const Rollcall__Completeness *c = rows[i].agg->completeness;
-        sqlarr_text(&u, rows[i].unit);
-        sqlarr_text(&p, rows[i].period);
-        sqlarr_int(&v, rows[i].version);
-        sqlarr_text(&id, rows[i].live_id);
-        sqlarr_bytea(&pay, rows[i].payload, rows[i].payload_len);
-        sqlarr_int(&exp, c->expected);
-        sqlarr_int(&rep, c->reported);
-        sqlarr_int(&miss, c->n_missing ? (long long)c->n_missing
+        rc_sqlarr_text(&u, rows[i].unit);
+        rc_sqlarr_text(&p, rows[i].period);
+        rc_sqlarr_int(&v, rows[i].version);
+        rc_sqlarr_text(&id, rows[i].live_id);
+        rc_sqlarr_bytea(&pay, rows[i].payload, rows[i].payload_len);
+        rc_sqlarr_int(&exp, c->expected);
+        rc_sqlarr_int(&rep, c->reported);
+        rc_sqlarr_int(&miss, c->n_missing ? (long long)c->n_missing
                                        : (c->expected > c->reported ? c->expected - c->reported : 0));
-        sqlarr_bool(&comp, rc_level_aggregate_complete(rows[i].agg));
-        sqlarr_int(&part, rows[i].partition);
+        rc_sqlarr_bool(&comp, rc_level_aggregate_complete(rows[i].agg));
+        rc_sqlarr_int(&part, rows[i].partition);
     }
     desk_fmt_time(now, at);
     snprintf(level, sizeof level, "%d", d->ctx->level);
-    const char *prm[12] = {sqlarr_get(&u), sqlarr_get(&p), sqlarr_get(&v), sqlarr_get(&id),
-                           sqlarr_get(&pay), sqlarr_get(&exp), sqlarr_get(&rep), sqlarr_get(&miss),
-                           sqlarr_get(&comp), sqlarr_get(&part), level, at};
+    const char *prm[12] = {rc_sqlarr_get(&u), rc_sqlarr_get(&p), rc_sqlarr_get(&v), rc_sqlarr_get(&id),
+                           rc_sqlarr_get(&pay), rc_sqlarr_get(&exp), rc_sqlarr_get(&rep), rc_sqlarr_get(&miss),
+                           rc_sqlarr_get(&comp), rc_sqlarr_get(&part), level, at};
     for (int i = 0; i < 10; i++)
         if (!prm[i]) {
             snprintf(err, errlen, "out of memory");
@@ -239,8 +239,8 @@ static int upsert_live(desk *d, row *rows, size_t n, int64_t now, char *err, siz
     rc = 0;
 done:
     PQclear(res);
-    sqlarr_free(&u); sqlarr_free(&p); sqlarr_free(&v); sqlarr_free(&id); sqlarr_free(&pay);
-    sqlarr_free(&exp); sqlarr_free(&rep); sqlarr_free(&miss); sqlarr_free(&comp); sqlarr_free(&part);
+    rc_sqlarr_free(&u); rc_sqlarr_free(&p); rc_sqlarr_free(&v); rc_sqlarr_free(&id); rc_sqlarr_free(&pay);
+    rc_sqlarr_free(&exp); rc_sqlarr_free(&rep); rc_sqlarr_free(&miss); rc_sqlarr_free(&comp); rc_sqlarr_free(&part);
     return rc;
 }
 

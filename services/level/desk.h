@@ -151,7 +151,7 @@ int desk_file_rows(desk *d, row *rows, size_t n, int64_t now, const int32_t *par
 
 /* ---- sweep.c ---- */
 
-bool desk_any_assigned(const desk *d, sqlarr *parts);
+bool desk_any_assigned(const desk *d, rc_sqlarr *parts);
 
 /* Files what became due without a new aggregate: deadlines, signatures,
  * retries, and changes held back by revise_every.  Returns the number of

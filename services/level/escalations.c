@@ -26,7 +26,7 @@ static int add_escal(desk *d, const char *unit, const char *period, const rc_rul
  * the caller's transaction; the list is emptied either way.  -1 on error. */
 int desk_insert_escalations(desk *d, int64_t now, char *err, size_t errlen)
 {
-    sqlarr units, periods, rules, values, raise;
+    rc_sqlarr units, periods, rules, values, raise;
     PGresult *res = NULL;
     char level[4], at[40];
     const char *p[7];
@@ -34,25 +34,25 @@ int desk_insert_escalations(desk *d, int64_t now, char *err, size_t errlen)
 
     if (d->nesc == 0)
         return 0;
-    sqlarr_init(&units);
-    sqlarr_init(&periods);
-    sqlarr_init(&rules);
-    sqlarr_init(&values);
-    sqlarr_init(&raise);
+    rc_sqlarr_init(&units);
+    rc_sqlarr_init(&periods);
+    rc_sqlarr_init(&rules);
+    rc_sqlarr_init(&values);
+    rc_sqlarr_init(&raise);
     for (size_t i = 0; i < d->nesc; i++) {
-        sqlarr_text(&units, d->esc[i].unit);
-        sqlarr_text(&periods, d->esc[i].period);
-        sqlarr_text(&rules, d->esc[i].rule);
-        sqlarr_int(&values, d->esc[i].value);
-        sqlarr_int(&raise, d->esc[i].raise_to);
+        rc_sqlarr_text(&units, d->esc[i].unit);
+        rc_sqlarr_text(&periods, d->esc[i].period);
+        rc_sqlarr_text(&rules, d->esc[i].rule);
+        rc_sqlarr_int(&values, d->esc[i].value);
+        rc_sqlarr_int(&raise, d->esc[i].raise_to);
     }
     snprintf(level, sizeof level, "%d", d->ctx->level);
     desk_fmt_time(now, at);
-    p[0] = sqlarr_get(&units);
-    p[1] = sqlarr_get(&periods);
-    p[2] = sqlarr_get(&rules);
-    p[3] = sqlarr_get(&values);
-    p[4] = sqlarr_get(&raise);
+    p[0] = rc_sqlarr_get(&units);
+    p[1] = rc_sqlarr_get(&periods);
+    p[2] = rc_sqlarr_get(&rules);
+    p[3] = rc_sqlarr_get(&values);
+    p[4] = rc_sqlarr_get(&raise);
     p[5] = level;
     p[6] = at;
     if (!p[0] || !p[1] || !p[2] || !p[3] || !p[4]) {
@@ -80,11 +80,11 @@ int desk_insert_escalations(desk *d, int64_t now, char *err, size_t errlen)
 done:
     d->nesc = 0;
     PQclear(res);
-    sqlarr_free(&units);
-    sqlarr_free(&periods);
-    sqlarr_free(&rules);
-    sqlarr_free(&values);
-    sqlarr_free(&raise);
+    rc_sqlarr_free(&units);
+    rc_sqlarr_free(&periods);
+    rc_sqlarr_free(&rules);
+    rc_sqlarr_free(&values);
+    rc_sqlarr_free(&raise);
     return rc;
 }
 
@@ -111,7 +111,7 @@ static Rollcall__Report *hist_find(hist_entry *h, size_t n, const char *unit, in
 
 static int load_history(desk *d, row *rows, size_t n, hist_entry **out, size_t *nout)
 {
-    sqlarr units;
+    rc_sqlarr units;
     PGresult *res = NULL;
     char from[11], to[11], err[512];
     int32_t lo = INT32_MAX, hi = INT32_MIN;
@@ -122,11 +122,11 @@ static int load_history(desk *d, row *rows, size_t n, hist_entry **out, size_t *
 
     *out = NULL;
     *nout = 0;
-    sqlarr_init(&units);
+    rc_sqlarr_init(&units);
     for (size_t i = 0; i < n; i++) {
         if (!rows[i].dlv.ok)
             continue;
-        sqlarr_text(&units, rows[i].unit);
+        rc_sqlarr_text(&units, rows[i].unit);
         if (rows[i].day < lo)
             lo = rows[i].day;
         if (rows[i].day > hi)
@@ -138,7 +138,7 @@ static int load_history(desk *d, row *rows, size_t n, hist_entry **out, size_t *
     }
     rc_period_format(lo - d->maxdays, from);
     rc_period_format(hi - 1, to);
-    p[0] = sqlarr_get(&units);
+    p[0] = rc_sqlarr_get(&units);
     p[1] = from;
     p[2] = to;
     if (!p[0])
@@ -175,7 +175,7 @@ static int load_history(desk *d, row *rows, size_t n, hist_entry **out, size_t *
 done:
     free(h);
     PQclear(res);
-    sqlarr_free(&units);
+    rc_sqlarr_free(&units);
     return rc;
 }
 

@@ -21,16 +21,16 @@ void desk_decide(desk *d, row *r, int64_t now)
 /* Records what the rows' decisions did, in the caller's transaction. */
 static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_t errlen)
 {
-    sqlarr fu, fp, fv, fid, frev, fby, freason, fkind, fexp, frep, fmiss, fpart, foff;
-    sqlarr wu, wp, wreason;
+    rc_sqlarr fu, fp, fv, fid, frev, fby, freason, fkind, fexp, frep, fmiss, fpart, foff;
+    rc_sqlarr wu, wp, wreason;
     PGresult *res = NULL;
     char at[40], level[4];
     int rc = -1;
 
-    sqlarr_init(&fu); sqlarr_init(&fp); sqlarr_init(&fv); sqlarr_init(&fid); sqlarr_init(&frev);
-    sqlarr_init(&fby); sqlarr_init(&freason); sqlarr_init(&fkind); sqlarr_init(&fexp);
-    sqlarr_init(&frep); sqlarr_init(&fmiss); sqlarr_init(&fpart); sqlarr_init(&foff);
-    sqlarr_init(&wu); sqlarr_init(&wp); sqlarr_init(&wreason);
+    rc_sqlarr_init(&fu); rc_sqlarr_init(&fp); rc_sqlarr_init(&fv); rc_sqlarr_init(&fid); rc_sqlarr_init(&frev);
+    rc_sqlarr_init(&fby); rc_sqlarr_init(&freason); rc_sqlarr_init(&fkind); rc_sqlarr_init(&fexp);
+    rc_sqlarr_init(&frep); rc_sqlarr_init(&fmiss); rc_sqlarr_init(&fpart); rc_sqlarr_init(&foff);
+    rc_sqlarr_init(&wu); rc_sqlarr_init(&wp); rc_sqlarr_init(&wreason);
     desk_fmt_time(now, at);
     snprintf(level, sizeof level, "%d", d->ctx->level);
     for (size_t i = 0; i < n; i++) {
@@ -39,17 +39,17 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
             const Rollcall__Completeness *c = r->agg->completeness;
             size_t m = 0, cap = 1;
             char *miss;
-            sqlarr_text(&fu, r->unit);
-            sqlarr_text(&fp, r->period);
-            sqlarr_int(&fv, r->version);
-            sqlarr_text(&fid, r->report_id);
-            sqlarr_bool(&frev, r->revised);
-            sqlarr_text(&fby, r->reason == RC_REASON_SIGNOFF && r->signoff_by[0] ? r->signoff_by
+            rc_sqlarr_text(&fu, r->unit);
+            rc_sqlarr_text(&fp, r->period);
+            rc_sqlarr_int(&fv, r->version);
+            rc_sqlarr_text(&fid, r->report_id);
+            rc_sqlarr_bool(&frev, r->revised);
+            rc_sqlarr_text(&fby, r->reason == RC_REASON_SIGNOFF && r->signoff_by[0] ? r->signoff_by
                                                                                  : d->ctx->submitter);
-            sqlarr_text(&freason, rc_level_reason_name(r->reason));
-            sqlarr_int(&fkind, r->kind);
-            sqlarr_int(&fexp, c ? c->expected : 0);
-            sqlarr_int(&frep, c ? c->reported : 0);
+            rc_sqlarr_text(&freason, rc_level_reason_name(r->reason));
+            rc_sqlarr_int(&fkind, r->kind);
+            rc_sqlarr_int(&fexp, c ? c->expected : 0);
+            rc_sqlarr_int(&frep, c ? c->reported : 0);
             /* PostgreSQL arrays cannot be ragged: each missing list goes as
              * one space-separated string, split again in SQL */
             for (size_t k = 0; c && k < c->n_missing; k++)
@@ -62,23 +62,23 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
             miss[0] = '\0';
             for (size_t k = 0; c && k < c->n_missing; k++)
                 m += (size_t)snprintf(miss + m, cap - m, "%s%s", k ? " " : "", c->missing[k]);
-            sqlarr_text(&fmiss, miss);
+            rc_sqlarr_text(&fmiss, miss);
             free(miss);
-            sqlarr_int(&fpart, r->dlv.partition);
-            sqlarr_int(&foff, r->dlv.offset);
+            rc_sqlarr_int(&fpart, r->dlv.partition);
+            rc_sqlarr_int(&foff, r->dlv.offset);
         } else if (r->action == RC_FILE_WAIT || (r->action == RC_FILE_NOW && !r->ready)) {
             /* ready (complete or deadline) but not filed: waiting for a
              * signature, or a delivery that failed and will be retried */
-            sqlarr_text(&wu, r->unit);
-            sqlarr_text(&wp, r->period);
-            sqlarr_text(&wreason, r->reason == RC_REASON_COMPLETE ? "complete" : "deadline");
+            rc_sqlarr_text(&wu, r->unit);
+            rc_sqlarr_text(&wp, r->period);
+            rc_sqlarr_text(&wreason, r->reason == RC_REASON_COMPLETE ? "complete" : "deadline");
         }
     }
     if (fu.n > 0) {
-        const char *p[16] = {sqlarr_get(&fu), sqlarr_get(&fp), sqlarr_get(&fv), sqlarr_get(&fid),
-                             sqlarr_get(&frev), sqlarr_get(&fby), sqlarr_get(&freason),
-                             sqlarr_get(&fkind), sqlarr_get(&fexp), sqlarr_get(&frep),
-                             sqlarr_get(&fmiss), sqlarr_get(&fpart), sqlarr_get(&foff), at, level,
+        const char *p[16] = {rc_sqlarr_get(&fu), rc_sqlarr_get(&fp), rc_sqlarr_get(&fv), rc_sqlarr_get(&fid),
+                             rc_sqlarr_get(&frev), rc_sqlarr_get(&fby), rc_sqlarr_get(&freason),
+                             rc_sqlarr_get(&fkind), rc_sqlarr_get(&fexp), rc_sqlarr_get(&frep),
+                             rc_sqlarr_get(&fmiss), rc_sqlarr_get(&fpart), rc_sqlarr_get(&foff), at, level,
                              d->topic_out};
         for (int i = 0; i < 13; i++)
             if (!p[i]) {
@@ -112,7 +112,7 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
         res = NULL;
     }
     if (wu.n > 0) {
-        const char *p[4] = {sqlarr_get(&wu), sqlarr_get(&wp), sqlarr_get(&wreason), at};
+        const char *p[4] = {rc_sqlarr_get(&wu), rc_sqlarr_get(&wp), rc_sqlarr_get(&wreason), at};
         if (!p[0] || !p[1] || !p[2]) {
             snprintf(err, errlen, "out of memory");
             goto done;
@@ -128,10 +128,10 @@ static int mark_rows(desk *d, row *rows, size_t n, int64_t now, char *err, size_
     rc = 0;
 done:
     PQclear(res);
-    sqlarr_free(&fu); sqlarr_free(&fp); sqlarr_free(&fv); sqlarr_free(&fid); sqlarr_free(&frev);
-    sqlarr_free(&fby); sqlarr_free(&freason); sqlarr_free(&fkind); sqlarr_free(&fexp);
-    sqlarr_free(&frep); sqlarr_free(&fmiss); sqlarr_free(&fpart); sqlarr_free(&foff);
-    sqlarr_free(&wu); sqlarr_free(&wp); sqlarr_free(&wreason);
+    rc_sqlarr_free(&fu); rc_sqlarr_free(&fp); rc_sqlarr_free(&fv); rc_sqlarr_free(&fid); rc_sqlarr_free(&frev);
+    rc_sqlarr_free(&fby); rc_sqlarr_free(&freason); rc_sqlarr_free(&fkind); rc_sqlarr_free(&fexp);
+    rc_sqlarr_free(&frep); rc_sqlarr_free(&fmiss); rc_sqlarr_free(&fpart); rc_sqlarr_free(&foff);
+    rc_sqlarr_free(&wu); rc_sqlarr_free(&wp); rc_sqlarr_free(&wreason);
     return rc;
 }
 

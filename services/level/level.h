@@ -19,6 +19,7 @@
 #include "rc_clock.h"
 #include "rc_metrics.h"
 #include "rc_pg.h"
+#include "rc_sql.h"
 
 typedef struct level_cfg {
     char *level_name;       /* township | county | province */
@@ -98,22 +99,5 @@ int level_offsets_assign(rc_pg *pg, rd_kafka_t *rk, const char *group,
 int level_offsets_store(rc_pg *pg, const char *group, const char *topic,
                         const int32_t *partitions, const int64_t *next, size_t n,
                         char *errbuf, size_t errlen);
-
-/* ---- sqlarray.c: building PostgreSQL array literals for unnest() ---- */
-
-typedef struct sqlarr { char *buf; size_t len, cap; size_t n; bool oom; } sqlarr;
-
-void sqlarr_init(sqlarr *a);
-void sqlarr_free(sqlarr *a);
-void sqlarr_reset(sqlarr *a);
-/* Appends a text element (quoted and escaped), or NULL. */
-void sqlarr_text(sqlarr *a, const char *s);
-void sqlarr_null(sqlarr *a);
-void sqlarr_int(sqlarr *a, long long v);
-void sqlarr_bool(sqlarr *a, bool v);
-/* Appends a bytea element in hex form. */
-void sqlarr_bytea(sqlarr *a, const uint8_t *p, size_t len);
-/* The literal "{...}"; NULL after an allocation failure. */
-const char *sqlarr_get(sqlarr *a);
 
 #endif

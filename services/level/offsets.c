@@ -60,23 +60,23 @@ int level_offsets_store(rc_pg *pg, const char *group, const char *topic,
                         const int32_t *partitions, const int64_t *next, size_t n,
                         char *errbuf, size_t errlen)
 {
-    sqlarr parts, offs;
+    rc_sqlarr parts, offs;
     const char *params[4];
     PGresult *res = NULL;
     int rc = -1;
 
     if (n == 0)
         return 0;
-    sqlarr_init(&parts);
-    sqlarr_init(&offs);
+    rc_sqlarr_init(&parts);
+    rc_sqlarr_init(&offs);
     for (size_t i = 0; i < n; i++) {
-        sqlarr_int(&parts, partitions[i]);
-        sqlarr_int(&offs, next[i]);
+        rc_sqlarr_int(&parts, partitions[i]);
+        rc_sqlarr_int(&offs, next[i]);
     }
     params[0] = group;
     params[1] = topic;
-    params[2] = sqlarr_get(&parts);
-    params[3] = sqlarr_get(&offs);
+    params[2] = rc_sqlarr_get(&parts);
+    params[3] = rc_sqlarr_get(&offs);
     if (!params[2] || !params[3]) {
         snprintf(errbuf, errlen, "out of memory");
         goto done;
@@ -94,7 +94,7 @@ int level_offsets_store(rc_pg *pg, const char *group, const char *topic,
     rc = 0;
 done:
     PQclear(res);
-    sqlarr_free(&parts);
-    sqlarr_free(&offs);
+    rc_sqlarr_free(&parts);
+    rc_sqlarr_free(&offs);
     return rc;
 }

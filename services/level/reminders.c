@@ -9,11 +9,11 @@ void desk_publish_pending(desk *d, bool reminders)
     PGresult *res = NULL, *upd = NULL;
     char err[512], level[4];
     delivery *dl = NULL;
-    sqlarr ids;
+    rc_sqlarr ids;
     const char *topic = reminders ? "reminders" : "escalations";
     int n;
 
-    sqlarr_init(&ids);
+    rc_sqlarr_init(&ids);
     snprintf(level, sizeof level, "%d", d->ctx->level);
     if (rc_pg_begin(d->pg, err, sizeof err) < 0)
         goto failed;
@@ -72,9 +72,9 @@ void desk_publish_pending(desk *d, bool reminders)
     rc_producer_flush(d->producer, d->cfg->flush_timeout_ms);
     for (int i = 0; i < n; i++)
         if (dl[i].ok)
-            sqlarr_text(&ids, PQgetvalue(res, i, 0));
+            rc_sqlarr_text(&ids, PQgetvalue(res, i, 0));
     if (ids.n > 0) {
-        const char *q[1] = {sqlarr_get(&ids)};
+        const char *q[1] = {rc_sqlarr_get(&ids)};
         if (!q[0])
             goto rollback;
         upd = rc_pg_exec_params(d->pg, reminders
@@ -99,7 +99,7 @@ done:
     PQclear(res);
     PQclear(upd);
     free(dl);
-    sqlarr_free(&ids);
+    rc_sqlarr_free(&ids);
 }
 
 /* How many of the level's reminders (reminder_min, earliest first) are due
@@ -116,18 +116,18 @@ static int reminders_due(const desk *d, int32_t day, int64_t now)
 /* Reminds the missing children of units whose reminder time has come. */
 void desk_remind(desk *d)
 {
-    sqlarr parts, ru, rp, rby, rmin, rdl, fu, fp, fk;
+    rc_sqlarr parts, ru, rp, rby, rmin, rdl, fu, fp, fk;
     PGresult *res = NULL, *ins = NULL;
-    sqlarr wdays, wdue;
+    rc_sqlarr wdays, wdue;
     char err[512], level[4], at[40];
     int64_t now = rc_clock_now(d->ctx->clock);
     int32_t first_open, last_due;
 
     if (d->nreminders == 0)
         return;
-    sqlarr_init(&parts); sqlarr_init(&ru); sqlarr_init(&rp); sqlarr_init(&rby); sqlarr_init(&rmin);
-    sqlarr_init(&rdl); sqlarr_init(&fu); sqlarr_init(&fp); sqlarr_init(&fk);
-    sqlarr_init(&wdays); sqlarr_init(&wdue);
+    rc_sqlarr_init(&parts); rc_sqlarr_init(&ru); rc_sqlarr_init(&rp); rc_sqlarr_init(&rby); rc_sqlarr_init(&rmin);
+    rc_sqlarr_init(&rdl); rc_sqlarr_init(&fu); rc_sqlarr_init(&fp); rc_sqlarr_init(&fk);
+    rc_sqlarr_init(&wdays); rc_sqlarr_init(&wdue);
     if (!desk_any_assigned(d, &parts))
         goto done;
     /* Periods whose deadline is still ahead, and whose earliest reminder
@@ -144,14 +144,14 @@ void desk_remind(desk *d)
             continue;
         char pd[11];
         rc_period_format(day, pd);
-        sqlarr_text(&wdays, pd);
-        sqlarr_int(&wdue, due);
+        rc_sqlarr_text(&wdays, pd);
+        rc_sqlarr_int(&wdue, due);
     }
     if (wdays.n == 0)
         goto done;
     snprintf(level, sizeof level, "%d", d->ctx->level);
     desk_fmt_time(now, at);
-    const char *p[4] = {level, sqlarr_get(&parts), sqlarr_get(&wdays), sqlarr_get(&wdue)};
+    const char *p[4] = {level, rc_sqlarr_get(&parts), rc_sqlarr_get(&wdays), rc_sqlarr_get(&wdue)};
     res = rc_pg_exec_params(d->pg,
         "SELECT f.unit_code, f.period::text, f.live_payload, f.reminders_done"
         "  FROM unnest($3::date[], $4::int[]) AS w(period, due)"
@@ -186,23 +186,23 @@ void desk_remind(desk *d)
             continue;
         desk_fmt_time(deadline, dl);
         for (size_t k = 0; agg->completeness && k < agg->completeness->n_missing; k++) {
-            sqlarr_text(&ru, agg->completeness->missing[k]);
-            sqlarr_text(&rp, period);
-            sqlarr_text(&rby, unit);
-            sqlarr_int(&rmin, d->reminder_min[due - 1]);
-            sqlarr_text(&rdl, dl);
+            rc_sqlarr_text(&ru, agg->completeness->missing[k]);
+            rc_sqlarr_text(&rp, period);
+            rc_sqlarr_text(&rby, unit);
+            rc_sqlarr_int(&rmin, d->reminder_min[due - 1]);
+            rc_sqlarr_text(&rdl, dl);
         }
         rc_info("reminding missing children unit=%s period=%s missing=%zu minutes_before=%d", unit,
                 period, agg->completeness ? agg->completeness->n_missing : 0, d->reminder_min[due - 1]);
         rc_report_free(agg);
-        sqlarr_text(&fu, unit);
-        sqlarr_text(&fp, period);
-        sqlarr_int(&fk, due);
+        rc_sqlarr_text(&fu, unit);
+        rc_sqlarr_text(&fp, period);
+        rc_sqlarr_int(&fk, due);
     }
     if (fu.n == 0)
         goto done;
-    const char *q[10] = {sqlarr_get(&ru), sqlarr_get(&rp), sqlarr_get(&rby), sqlarr_get(&rmin),
-                         sqlarr_get(&rdl), level, at, sqlarr_get(&fu), sqlarr_get(&fp), sqlarr_get(&fk)};
+    const char *q[10] = {rc_sqlarr_get(&ru), rc_sqlarr_get(&rp), rc_sqlarr_get(&rby), rc_sqlarr_get(&rmin),
+                         rc_sqlarr_get(&rdl), level, at, rc_sqlarr_get(&fu), rc_sqlarr_get(&fp), rc_sqlarr_get(&fk)};
     for (int i = 0; i < 10; i++)
         if (!q[i]) {
             snprintf(err, sizeof err, "out of memory");
@@ -229,7 +229,7 @@ failed:
 done:
     PQclear(res);
     PQclear(ins);
-    sqlarr_free(&parts); sqlarr_free(&ru); sqlarr_free(&rp); sqlarr_free(&rby); sqlarr_free(&rmin);
-    sqlarr_free(&rdl); sqlarr_free(&fu); sqlarr_free(&fp); sqlarr_free(&fk);
-    sqlarr_free(&wdays); sqlarr_free(&wdue);
+    rc_sqlarr_free(&parts); rc_sqlarr_free(&ru); rc_sqlarr_free(&rp); rc_sqlarr_free(&rby); rc_sqlarr_free(&rmin);
+    rc_sqlarr_free(&rdl); rc_sqlarr_free(&fu); rc_sqlarr_free(&fp); rc_sqlarr_free(&fk);
+    rc_sqlarr_free(&wdays); rc_sqlarr_free(&wdue);
 }

@@ -3,11 +3,11 @@
  * instance holds. */
 #include "desk.h"
 
-bool desk_any_assigned(const desk *d, sqlarr *parts)
+bool desk_any_assigned(const desk *d, rc_sqlarr *parts)
 {
     for (int p = 0; p < MAX_PARTITIONS; p++)
         if (d->assigned[p])
-            sqlarr_int(parts, p);
+            rc_sqlarr_int(parts, p);
     return parts->n > 0;
 }
 
@@ -16,7 +16,7 @@ bool desk_any_assigned(const desk *d, sqlarr *parts)
  * rows looked at, -1 on error. */
 int desk_sweep(desk *d)
 {
-    sqlarr parts;
+    rc_sqlarr parts;
     PGresult *res = NULL;
     row *rows = NULL;
     char err[512], level[4], cutoff[11], limit[12], revisable[40];
@@ -24,7 +24,7 @@ int desk_sweep(desk *d)
     size_t n = 0;
     int rc = -1;
 
-    sqlarr_init(&parts);
+    rc_sqlarr_init(&parts);
     if (!desk_any_assigned(d, &parts)) {
         rc = 0;
         goto done;
@@ -33,7 +33,7 @@ int desk_sweep(desk *d)
     rc_period_format(rc_level_last_closed_period(now, d->deadline_min), cutoff);
     snprintf(limit, sizeof limit, "%d", SWEEP_LIMIT);
     desk_fmt_time(now - (int64_t)d->cfg->revise_every_ms * 1000, revisable);
-    const char *p[6] = {level, sqlarr_get(&parts), cutoff, d->signoff_required ? "true" : "false", limit,
+    const char *p[6] = {level, rc_sqlarr_get(&parts), cutoff, d->signoff_required ? "true" : "false", limit,
                         revisable};
     /* Two narrow questions (filing_unfiled_idx, filing_due_early_idx): days past their deadline, and
      * for later days only the rows that can be due early — the units still
@@ -116,6 +116,6 @@ failed:
 done:
     desk_rows_free(rows, n);
     PQclear(res);
-    sqlarr_free(&parts);
+    rc_sqlarr_free(&parts);
     return rc;
 }

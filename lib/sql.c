@@ -1,31 +1,29 @@
-/* PostgreSQL array literals, so that a whole batch goes to the server as one
- * statement over unnest($1::text[], $2::date[], ...) instead of one round
- * trip per row. */
-#include "level.h"
+/* rc_sql — see rc_sql.h. */
+#include "rc_sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-void sqlarr_init(sqlarr *a)
+void rc_sqlarr_init(rc_sqlarr *a)
 {
     memset(a, 0, sizeof *a);
 }
 
-void sqlarr_free(sqlarr *a)
+void rc_sqlarr_free(rc_sqlarr *a)
 {
     free(a->buf);
     memset(a, 0, sizeof *a);
 }
 
-void sqlarr_reset(sqlarr *a)
+void rc_sqlarr_reset(rc_sqlarr *a)
 {
     a->len = 0;
     a->n = 0;
     a->oom = false;
 }
 
-static bool reserve(sqlarr *a, size_t more)
+static bool reserve(rc_sqlarr *a, size_t more)
 {
     size_t want = a->len + more + 3;  /* room for '{', '}' and NUL */
     char *p;
@@ -47,7 +45,7 @@ static bool reserve(sqlarr *a, size_t more)
     return true;
 }
 
-static void sep(sqlarr *a)
+static void sep(rc_sqlarr *a)
 {
     if (a->len == 0)
         a->buf[a->len++] = '{';
@@ -56,12 +54,12 @@ static void sep(sqlarr *a)
     a->n++;
 }
 
-void sqlarr_text(sqlarr *a, const char *s)
+void rc_sqlarr_text(rc_sqlarr *a, const char *s)
 {
     size_t n;
 
     if (!s) {
-        sqlarr_null(a);
+        rc_sqlarr_null(a);
         return;
     }
     n = strlen(s);
@@ -77,7 +75,7 @@ void sqlarr_text(sqlarr *a, const char *s)
     a->buf[a->len++] = '"';
 }
 
-void sqlarr_null(sqlarr *a)
+void rc_sqlarr_null(rc_sqlarr *a)
 {
     if (!reserve(a, 5))
         return;
@@ -86,7 +84,7 @@ void sqlarr_null(sqlarr *a)
     a->len += 4;
 }
 
-void sqlarr_int(sqlarr *a, long long v)
+void rc_sqlarr_int(rc_sqlarr *a, long long v)
 {
     if (!reserve(a, 24))
         return;
@@ -94,7 +92,7 @@ void sqlarr_int(sqlarr *a, long long v)
     a->len += (size_t)snprintf(a->buf + a->len, 24, "%lld", v);
 }
 
-void sqlarr_bool(sqlarr *a, bool v)
+void rc_sqlarr_bool(rc_sqlarr *a, bool v)
 {
     if (!reserve(a, 2))
         return;
@@ -102,7 +100,7 @@ void sqlarr_bool(sqlarr *a, bool v)
     a->buf[a->len++] = v ? 't' : 'f';
 }
 
-void sqlarr_bytea(sqlarr *a, const uint8_t *p, size_t len)
+void rc_sqlarr_bytea(rc_sqlarr *a, const uint8_t *p, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
 
@@ -119,7 +117,7 @@ void sqlarr_bytea(sqlarr *a, const uint8_t *p, size_t len)
     a->buf[a->len++] = '"';
 }
 
-const char *sqlarr_get(sqlarr *a)
+const char *rc_sqlarr_get(rc_sqlarr *a)
 {
     if (a->oom)
         return NULL;
@@ -132,4 +130,20 @@ const char *sqlarr_get(sqlarr *a)
     a->buf[a->len] = '}';
     a->buf[a->len + 1] = '\0';
     return a->buf;
+}
+
+long rc_sql_exec_count(rc_pg *pg, const char *sql, int n, const char *const *params,
+                       char *errbuf, size_t errlen)
+{
+    PGresult *res = n ? rc_pg_exec_params(pg, sql, n, params, errbuf, errlen)
+                      : rc_pg_exec(pg, sql, errbuf, errlen);
+    long count;
+
+    if (!res)
+        return -1;
+    count = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1
+                ? atol(PQgetvalue(res, 0, 0))
+                : atol(PQcmdTuples(res));
+    PQclear(res);
+    return count;
 }
