@@ -64,13 +64,12 @@ done
 [ ${#MODES[@]} -gt 0 ] || MODES=(http direct)
 mkdir -p "$OUT"
 
-say() { printf 'national-day: %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+SAY_AS=national-day
+. scripts/lib.sh
 
 [ -x "$BUILD/rollcall" ] || { say "$BUILD/rollcall is not built (make)"; exit 1; }
 BUILD=$BUILD deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 export PGOPTIONS="-c client_min_messages=warning"
 PSQL=(psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
 
@@ -154,7 +153,7 @@ for mode in "${MODES[@]}"; do
             --quiet >/dev/null
     fi
     BUILD=$BUILD deploy/stack.sh up >&2
-    set -a; . var/stack.env; set +a
+    stack_env
 
     args=(--period "$PERIOD" --seed "$SEED" --ledger "$OUT/ledger-$mode.jsonl" --wait 900)
     if [ "$mode" = http ]; then

@@ -19,18 +19,17 @@ DAY=${BENCH_DAY:-$(TZ=Asia/Shanghai date -d yesterday +%F)}
 LEDGER=$OUT/replay-national-$DAY.ledger
 RC=$BUILD/rollcall
 
-say() { printf 'replay-national: %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+SAY_AS=replay-national
+. scripts/lib.sh
 
 [ -x "$RC" ] || { say "$RC is not built (make)"; exit 1; }
 if [ ! -x "$BUILD/rollcall-rollup" ]; then
-    say "skipped: $BUILD/rollcall-rollup is not built (the rollup service, issue 6)"
+    say "skipped: $BUILD/rollcall-rollup is not built (the rollup service)"
     exit 0
 fi
 mkdir -p "$OUT"
 BUILD=$BUILD deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 export PGOPTIONS="-c client_min_messages=warning"
 PSQL=(psql -X -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
 rollup_running() { [ -f var/run/rollup.pid ] && kill -0 "$(cat var/run/rollup.pid)" 2>/dev/null; }

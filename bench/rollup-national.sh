@@ -32,7 +32,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ -z "${ROLLCALL_PG_DSN:-}" ] && [ -f var/stack.env ]; then set -a; . var/stack.env; set +a; fi
+SAY_AS=rollup-national
+. scripts/lib.sh
+stack_env_unless_set
 if [ -z "${ROLLCALL_PG_DSN:-}" ]; then
     echo "rollup-national: no PostgreSQL (ROLLCALL_PG_DSN): run make up" >&2
     exit 1
@@ -41,9 +43,6 @@ mkdir -p "$OUT"
 db=rollcall_bench_rollup
 dsn="$ROLLCALL_PG_DSN dbname=$db"
 PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1 "$dsn")
-say() { printf 'rollup-national: %s\n' "$*" >&2; }
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 pid=
 
 SCRATCH_BROKER_PID=

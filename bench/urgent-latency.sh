@@ -5,7 +5,7 @@
 #   seen      when the 4-hop report can be read back from reports.urgent,
 #   recorded  when the rollup recorded the province hop in PostgreSQL
 #             (rollcall.urgent_hop.recorded_at; only when the rollup runs).
-# The target (issue 7) is recorded p99 <= 100 ms during a national day.
+# The target is recorded p99 <= 100 ms during a national day.
 #
 #   bench/urgent-latency.sh [--load national|self|none] [--seconds N] [--every-ms N]
 #
@@ -34,7 +34,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-say() { printf 'urgent-latency: %s\n' "$*" >&2; }
+SAY_AS=urgent-latency
+. scripts/lib.sh
 
 for b in rollcall rollcall-township rollcall-county rollcall-province tests/integration/test_level_urgent_bench; do
     [ -x "$BUILD/$b" ] || { say "$BUILD/$b is not built (make)"; exit 1; }
@@ -48,7 +49,7 @@ if [ -z "$LOAD" ]; then
 fi
 
 BUILD=$BUILD deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 BASE=$ROLLCALL_PORT_BASE
 
 # This build's relays, freshly started.

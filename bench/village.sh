@@ -22,7 +22,9 @@ PID=
 
 command -v wrk >/dev/null || { echo "bench/village.sh: wrk is not installed (apt-get install wrk)"; exit 1; }
 [ -f var/stack.env ] || BUILD=$BUILD deploy/stack.sh up >/dev/null
-set -a; . var/stack.env; set +a
+SAY_AS=village
+. scripts/lib.sh
+stack_env
 
 DB=rollcall_bench_village
 DSN="$ROLLCALL_PG_DSN dbname=$DB"

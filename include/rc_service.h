@@ -46,10 +46,8 @@ typedef struct rc_service rc_service;
  * librdkafka's threads that retained memory was a third of the rollup's
  * peak RSS.  glibc also raises its mmap threshold to the largest block
  * freed (up to 32 MiB), after which a batch's big buffers (key sets, fetch
- * and COPY buffers, results) come from the arenas and stay there: on a
- * national day the rollup then held 72 MB with 13 MB in use.  A fixed
- * threshold gives them back when freed (national day, peak RSS: rollup
- * 73-80 -> 71.5 MB with an 8 MB prefetch, township desk 60-72 -> 55.5 MB). */
+ * and COPY buffers, results) come from the arenas and stay there; a fixed
+ * threshold gives them back when freed (figures in bench/RESULTS.md). */
 void rc_service_limit_arenas(void);
 
 /* Creates the loop and the HTTP server bound to listen_addr:port (NULL =

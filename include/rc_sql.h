@@ -2,12 +2,13 @@
  *
  * Array literals: a whole batch goes to the server as one statement over
  * unnest($1::text[], $2::date[], ...) instead of one round trip per row.
- * Build one rc_sqlarr per column; an allocation failure sets `oom`, later
+ * Build one rc_sqlarr per column; an allocation failure sets b.oom, later
  * appends do nothing and rc_sqlarr_get returns NULL, so a caller appends
  * freely and checks once. */
 #ifndef RC_SQL_H
 #define RC_SQL_H
 
+#include "rc_buf.h"
 #include "rc_pg.h"
 
 #include <stdbool.h>
@@ -15,10 +16,8 @@
 #include <stdint.h>
 
 typedef struct rc_sqlarr {
-    char *buf;
-    size_t len, cap;
+    rc_buf b;           /* the literal so far, without its closing '}' */
     size_t n;           /* elements appended */
-    bool oom;
 } rc_sqlarr;
 
 void rc_sqlarr_init(rc_sqlarr *a);

@@ -1,5 +1,6 @@
 /* rc_sql — see rc_sql.h. */
 #include "rc_sql.h"
+#include "rc_buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,45 +13,27 @@ void rc_sqlarr_init(rc_sqlarr *a)
 
 void rc_sqlarr_free(rc_sqlarr *a)
 {
-    free(a->buf);
-    memset(a, 0, sizeof *a);
+    rc_buf_free(&a->b);
+    a->n = 0;
 }
 
 void rc_sqlarr_reset(rc_sqlarr *a)
 {
-    a->len = 0;
+    rc_buf_clear(&a->b);
     a->n = 0;
-    a->oom = false;
 }
 
+/* Room for `more` bytes of element and the closing '}'. */
 static bool reserve(rc_sqlarr *a, size_t more)
 {
-    size_t want = a->len + more + 3;  /* room for '{', '}' and NUL */
-    char *p;
-
-    if (a->oom)
-        return false;
-    if (want <= a->cap)
-        return true;
-    size_t cap = a->cap ? a->cap : 256;
-    while (cap < want)
-        cap *= 2;
-    p = realloc(a->buf, cap);
-    if (!p) {
-        a->oom = true;
-        return false;
-    }
-    a->buf = p;
-    a->cap = cap;
-    return true;
+    return rc_buf_reserve(&a->b, more + 2);
 }
 
 static void sep(rc_sqlarr *a)
 {
-    if (a->len == 0)
-        a->buf[a->len++] = '{';
-    else
-        a->buf[a->len++] = ',';
+    char c = a->b.len == 0 ? '{' : ',';
+
+    a->b.p[a->b.len++] = c;
     a->n++;
 }
 
@@ -66,13 +49,13 @@ void rc_sqlarr_text(rc_sqlarr *a, const char *s)
     if (!reserve(a, 2 * n + 3))
         return;
     sep(a);
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
     for (; *s; s++) {
         if (*s == '"' || *s == '\\')
-            a->buf[a->len++] = '\\';
-        a->buf[a->len++] = *s;
+            a->b.p[a->b.len++] = '\\';
+        a->b.p[a->b.len++] = *s;
     }
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
 }
 
 void rc_sqlarr_null(rc_sqlarr *a)
@@ -80,8 +63,8 @@ void rc_sqlarr_null(rc_sqlarr *a)
     if (!reserve(a, 5))
         return;
     sep(a);
-    memcpy(a->buf + a->len, "NULL", 4);
-    a->len += 4;
+    memcpy(a->b.p + a->b.len, "NULL", 4);
+    a->b.len += 4;
 }
 
 void rc_sqlarr_int(rc_sqlarr *a, long long v)
@@ -89,7 +72,7 @@ void rc_sqlarr_int(rc_sqlarr *a, long long v)
     if (!reserve(a, 24))
         return;
     sep(a);
-    a->len += (size_t)snprintf(a->buf + a->len, 24, "%lld", v);
+    a->b.len += (size_t)snprintf(a->b.p + a->b.len, 24, "%lld", v);
 }
 
 void rc_sqlarr_bool(rc_sqlarr *a, bool v)
@@ -97,7 +80,7 @@ void rc_sqlarr_bool(rc_sqlarr *a, bool v)
     if (!reserve(a, 2))
         return;
     sep(a);
-    a->buf[a->len++] = v ? 't' : 'f';
+    a->b.p[a->b.len++] = v ? 't' : 'f';
 }
 
 void rc_sqlarr_bytea(rc_sqlarr *a, const uint8_t *p, size_t len)
@@ -108,28 +91,27 @@ void rc_sqlarr_bytea(rc_sqlarr *a, const uint8_t *p, size_t len)
         return;
     sep(a);
     /* "\\x..." inside the array literal is the bytea text \x... */
-    memcpy(a->buf + a->len, "\"\\\\x", 4);
-    a->len += 4;
+    memcpy(a->b.p + a->b.len, "\"\\\\x", 4);
+    a->b.len += 4;
     for (size_t i = 0; i < len; i++) {
-        a->buf[a->len++] = hex[p[i] >> 4];
-        a->buf[a->len++] = hex[p[i] & 15];
+        a->b.p[a->b.len++] = hex[p[i] >> 4];
+        a->b.p[a->b.len++] = hex[p[i] & 15];
     }
-    a->buf[a->len++] = '"';
+    a->b.p[a->b.len++] = '"';
 }
 
 const char *rc_sqlarr_get(rc_sqlarr *a)
 {
-    if (a->oom)
+    if (!reserve(a, 0))
         return NULL;
-    if (!reserve(a, 2))
-        return NULL;
-    if (a->len == 0) {
-        memcpy(a->buf, "{}", 3);
-        return a->buf;
+    if (a->b.len == 0) {
+        memcpy(a->b.p, "{}", 3);
+        return a->b.p;
     }
-    a->buf[a->len] = '}';
-    a->buf[a->len + 1] = '\0';
-    return a->buf;
+    /* Closed past len, so that more elements may still be appended. */
+    a->b.p[a->b.len] = '}';
+    a->b.p[a->b.len + 1] = '\0';
+    return a->b.p;
 }
 
 long rc_sql_exec_count(rc_pg *pg, const char *sql, int n, const char *const *params,

@@ -3,21 +3,22 @@
 # and set SAY_AS to the script's name (the prefix of every message).
 #
 #   say MSG          "NAME: MSG" on stderr
-#   die MSG          "FAIL NAME: MSG", exit 1
+#   die MSG          "FAIL NAME: MSG", counted, exit 1 (an EXIT trap sees FAILED)
 #   fail MSG         "FAIL NAME: MSG", counted; the script goes on
 #   pass MSG         "ok   NAME: MSG"
 #   skip MSG         "SKIP NAME: MSG", exit 0 (a test whose prerequisites are missing)
 #   finish           exit 1 when any fail was counted, else 0
 #   now / secs A B   a wall clock in seconds, and B - A with two decimals
-#   load_stack_env   exports var/stack.env (the embedded stack's settings),
-#                    unless ROLLCALL_PG_DSN is already set; fails if absent
+#   stack_env        exports var/stack.env (the embedded stack's settings)
+#   stack_env_unless_set  the same unless ROLLCALL_PG_DSN is already set
+#                    (a caller's own database wins); nothing when absent
 #   psql_at DSN ...  psql quiet, unaligned, tuples only, stopping on error
 #   psql_admin ...   psql_at on the maintenance database of ROLLCALL_PG_DSN
 SAY_AS=${SAY_AS:-$(basename "$0" .sh)}
 FAILED=${FAILED:-0}
 
 say() { printf '%s: %s\n' "$SAY_AS" "$*" >&2; }
-die() { printf 'FAIL %s: %s\n' "$SAY_AS" "$*"; exit 1; }
+die() { printf 'FAIL %s: %s\n' "$SAY_AS" "$*"; FAILED=$((FAILED + 1)); exit 1; }
 fail() { printf 'FAIL %s: %s\n' "$SAY_AS" "$*"; FAILED=$((FAILED + 1)); }
 pass() { printf 'ok   %s: %s\n' "$SAY_AS" "$*"; }
 skip() { printf 'SKIP %s: %s\n' "$SAY_AS" "$*"; exit 0; }
@@ -29,10 +30,9 @@ finish() {
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
-load_stack_env() {
-    [ -n "${ROLLCALL_PG_DSN:-}" ] && return 0
-    [ -f var/stack.env ] || return 1
-    set -a; . var/stack.env; set +a
+stack_env() { set -a; . var/stack.env; set +a; }
+stack_env_unless_set() {
+    if [ -z "${ROLLCALL_PG_DSN:-}" ] && [ -f var/stack.env ]; then stack_env; fi
 }
 
 psql_at() { local dsn=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 "$dsn" "$@"; }

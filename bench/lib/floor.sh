@@ -12,8 +12,8 @@ cd "$(dirname "$0")/../.."
 dsn=$1 seed=$2 out=$3
 RC=${BUILD:-build}/rollcall
 PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1 "$dsn")
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+SAY_AS=floor
+. scripts/lib.sh
 
 mkdir -p "$out"
 "$RC" loadgen --dry-run --seed "$seed" --dsn "$dsn" --floor-csv "$out/floor.csv" --quiet >/dev/null

@@ -14,8 +14,8 @@ set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 CONNINFO PERIOD" >&2; exit 2; }
 dsn=$1 period=$2
 PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1 "$dsn")
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+SAY_AS=writes-floor
+. "$(dirname "$0")/../../scripts/lib.sh"
 
 drop="DROP TABLE IF EXISTS bench_wf_archive_src, bench_wf_latest_src, bench_wf_archive, bench_wf_latest"
 "${PSQL[@]}" -c "$drop" 2>/dev/null

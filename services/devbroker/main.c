@@ -53,7 +53,7 @@ typedef struct {
     struct event_base *base;
 } devbroker;
 
-/* The topics every Rollcall component expects (see CONTEXT.md). */
+/* The topics every Rollcall component expects (PIPELINE.md, "Messages"). */
 static const topic_spec default_topics[] = {
     {"reports.village", 32},  {"reports.urgent", 4},   {"reports.township", 8},
     {"reports.county", 4},    {"reports.province", 2}, {"rollups.township", 16},

@@ -19,8 +19,8 @@ UNIT=130102
 WORK=var/e2e
 WAIT=${E2E_WAIT:-90}
 
-skip() { echo "SKIP e2e_small_day: $*"; exit 0; }
-fail() { echo "FAIL e2e_small_day: $*"; exit 1; }
+SAY_AS=e2e_small_day
+. scripts/lib.sh
 
 [ -x "$BUILD/rollcall-rollup" ] || skip "$BUILD/rollcall-rollup is not built yet (this becomes the acceptance test once the rollup lands)"
 [ -n "${ROLLCALL_PG_DSN:-}" ] || skip "ROLLCALL_PG_DSN is not set (run it through tests/run.sh integration)"
@@ -33,18 +33,18 @@ for _ in $(seq 1 60); do
     sleep 0.5
 done
 curl -fsS "http://127.0.0.1:$((BASE + 81))/healthz" >/dev/null 2>&1 \
-    || fail "rollcall-rollup is built but not healthy on port $((BASE + 81)) (deploy/stack.sh up)"
+    || die "rollcall-rollup is built but not healthy on port $((BASE + 81)) (deploy/stack.sh up)"
 
 mkdir -p "$WORK"
 PERIOD=$(TZ=Asia/Shanghai date -d '6 days ago' +%F)
 SEED=${E2E_SEED:-$(date +%s)}
 
 out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&1) \
-    || fail "registry import: $out"
+    || die "registry import: $out"
 started=$(date -u +%FT%TZ)
 
 # A clean day for the county: every rollcall table keyed by (unit_code, period).
-deploy/clear-day.sh "$UNIT" "$PERIOD" || fail "could not clear $PERIOD for $UNIT"
+deploy/clear-day.sh "$UNIT" "$PERIOD" || die "could not clear $PERIOD for $UNIT"
 
 if [ -x "$BUILD/rollcall-village" ] && [ -n "${ROLLCALL_HTTP:-}" ] \
     && curl -fsS "$ROLLCALL_HTTP/healthz" >/dev/null 2>&1; then
@@ -62,8 +62,8 @@ if ! "$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" 
     # county's reports (e.g. it loaded the registry before the import above).
     psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT 'dead letters since the test began: ' || count(*) || coalesce(', e.g. ' || min(reason), '')
                                        FROM rollcall.dead_letter WHERE received_at >= '$started'::timestamptz" 2>/dev/null
-    fail "loadgen: the pipeline did not take the day as expected (ledger $WORK/ledger.jsonl)"
+    die "loadgen: the pipeline did not take the day as expected (ledger $WORK/ledger.jsonl)"
 fi
 "$BUILD/rollcall" verify --ledger "$WORK/ledger.jsonl" --quiet \
-    || fail "verify found differences (ledger $WORK/ledger.jsonl)"
+    || die "verify found differences (ledger $WORK/ledger.jsonl)"
 echo "ok: e2e_small_day"

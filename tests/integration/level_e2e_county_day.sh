@@ -28,7 +28,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
-say() { printf 'level_e2e: %s\n' "$*" >&2; }
+SAY_AS=level_e2e
+. scripts/lib.sh
 NATIONAL=
 [ "${1:-}" = --national ] && NATIONAL=1
 

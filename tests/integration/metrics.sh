@@ -3,7 +3,9 @@
 # `promtool check metrics`.  Reads the stack's pid files and ports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-. var/stack.env
+SAY_AS=metrics
+. scripts/lib.sh
+stack_env
 BASE=${ROLLCALL_PORT_BASE:-25400}
 command -v promtool >/dev/null || { echo "SKIP: promtool not installed"; exit 0; }
 checked=0; failed=0

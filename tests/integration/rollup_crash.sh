@@ -36,7 +36,8 @@ log=$work/rollup.log
 pid=
 loadpid=
 
-say() { printf 'rollup_crash: %s\n' "$*" >&2; }
+SAY_AS=rollup_crash
+. scripts/lib.sh
 
 cleanup() {
     [ -n "$loadpid" ] && kill "$loadpid" 2>/dev/null || true

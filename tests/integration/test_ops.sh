@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Acceptance tests of the ops commands (issue 8) against real PostgreSQL, the
+# Acceptance tests of the ops commands against real PostgreSQL, the
 # development broker and a private rollup (scratch database, scratch consumer
 # group, so the stack's own services and data are never touched):
 #   1. replaying a whole county-day twice leaves rollcall.v_unit_day unchanged,
@@ -21,11 +21,12 @@ BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
 RC=$BUILD/rollcall
 ROLLUP=$BUILD/rollcall-rollup
 
-skip() { echo "SKIP test_ops: $*"; exit 0; }
+SAY_AS=test_ops
+. scripts/lib.sh
 [ -n "${ROLLCALL_PG_DSN:-}" ] || skip "ROLLCALL_PG_DSN is not set (run under tests/run.sh integration)"
 [ -n "${ROLLCALL_KAFKA_BROKERS:-}" ] || skip "ROLLCALL_KAFKA_BROKERS is not set"
 [ -x "$RC" ] || skip "$RC is not built"
-[ -x "$ROLLUP" ] || skip "$ROLLUP is not built yet (the rollup service, issue 6): these tests need it"
+[ -x "$ROLLUP" ] || skip "$ROLLUP is not built yet (the rollup service): these tests need it"
 [ -x "$BUILD/rollcall-devbroker" ] || skip "$BUILD/rollcall-devbroker is not built"
 
 TMP=$(mktemp -d /tmp/rollcall-ops-test.XXXXXX)
@@ -41,10 +42,6 @@ DAY=$(TZ=Asia/Shanghai date +%F)
 COUNTY=130102
 TOWNSHIP=130102001
 
-say() { printf 'test_ops: %s\n' "$*"; }
-die() { printf 'FAIL test_ops: %s\n' "$*"; FAILED=$((FAILED + 1)); exit 1; }
-fail() { printf 'FAIL test_ops: %s\n' "$*"; FAILED=$((FAILED + 1)); }
-pass() { printf 'ok   test_ops: %s\n' "$*"; }
 psql_() { psql -X -qAt -v ON_ERROR_STOP=1 "$DSN" "$@"; }
 
 stop_rollup() {
