@@ -20,7 +20,7 @@ SANITIZE  ?=
 BUILD     ?= $(if $(SANITIZE),build/asan,build)
 
 CC        ?= cc
-PKGS      := rdkafka libpq libprotobuf-c libevent jansson uuid libcrypto
+PKGS      := rdkafka libpq libprotobuf-c libevent jansson uuid libcrypto libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) cmocka)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)

