@@ -61,7 +61,7 @@ TEST_HELPER_SRC := $(wildcard tests/support/*.c)
 TEST_HELPER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_HELPER_SRC))
 
 .SECONDARY:
-.PHONY: all test unit-test integration-test run up down bench install sanitize clean web
+.PHONY: all test unit-test integration-test browser-test run up down bench install sanitize clean web
 all: $(BINS) $(UNIT_BINS) $(ITEST_BINS) web
 
 # The dashboard's front end (web/): plain ES modules copied as they are, and
@@ -130,6 +130,9 @@ unit-test: all
 
 integration-test: all
 	@BUILD=$(BUILD) tests/run.sh integration
+
+browser-test: all
+	@BUILD=$(BUILD) tests/run.sh browser
 
 sanitize:
 	$(MAKE) SANITIZE=1 test

@@ -95,7 +95,7 @@ export async function render(ctx) {
           const r = await post(unitPath(ctx.code, 'signoff', { period: current.period }));
           current = { ...current, filing: r.filing, can_sign: false };
           drawHeadline(current);
-          refresh();
+          followFiling();
         } catch (e) {
           btn.disabled = false; btn.textContent = t('sign');
           box.append(h('div', { class: 'error', role: 'alert' }, `${t('sign_failed')}: ${e.message}`));
@@ -213,6 +213,17 @@ export async function render(ctx) {
       if (again) { again = false; refresh(); }
     }
   }
+  // A signature is filed by the level's desk a moment later, and a filing
+  // is not an aggregate change the stream reports: ask until it is filed.
+  let followTimer = null;
+  function followFiling(tries = 60) {
+    clearTimeout(followTimer);
+    followTimer = setTimeout(async () => {
+      await refresh();
+      const st = current.filing && current.filing.status;
+      if (ctx.current() && tries > 1 && (st === 'filing' || st === 'awaiting_signoff' || st === 'collecting')) followFiling(tries - 1);
+    }, 1000);
+  }
   const es = new EventSource(`/api/stream?unit=${encodeURIComponent(ctx.code)}`);
   es.addEventListener('open', () => { live.classList.add('on'); live.textContent = t('live'); });
   es.addEventListener('error', () => { live.classList.remove('on'); live.textContent = t('offline'); });
@@ -223,7 +234,7 @@ export async function render(ctx) {
     clearTimeout(pending);
     pending = setTimeout(refresh, 150);
   });
-  ctx.onCleanup(() => { es.close(); clearTimeout(pending); clearInterval(countdownTimer); });
+  ctx.onCleanup(() => { es.close(); clearTimeout(pending); clearTimeout(followTimer); clearInterval(countdownTimer); });
   window.__rcStream = es;
 }
 
