@@ -191,7 +191,10 @@ GRANT USAGE ON SEQUENCE rollcall.login_attempt_id_seq TO rollcall_dashboard;
 
 -- ------------------------------------------------------------------ RLS
 
--- Every table a reader can reach, keyed by unit code.  FORCE: the policies
+-- Every table a reader can reach, keyed by unit code.  Not the outbox,
+-- the offsets and the dead letters: no reader has a grant on them, and
+-- PostgreSQL refuses COPY FROM into a table with row-level security (the
+-- rollup fills the outbox by COPY).  FORCE: the policies
 -- bind the tables' owner too unless it is a superuser (which bypasses RLS
 -- whatever the table says; the migration role of the embedded stack is one,
 -- so no service may use it).
@@ -203,18 +206,15 @@ BEGIN
   FOR t, col IN VALUES ('unit', 'code'), ('report_archive', 'unit_code'), ('latest_report', 'unit_code'),
                        ('aggregate', 'unit_code'), ('filing', 'unit_code'), ('filing_log', 'unit_code'),
                        ('reminder', 'unit_code'), ('escalation', 'unit_code'),
-                       ('urgent_report', 'unit_code'), ('urgent_hop', 'unit_code'),
-                       ('dead_letter', NULL), ('outbox', NULL), ('consumer_offset', NULL) LOOP
+                       ('urgent_report', 'unit_code'), ('urgent_hop', 'unit_code') LOOP
     EXECUTE format('ALTER TABLE rollcall.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE rollcall.%I FORCE ROW LEVEL SECURITY', t);
     -- Writers and operators: every row (their grants decide what they may do).
     EXECUTE format('CREATE POLICY writers ON rollcall.%I TO rollcall_rollup, rollcall_level, rollcall_ops '
                    'USING (true) WITH CHECK (true)', t);
-    IF col IS NOT NULL THEN
-      EXECUTE format('CREATE POLICY dashboard_scope ON rollcall.%I FOR SELECT TO rollcall_dashboard '
-                     'USING (%I COLLATE "C" >= rollcall.scope() AND %I COLLATE "C" < rollcall.scope_end())',
-                     t, col, col);
-    END IF;
+    EXECUTE format('CREATE POLICY dashboard_scope ON rollcall.%I FOR SELECT TO rollcall_dashboard '
+                   'USING (%I COLLATE "C" >= rollcall.scope() AND %I COLLATE "C" < rollcall.scope_end())',
+                   t, col, col);
   END LOOP;
 END $$;
 -- The intake reads the whole registry (it checks every village's token).

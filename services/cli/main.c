@@ -197,6 +197,14 @@ static const cli_command commands[] = {
      "  --pending        list the reports awaiting a signature (rollcall.v_pending_signoff)\n"
      "  --level LEVEL    with --pending: township, county or province only\n"
      "  --dsn DSN        libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"user", cmd_user, "user add|passwd|disable|apikey NAME [--unit CODE] [--role ROLE] [--password-file F] [--dsn DSN]",
+     "The dashboard's accounts.  An account sees the subtree of its unit.\n"
+     "  add NAME --unit CODE [--role viewer|signer|ops]   new account (password from stdin\n"
+     "                   or --password-file; hashed with argon2id, never stored or shown)\n"
+     "  passwd NAME      new password (stdin or --password-file); ends its sessions\n"
+     "  disable NAME     refuses its sign-in, ends its sessions, revokes its keys\n"
+     "  apikey NAME      prints a new API key once (Authorization: Bearer KEY)\n"
+     "  --dsn DSN        libpq connection string; default $ROLLCALL_PG_DSN_OPS, $ROLLCALL_PG_DSN"},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
