@@ -56,7 +56,11 @@ async function browserContext() {
     executablePath: '/usr/bin/chromium', headless: true, args: ARGS,
     viewport: { width: 1366, height: 768 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai',
   });
-  ctx.on('close', () => fs.rmSync(dir, { recursive: true, force: true }));
+  // Chromium may still be writing its profile as it exits: retry, and never
+  // let a leftover temporary directory fail the tests.
+  ctx.on('close', () => {
+    try { fs.rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }); } catch { /* left in /tmp */ }
+  });
   const page = ctx.pages()[0] || await ctx.newPage();
   page.on('pageerror', e => console.log(`pageerror: ${e.message}`));
   return { ctx, page };
@@ -129,6 +133,18 @@ try {
     const rows = await page.$$eval('#children-table tbody tr', trs => trs.length);
     check('one row per direct child', String(rows) === want.expected_children, `${rows} rows`);
     check('the deadline countdown is shown', /\d/.test(await page.textContent('#countdown')));
+    // Every children counter links to its list, and the list is that long.
+    const lists = {};
+    for (const k of ['expected_children', 'reported_children', 'zero_children', 'late_children', 'missing_children_count']) {
+      await page.click(`[data-counter=${k}]`);
+      await page.waitForURL(/status=/);
+      await ready(page);
+      lists[k] = String(await page.$$eval('#children-table tbody tr', trs => trs.length));
+      await page.goBack();
+      await ready(page);
+    }
+    check('each children counter equals the length of its list',
+      Object.entries(lists).every(([k, n]) => n === want[k]), `lists ${JSON.stringify(lists)} db ${JSON.stringify(want)}`);
     await shot(page, 'today');
   });
 
@@ -215,7 +231,7 @@ try {
     for (const p of ['alerts', 'urgent']) {
       await page.goto(`${BASE}/unit/${COUNTY}/${p}`);
       check(`${p} page draws`, await ready(page) === 'ready');
-      await shot(page, p);
+      await shot(page, p, p !== 'alerts');
     }
     const urgent = Number(psql(`SELECT count(*) FROM rollcall.v_urgent WHERE unit_code LIKE '${COUNTY}%'
                                   AND period > '${period}'::date - 7 AND period <= '${period}'`)[0][0]);

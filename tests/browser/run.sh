@@ -50,11 +50,11 @@ fi
 
 TODAY=$(TZ=Asia/Shanghai date +%F)
 SIGN_PERIOD=$(TZ=Asia/Shanghai date -d yesterday +%F)
-loadgen() {  # period seed [args...]
-    local p=$1 seed=$2; shift 2
-    "$BUILD/rollcall" loadgen --period "$p" --seed "$seed" --ledger "$WORK/ledger-$p.jsonl" \
-        --wait "$WAIT" --quiet --urgent-count 2 --invalid-count 0 "$@" >/dev/null \
-        || fail "loadgen $* --period $p did not complete (see $WORK/ledger-$p.jsonl)"
+loadgen() {  # unit period seed [args...]
+    local u=$1 p=$2 seed=$3; shift 3
+    "$BUILD/rollcall" loadgen --unit "$u" --period "$p" --seed "$seed" --ledger "$WORK/ledger-$u-$p.jsonl" \
+        --quiet --urgent-count 2 --invalid-count 0 "$@" >/dev/null \
+        || fail "loadgen --unit $u --period $p $* did not complete (see $WORK/ledger-$u-$p.jsonl)"
 }
 
 # 30 days for the trends: the 28 before yesterday, once each.
@@ -62,20 +62,29 @@ started=$(date +%s)
 for back in $(seq 29 -1 2); do
     p=$(TZ=Asia/Shanghai date -d "$back days ago" +%F)
     have=$(sql "SELECT count(*) FROM rollcall.aggregate WHERE unit_code = '$COUNTY' AND period = '$p'")
-    [ "$have" = 0 ] && loadgen "$p" "$((20000 + back))" --direct --unit "$COUNTY"
+    [ "$have" = 0 ] && loadgen "$COUNTY" "$p" "$((20000 + back))" --direct --wait "$WAIT"
 done
 echo "browser: 30 days of $COUNTY in PostgreSQL ($(( $(date +%s) - started )) s to load what was missing)"
 
-restore_policy=$(sql "SELECT signoff_required FROM rollcall.level_policy WHERE level = 3")
+restore_policy=$(sql "SELECT signoff_required::text FROM rollcall.level_policy WHERE level = 3")
 trap 'sql "UPDATE rollcall.level_policy SET signoff_required = $restore_policy WHERE level = 3" >/dev/null' EXIT
 sql "UPDATE rollcall.level_policy SET signoff_required = true WHERE level = 3" >/dev/null
 deploy/clear-day.sh "$COUNTY" "$SIGN_PERIOD" || fail "could not clear $SIGN_PERIOD"
-loadgen "$SIGN_PERIOD" "$(date +%s)" --direct --unit "$COUNTY"
+loadgen "$COUNTY" "$SIGN_PERIOD" "$(date +%s)" --direct --wait "$WAIT"
 
+# Today: both counties cleared first, since --wait compares the province
+# row with one county's ledger; the second county is then waited for here.
 deploy/clear-day.sh "$COUNTY" "$TODAY" || fail "could not clear $TODAY"
-loadgen "$TODAY" "$(date +%s)" --http "$ROLLCALL_HTTP" --tokens "$WORK/tokens.tsv" --unit "$COUNTY" --missing-share 0.05
 deploy/clear-day.sh "$OTHER" "$TODAY" || fail "could not clear $TODAY for $OTHER"
-loadgen "$TODAY" "$(date +%s)" --direct --unit "$OTHER"
+loadgen "$COUNTY" "$TODAY" "$(date +%s)" --http "$ROLLCALL_HTTP" --tokens "$WORK/tokens.tsv" --missing-share 0.05 --wait "$WAIT"
+loadgen "$OTHER" "$TODAY" "$(date +%s)" --direct --missing-share 0.2
+for _ in $(seq 1 120); do
+    ok=$(sql "SELECT (SELECT villages_reported FROM rollcall.v_unit_day WHERE unit_code = '$OTHER' AND period = '$TODAY')
+                   = (SELECT count(*) FROM rollcall.latest_report WHERE unit_code LIKE '$OTHER%' AND period = '$TODAY' AND level = 1)")
+    [ "$ok" = t ] && break
+    sleep 0.5
+done
+[ "$ok" = t ] || fail "the rollup did not aggregate $OTHER for $TODAY"
 
 for _ in $(seq 1 120); do
     st=$(sql "SELECT status FROM rollcall.v_filing WHERE unit_code = '$COUNTY' AND period = '$SIGN_PERIOD'")

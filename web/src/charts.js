@@ -20,7 +20,7 @@ export function lineChart(el, { x, series, width, height, yLabel, percent, legen
   const axes = [{}, { label: yLabel || '', size: 50, values: percent ? (u, v) => v.map(n => `${n}%`) : undefined }];
   const hasInd = series.some(s => s.scale === 'ind');
   if (percent) scales.y = { range: [0, 100] };
-  if (hasInd) { scales.ind = { auto: true }; axes.push({ scale: 'ind', side: 1, grid: { show: false }, size: 44 }); }
+  if (hasInd) { scales.ind = { auto: true }; axes.push({ scale: 'ind', side: 1, grid: { show: false }, size: 56 }); }
   const opts = {
     width: width || Math.max(280, el.clientWidth || 600), height: height || 240,
     scales, axes, legend: { show: legend },
@@ -58,8 +58,18 @@ export function calendarStrip(el, { days, rows, labels }) {
     yAxis: { type: 'category', data: rows.map(r => r.name), inverse: true, axisLabel: { fontSize: 11, interval: 0 } },
     visualMap: { type: 'piecewise', orient: 'horizontal', top: 0, left: 'center', dimension: 2,
       pieces: cats.map((c, i) => ({ value: i, label: labels[c], color: COLORS[c] })) },
-    series: [{ type: 'heatmap', data, itemStyle: { borderColor: '#fff', borderWidth: 1 } }],
+    // Drawn in one pass (no progressive chunks), so that "drawn" means every cell.
+    series: [{ type: 'heatmap', data, progressive: 0, itemStyle: { borderColor: '#fff', borderWidth: 1 } }],
   });
   window.__rcCalendar = chart;
   return chart;
+}
+
+// Resolves once ECharts has finished drawing (or after a second at most).
+export function drawn(chart) {
+  return new Promise(resolve => {
+    const done = () => { clearTimeout(timer); resolve(); };
+    const timer = setTimeout(done, 1000);
+    chart.on('finished', done);
+  });
 }

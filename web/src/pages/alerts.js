@@ -11,7 +11,7 @@ export async function render(ctx) {
   if (!ctx.current()) return;
   const main = clear(ctx.main);
   main.append(...titleRow(unit, t('alerts'), ctx, period));
-  main.append(h('p', { class: 'muted' }, `${t('days30')} · `, h('strong', { id: 'count' }, String(list.rows.length))));
+  main.append(h('p', { class: 'muted' }, `${t('days30')} · ${t('alerts')}: `, h('strong', { id: 'count' }, String(list.rows.length))));
   main.append(list.rows.length ? sortableTable([
     { key: 'raised_at', label: t('raised_at'), render: r => fmtTime(r.raised_at) },
     { key: 'unit_name', label: t('unit'), render: r => h('a', { href: withPeriod(`/unit/${r.unit_code}/today`, { params: new URLSearchParams({ period: r.period }) }) }, r.unit_name) },

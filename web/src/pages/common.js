@@ -4,6 +4,11 @@ import { h } from '../dom.js';
 import { t } from '../i18n.js';
 import { get, unitPath } from '../api.js';
 
+// Today in UTC+8, the API's default period, for the date picker's value.
+export function todayUTC8() {
+  return new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
+}
+
 export function periodParam(ctx) {
   const p = ctx.params.get('period');
   return p && /^\d{4}-\d{2}-\d{2}$/.test(p) ? p : null;
@@ -30,7 +35,7 @@ export function crumbs(unit, page, ctx) {
 // Title row: unit name, code, page name, and a date input that reloads the
 // page for another day.
 export function titleRow(unit, pageLabel, ctx, period) {
-  const input = h('input', { type: 'date', id: 'period', value: period || '', 'aria-label': t('period') });
+  const input = h('input', { type: 'date', id: 'period', value: period || todayUTC8(), 'aria-label': t('period') });
   input.addEventListener('change', () => {
     if (!input.value) return;
     const q = new URLSearchParams(location.search);

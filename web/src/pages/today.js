@@ -26,13 +26,25 @@ const CHILD_COUNTERS = [
   ['late_children', 'late_n', 'late'],
   ['missing_children_count', 'missing_n', 'missing'],
 ];
+// A child's live state, from its village coverage, as the live aggregate
+// counts it (PIPELINE.md): reported once every village beneath it has,
+// zero when all of them reported zero, late when any was late.  The API's
+// child status is that of the child's filed report, which can lag the live
+// counters; the filters follow the counters so that a count and its list agree.
+const complete = c => (c.villages_expected || 0) > 0 && (c.villages_reported || 0) >= c.villages_expected;
 const CHILD_FILTERS = {
   all: () => true,
-  reported: c => c.status !== 'missing',
-  zero: c => c.status === 'zero',
-  late: c => c.status === 'late' || (c.minutes_late != null && c.minutes_late > 0),
-  missing: c => c.status === 'missing',
+  reported: c => complete(c),
+  zero: c => complete(c) && (c.villages_zero || 0) >= c.villages_expected,
+  late: c => complete(c) && (c.villages_late || 0) > 0,
+  missing: c => !complete(c),
 };
+function liveStatus(c) {
+  if (!complete(c)) return 'missing';
+  if (CHILD_FILTERS.late(c)) return 'late';
+  if (CHILD_FILTERS.zero(c)) return 'zero';
+  return 'reported';
+}
 
 export async function render(ctx) {
   const period = periodParam(ctx);
@@ -165,15 +177,16 @@ export async function render(ctx) {
     children.append(sortableTable([
       { key: 'name', label: t('name'), render: c => h('a', { href: withPeriod(`/unit/${c.code}/today`, ctx), dataset: { unit: c.code } }, c.name) },
       { key: 'code', label: t('code'), cls: 'hide-narrow' },
-      { key: 'status', label: t('status'), render: c => statusWord(c.status) },
+      { key: 'status', label: t('status'), sort: liveStatus, render: c => statusWord(liveStatus(c)) },
       { key: 'coverage', label: t('coverage'), sort: c => (c.villages_reported || 0) / (c.villages_expected || 1),
         render: c => h('span', { class: 'row' }, bar(c),
           h('a', { href: withPeriod(`/unit/${c.code}/villages`, ctx, { status: 'reported' }) }, `${c.villages_reported ?? 0}/${c.villages_expected ?? 0}`)) },
       { key: 'minutes_late', label: t('minutes_late'), num: true },
       { key: 'first_received_at', label: t('first_received'), cls: 'hide-narrow', render: c => fmtTime(c.first_received_at) },
-      { key: 'filed', label: t('filed'), render: c => c.filed == null ? '—' : c.filed ? t('yes') : t('no') },
+      { key: 'filed', label: t('filed'), render: c => c.filed == null ? '—'
+        : c.filed ? [t('yes'), c.status === 'late' ? h('span', { class: 'st late' }, ` (${t('s_late')})`) : null] : t('no') },
     ], rows, { id: 'children-table', sortKey: sort.key, dir: sort.dir, onSort: (k, dir) => { sort = { key: k, dir }; },
-      rowData: c => ({ code: c.code, status: c.status }) }));
+      rowData: c => ({ code: c.code, status: liveStatus(c) }) }));
   }
 
   function drawIndicators(d) {
@@ -205,6 +218,7 @@ export async function render(ctx) {
       const before = current;
       current = d;
       drawHeadline(d); drawCounters(d, before); drawChildren(d); drawIndicators(d);
+      get(unitPath(ctx.code, 'signoffs')).then(r => { if (ctx.current()) drawSignoffs(r.rows); }, () => {});
       live.classList.add('on'); live.textContent = t('live');
     } catch (e) {
       if (e instanceof NotFound) return;

@@ -6,7 +6,7 @@ import { h, clear } from '../dom.js';
 import { t, indicatorLabel } from '../i18n.js';
 import { get, unitPath, ApiError } from '../api.js';
 import { titleRow, periodParam, withPeriod, emptyRow } from './common.js';
-import { lineChart, calendarStrip, resetPlots, dayToUnix, COLORS } from '../charts.js';
+import { lineChart, calendarStrip, drawn, resetPlots, dayToUnix, COLORS } from '../charts.js';
 
 const STATUSES = ['reported', 'zero', 'late', 'missing'];
 
@@ -75,6 +75,7 @@ export async function render(ctx) {
       const onResize = () => chart.resize();
       window.addEventListener('resize', onResize);
       ctx.onCleanup(() => { window.removeEventListener('resize', onResize); chart.dispose(); });
+      await drawn(chart);
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 400)) throw e;
       calEl.replaceWith(emptyRow(t('calendar_too_big')));

@@ -1,11 +1,11 @@
 // Urgent incidents with the time of each hop (village -> township -> county
 // -> province) as a small timeline, and how long each hop took.
 import { h, clear, sortableTable } from '../dom.js';
-import { t, fmtTime } from '../i18n.js';
+import { t, fmtTime, fmtDuration } from '../i18n.js';
 import { get, unitPath } from '../api.js';
 import { titleRow, periodParam, withPeriod, emptyRow } from './common.js';
 
-const HOPS = [['village_at', 'village'], ['township_at', 'township'], ['county_at', 'county'], ['province_at', 'province']];
+const HOPS = [['village_at', 'hop_village'], ['township_at', 'hop_township'], ['county_at', 'hop_county'], ['province_at', 'hop_province']];
 
 function ms(a, b) {
   if (!a || !b) return null;
@@ -14,7 +14,15 @@ function ms(a, b) {
 
 function fmtMs(v) {
   if (v == null) return '—';
-  return v < 1000 ? `${v} ms` : `${(v / 1000).toFixed(1)} s`;
+  if (v < 1000) return `${v} ms`;
+  return v < 60000 ? `${(v / 1000).toFixed(1)} s` : fmtDuration(v / 1000);
+}
+
+// The last hop recorded so far: a report still on its way up has no
+// province time yet, and its total is up to where it has got.
+function lastHop(r) {
+  for (let i = HOPS.length - 1; i > 0; i--) if (r[HOPS[i][0]]) return HOPS[i];
+  return null;
 }
 
 // Segment widths grow with the logarithm of the hop's time, so a 3 ms and a
@@ -28,7 +36,7 @@ function timeline(r) {
     }
     parts.push(h('span', { class: 'hop' },
       h('span', { class: `dot${r[k] ? '' : ' none'}` }),
-      h('span', null, t(label === 'village' ? 'village' : label)),
+      h('span', null, t(label)),
       h('span', { class: 'ms' }, i === 0 ? fmtTime(r[k]).slice(-8) : `+${fmtMs(ms(r[HOPS[i - 1][0]], r[k]))}`)));
   });
   return h('div', { class: 'timeline', role: 'img',
@@ -41,14 +49,15 @@ export async function render(ctx) {
   if (!ctx.current()) return;
   const main = clear(ctx.main);
   main.append(...titleRow(unit, t('urgent'), ctx, period));
-  main.append(h('p', { class: 'muted' }, h('strong', { id: 'count' }, String(list.rows.length))));
+  main.append(h('p', { class: 'muted' }, `${t('days7')} · ${t('incident')}: `, h('strong', { id: 'count' }, String(list.rows.length))));
   main.append(list.rows.length ? sortableTable([
     { key: 'occurred_at', label: t('occurred_at'), render: r => fmtTime(r.occurred_at) },
     { key: 'unit_name', label: t('unit'), render: r => h('a', { href: withPeriod(`/unit/${r.unit_code}/today`, ctx) }, r.unit_name) },
     { key: 'incident_type', label: t('incident') },
     { key: 'severity', label: t('severity'), num: true },
     { key: 'hops', label: t('hops'), sortable: false, render: timeline },
-    { key: 'total', label: `${t('village')}→${t('province')}`, num: true, sort: r => ms(r.village_at, r.province_at),
-      render: r => fmtMs(ms(r.village_at, r.province_at)) },
+    { key: 'total', label: `${t('hop_village')}→${t('hop_province')}`, num: true,
+      sort: r => { const l = lastHop(r); return l ? ms(r.village_at, r[l[0]]) : null; },
+      render: r => { const l = lastHop(r); return l ? `${fmtMs(ms(r.village_at, r[l[0]]))}${l[0] === 'province_at' ? '' : ` (→${t(l[1])})`}` : '—'; } },
   ], list.rows, { id: 'urgent-table' }) : emptyRow());
 }
