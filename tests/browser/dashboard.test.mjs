@@ -66,7 +66,7 @@ async function browserContext() {
   return { ctx, page };
 }
 
-async function ready(page, timeout = 15000) {
+async function ready(page, timeout = 60000) {
   await page.waitForSelector('body[data-state=ready], body[data-state=notfound], body[data-state=error]', { timeout });
   return page.evaluate(() => document.body.dataset.state);
 }
@@ -202,7 +202,7 @@ try {
 
   await step('trend plot draws 30 points per series', async () => {
     await page.goto(`${BASE}/unit/${COUNTY}/trends`);
-    await ready(page, 30000);
+    await ready(page, 90000);
     const plots = await page.evaluate(() => (window.__rcPlots || []).map(u => ({
       id: u.root.dataset.plot, x: u.data[0].length,
       series: u.series.slice(1).map((s, i) => ({ label: s.label, drawn: u.data[i + 1].filter(v => v != null).length })),
@@ -221,7 +221,7 @@ try {
     check('calendar strip has a cell per village and day', cells === villages * 30, `${cells} cells, ${villages} villages`);
     await page.selectOption('#indicator', 'persons_screened');
     await page.waitForURL(/indicator=persons_screened/);
-    await ready(page, 30000);
+    await ready(page, 90000);
     check('the indicator picker redraws for the chosen indicator', (await page.textContent('#plot-indicator')).length >= 0
       && (await page.evaluate(() => window.__rcPlots.length)) === 2 + towns);
     await shot(page, 'trends');

@@ -4,7 +4,7 @@
 // zero reports or of copied numbers at a glance.
 import { h, clear } from '../dom.js';
 import { t, indicatorLabel } from '../i18n.js';
-import { get, unitPath, ApiError } from '../api.js';
+import { get, unitPath, ApiError, NotFound } from '../api.js';
 import { titleRow, periodParam, withPeriod, emptyRow } from './common.js';
 import { lineChart, calendarStrip, drawn, resetPlots, dayToUnix, COLORS } from '../charts.js';
 
@@ -17,6 +17,10 @@ function share(s, key) {
 export async function render(ctx) {
   const period = periodParam(ctx);
   const indicator = ctx.params.get('indicator') || 'confirmed';
+  // The calendar is asked for at once, beside the rest; only townships and
+  // counties have one (the API refuses more than 5,000 villages).
+  const calendar = ctx.code.length === 12 ? Promise.resolve({ e: new NotFound('a village has no calendar') })
+    : get(unitPath(ctx.code, 'calendar', { days: 30, period })).then(c => ({ c }), e => ({ e }));
   const [unit, day, tr] = await Promise.all([
     get(unitPath(ctx.code)),
     get(unitPath(ctx.code, 'day', { period })),
@@ -66,9 +70,11 @@ export async function render(ctx) {
   main.append(h('h2', null, t('calendar')));
   const calEl = h('div', { id: 'calendar', class: 'card' });
   main.append(calEl);
-  if (unit.level === 'township' || unit.level === 'county') {
+  {
     try {
-      const cal = await get(unitPath(ctx.code, 'calendar', { days: 30, period }));
+      const got = await calendar;
+      if (got.e) throw got.e;
+      const cal = got.c;
       if (!ctx.current()) return;
       const chart = calendarStrip(calEl, { days: cal.days, rows: cal.villages,
         labels: { reported: t('reported'), zero: t('zero'), late: t('late_n'), missing: t('missing_n'), copied: t('copied') } });
@@ -77,10 +83,8 @@ export async function render(ctx) {
       ctx.onCleanup(() => { window.removeEventListener('resize', onResize); chart.dispose(); });
       await drawn(chart);
     } catch (e) {
-      if (!(e instanceof ApiError && e.status === 400)) throw e;
+      if (!(e instanceof ApiError && e.status === 400) && !(e instanceof NotFound)) throw e;
       calEl.replaceWith(emptyRow(t('calendar_too_big')));
     }
-  } else {
-    calEl.replaceWith(emptyRow(t('calendar_too_big')));
   }
 }
