@@ -248,10 +248,10 @@ static const char q_alerts[] =
 
 /* $1 code, $2 period, $3 days */
 static const char q_urgent[] =
-    "SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.t DESC, r.report_id), '[]')) FROM ("
+    "SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.occurred_at DESC NULLS LAST,"
+    "                                                   r.report_id), '[]')) FROM ("
     " SELECT v.report_id, v.unit_code, u.name AS unit_name, v.incident_type, v.severity, v.occurred_at,"
-    "        v.village_at, v.township_at, v.county_at, v.province_at,"
-    "        coalesce(v.occurred_at, v.recorded_at) AS t"
+    "        v.village_at, v.township_at, v.county_at, v.province_at"
     "   FROM rollcall.v_urgent v LEFT JOIN rollcall.unit u ON u.code = v.unit_code"
     "  WHERE v.period > $2::date - $3::int AND v.period <= $2::date"
     "    AND v.unit_code >= $1 AND v.unit_code < $1 || '~') r";
@@ -266,7 +266,7 @@ static const char q_signoffs[] =
 
 /* $1 code, $2 period (the last day), $3 days: rows, decoded in C */
 static const char q_history[] =
-    "SELECT a.report_id, a.version, a.kind, a.received_at, a.period,"
+    "SELECT a.report_id, a.version, a.kind, to_json(a.received_at) #>> '{}', a.period,"
     "       a.kind IN (1, 2) AND a.received_at > " DEADLINE("1", "a.period") " AS late,"
     "       a.payload"
     "  FROM rollcall.report_archive a"
