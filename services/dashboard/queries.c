@@ -279,11 +279,26 @@ static const char q_signoff[] =
 
 static const char q_scope[] = "SELECT set_config('rollcall.scope', $1, true)";
 
+static const char q_unit_exists[] = "SELECT 1 FROM rollcall.unit WHERE code = $1";
+
+/* The query's answer when $1 is a unit the account can see, else NULL (404,
+ * as for a unit outside the scope: the registry is scoped too). */
+static char *known_unit(const char *sql)
+{
+    static const char fmt[] = "SELECT CASE WHEN EXISTS (SELECT 1 FROM rollcall.unit WHERE code = $1) "
+                              "THEN (%s) END";
+    char *s = malloc(sizeof fmt + strlen(sql));
+    if (s)
+        sprintf(s, fmt, sql);
+    return s;
+}
+
 int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
 {
     char *li = indicator_pairs("l"), *ai = indicator_pairs("a");
     char *lt = indicator_tuple("l"), *pt = indicator_tuple("p");
-    char *day = NULL, *cal = NULL;
+    char *day = NULL, *cal = NULL, *missing = NULL, *late = NULL, *trends = NULL, *calendar = NULL;
+    char *alerts = NULL, *urgent = NULL, *signoffs = NULL;
     int rc = -1;
 
     if (!li || !ai || !lt || !pt)
@@ -293,14 +308,20 @@ int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
         goto done;
     sprintf(day, q_day_fmt, li, ai);
     sprintf(cal, q_calendar_fmt, lt, pt);
+    if (!(missing = known_unit(q_missing)) || !(late = known_unit(q_late)) ||
+        !(trends = known_unit(q_trends)) || !(calendar = known_unit(cal)) ||
+        !(alerts = known_unit(q_alerts)) || !(urgent = known_unit(q_urgent)) ||
+        !(signoffs = known_unit(q_signoffs)))
+        goto done;
     struct { const char *name, *sql; int n; } qs[] = {
         {"auth_session", q_auth_session, 1}, {"auth_key", q_auth_key, 1},
         {"login_account", q_login_account, 1}, {"login_failures", q_login_failures, 3},
         {"login_failed", q_login_failed, 2}, {"login_ok", q_login_ok, 4},
         {"logout", q_logout, 1}, {"me", q_me, 3}, {"select1", q_select1, 0},
-        {"unit", q_unit, 2}, {"day", day, 4}, {"missing", q_missing, 2}, {"late", q_late, 2},
-        {"trends", q_trends, 4}, {"calendar", cal, 3}, {"alerts", q_alerts, 3},
-        {"urgent", q_urgent, 3}, {"signoffs", q_signoffs, 1}, {"history", q_history, 3},
+        {"unit", q_unit, 2}, {"day", day, 4}, {"missing", missing, 2}, {"late", late, 2},
+        {"trends", trends, 4}, {"calendar", calendar, 3}, {"alerts", alerts, 3},
+        {"urgent", urgent, 3}, {"signoffs", signoffs, 1}, {"history", q_history, 3},
+        {"unit_exists", q_unit_exists, 1},
         {"signoff", q_signoff, 3}, {"scope", q_scope, 1},
     };
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
@@ -311,8 +332,10 @@ int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
         }
     rc = 0;
 done:
-    if (rc < 0 && (!li || !ai || !lt || !pt || !day || !cal))
+    if (rc < 0 && (!li || !ai || !lt || !pt || !day || !cal || !missing || !late || !trends ||
+                   !calendar || !alerts || !urgent || !signoffs))
         snprintf(errbuf, errlen, "out of memory");
     free(li); free(ai); free(lt); free(pt); free(day); free(cal);
+    free(missing); free(late); free(trends); free(calendar); free(alerts); free(urgent); free(signoffs);
     return rc;
 }
