@@ -69,11 +69,15 @@ static const char q_login_failures[] =
     "       (SELECT count(*) FROM rollcall.login_attempt WHERE address = $2"
     "         AND at > now() - $3::int * interval '1 millisecond')";
 
+/* Also forgets failures older than a day (the window is shorter). */
 static const char q_login_failed[] =
-    "INSERT INTO rollcall.login_attempt (account, address) VALUES ($1, $2)";
+    "WITH old AS (DELETE FROM rollcall.login_attempt WHERE at < now() - interval '1 day')"
+    " INSERT INTO rollcall.login_attempt (account, address) VALUES ($1, $2)";
 
+/* Also clears the name's failures and the sessions expired a day ago. */
 static const char q_login_ok[] =
-    "WITH d AS (DELETE FROM rollcall.login_attempt WHERE account = $1)"
+    "WITH d AS (DELETE FROM rollcall.login_attempt WHERE account = $1),"
+    " x AS (DELETE FROM rollcall.account_session WHERE expires_at < now() - interval '1 day')"
     " INSERT INTO rollcall.account_session (token_hash, account, expires_at, address)"
     " VALUES ($2, $1, now() + $3::int * interval '1 millisecond', $4)";
 
