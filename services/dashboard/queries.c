@@ -3,6 +3,10 @@
  * the one name a client chooses (the trends' indicator) is checked against
  * the proto's list in C and then used as a jsonb key, never as SQL.
  *
+ * The trends' and the calendar's bounds are written on every join as well
+ * as in the list of days, so that the planner reads one index range of
+ * periods and not the subtree's whole history.
+ *
  * Every query runs with rollcall.scope set to the account's unit, so the
  * row-level security policies hold whatever the query says; the ranges
  * written here (unit_code >= $1 AND unit_code < $1 || '~') are what lets
@@ -208,7 +212,9 @@ static const char q_trends[] =
     "        ELSE coalesce(to_jsonb(a) ->> $4, a.extra ->> $4) END::bigint AS ind"
     "   FROM m CROSS JOIN days"
     "   LEFT JOIN rollcall.aggregate a ON m.level <> 1 AND a.unit_code = m.code AND a.period = days.d"
-    "   LEFT JOIN rollcall.latest_report l ON m.level = 1 AND l.period = days.d AND l.unit_code = m.code)"
+    "         AND a.period > $2::date - $3::int AND a.period <= $2::date"
+    "   LEFT JOIN rollcall.latest_report l ON m.level = 1 AND l.period = days.d AND l.unit_code = m.code"
+    "         AND l.period > $2::date - $3::int AND l.period <= $2::date)"
     " SELECT json_build_object('days', (SELECT json_agg(d ORDER BY d) FROM days),"
     "  'series', (SELECT json_agg(json_build_object('code', s.code, 'name', s.name, 'level', s.level,"
     "     'expected', s.expected, 'reported', s.reported, 'zero', s.zero, 'late', s.late,"
@@ -229,15 +235,17 @@ static const char q_calendar_fmt[] =
     "   'villages', (SELECT coalesce(json_agg(json_build_object('code', x.code, 'name', x.name,"
     "        'township_code', x.rollup_parent, 'days', x.days, 'same_as_previous', x.same)"
     "        ORDER BY x.code), '[]') FROM ("
-    "     SELECT vs.code, vs.name, vs.rollup_parent,"
+    "     SELECT vs.code, min(vs.name) AS name, min(vs.rollup_parent) AS rollup_parent,"
     "       json_agg(CASE WHEN l.unit_code IS NULL THEN 'missing' WHEN l.late THEN 'late'"
     "                     WHEN l.kind = 2 THEN 'zero' ELSE 'reported' END ORDER BY days.d) AS days,"
     "       json_agg(coalesce(l.unit_code IS NOT NULL AND p.unit_code IS NOT NULL"
     "                         AND (%s) = (%s), false) ORDER BY days.d) AS same"
     "       FROM vs CROSS JOIN days"
     "       LEFT JOIN rollcall.latest_report l ON l.period = days.d AND l.unit_code = vs.code"
+    "             AND l.period > $2::date - $3::int AND l.period <= $2::date"
     "       LEFT JOIN rollcall.latest_report p ON p.period = days.d - 1 AND p.unit_code = vs.code"
-    "      GROUP BY vs.code, vs.name, vs.rollup_parent) x)) END";
+    "             AND p.period >= $2::date - $3::int AND p.period < $2::date"
+    "      GROUP BY vs.code) x)) END";
 
 /* $1 code, $2 period, $3 days */
 static const char q_alerts[] =
