@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--days N] [--unit CODE] [--duration S]" >&2; exit 2 ;;
     esac
 done
-[ -f var/stack.env ] || { echo "dashboard bench: the stack is not up (make up)" >&2; exit 1; }
+BUILD=$BUILD deploy/stack.sh up >&2
 set -a; . var/stack.env; set +a
 command -v wrk >/dev/null || { echo "dashboard bench: wrk is not installed" >&2; exit 1; }
 curl -fs "$ROLLCALL_DASHBOARD/healthz" >/dev/null || { echo "dashboard bench: rollcall-dashboard is not running" >&2; exit 1; }
@@ -65,7 +65,7 @@ pid=$(cat var/run/dashboard.pid)
 printf '\n%-10s %-9s %-34s %8s %8s %8s %9s\n' unit scope endpoint p50_ms p95_ms p99_ms req/s
 run() {  # run LABEL SCOPE KEY PATH
     local out
-    out=$(wrk -t2 -c16 -d"${DUR}s" -s bench/lib/wrk-percentiles.lua -H "Authorization: Bearer $3" \
+    out=$(wrk -t2 -c16 -d"${DUR}s" --timeout 30s -s bench/lib/wrk-percentiles.lua -H "Authorization: Bearer $3" \
           "$ROLLCALL_DASHBOARD$4" 2>&1 | grep '^RESULT' || true)
     read -r _ p50 p95 p99 rps non2xx <<<"${out:-RESULT ? ? ? ? ?}"
     printf '%-10s %-9s %-34s %8s %8s %8s %9s%s\n' "$1" "$2" "${4%%\?*}" "$p50" "$p95" "$p99" "$rps" \
