@@ -182,4 +182,30 @@ if [ -n "${ROLLCALL_HTTP:-}" ]; then
     check "a stream outside the scope: 404" "$(code county "/api/stream?unit=130104")" 404
 fi
 
+# ---- static files: a dashboard of our own over a scratch web root
+mkdir -p "$T/web/assets" "$T/outside"
+echo '<!doctype html><title>index</title>' >"$T/web/index.html"
+echo 'export const x = 1;' >"$T/web/assets/app.mjs"
+echo 'body{}' >"$T/web/assets/app.css"
+echo 'secret' >"$T/outside/secret.txt"
+ln -s "$T/outside" "$T/web/out"
+SPORT=$(( ${ROLLCALL_PORT_BASE:-25400} + 87 ))
+ROLLCALL_PG_DSN=$ROLLCALL_PG_DSN_DASHBOARD "$BUILD/rollcall-dashboard" --http_port=$SPORT --web_root="$T/web" \
+    >"$T/static-dashboard.log" 2>&1 </dev/null &
+SPID=$!
+for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$SPORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+S=http://127.0.0.1:$SPORT
+ct() { curl -s -o /dev/null -w '%{http_code} %{content_type}' --path-as-is "$S$1"; }
+check "static: index.html" "$(ct /index.html)" "200 text/html; charset=utf-8"
+check "static: .mjs" "$(ct /assets/app.mjs)" "200 text/javascript; charset=utf-8"
+check "static: .css" "$(ct /assets/app.css)" "200 text/css; charset=utf-8"
+check "static: a client route gets index.html" "$(curl -s "$S/unit/130102/today")" "<!doctype html><title>index</title>"
+check "static: / gets index.html" "$(curl -s "$S/")" "<!doctype html><title>index</title>"
+check "static: .. does not leave the root" "$(curl -s --path-as-is "$S/../outside/secret.txt")" "<!doctype html><title>index</title>"
+check "static: %2e%2e does not leave the root" "$(curl -s --path-as-is "$S/%2e%2e/outside/secret.txt")" "<!doctype html><title>index</title>"
+check "static: a symlink out of the root is not followed" "$(curl -s "$S/out/secret.txt")" "<!doctype html><title>index</title>"
+check "static: index.html is revalidated" "$(curl -s -D - -o /dev/null "$S/unit/1" | tr -d '\r' | grep -i '^cache-control')" "Cache-Control: no-cache"
+check "static: an unknown /api/ path is JSON 401, not the page" "$(curl -s "$S/api/nothing")" '{"error":"not signed in"}'
+kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
+
 if [ "$FAILED" -eq 0 ]; then say "all passed"; else say "$FAILED failure(s); files in $T"; exit 1; fi
