@@ -188,6 +188,11 @@ GRANT SELECT ON rollcall.unit, rollcall.aggregate, rollcall.latest_report, rollc
 GRANT SELECT ON rollcall.account, rollcall.account_apikey TO rollcall_dashboard;
 GRANT SELECT, INSERT, DELETE ON rollcall.account_session, rollcall.login_attempt TO rollcall_dashboard;
 GRANT USAGE ON SEQUENCE rollcall.login_attempt_id_seq TO rollcall_dashboard;
+-- The dashboard runs a dozen prepared statements over and over, each a
+-- large query whose plan does not depend on the unit asked: one generic
+-- plan per connection instead of planning every request (the calendar
+-- query took longer to plan than to run).
+ALTER ROLE rollcall_dashboard SET plan_cache_mode = force_generic_plan;
 
 -- ------------------------------------------------------------------ RLS
 

@@ -290,8 +290,21 @@ static void reply_data(struct evhttp_request *req, struct evkeyvalq *q, const ch
     const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
 
     /* The body is a function of the data read (aggregate versions and
-     * all): its digest is the version of the answer. */
-    crypto_hash_sha256(h, (const unsigned char *)body, strlen(body));
+     * all): its digest is the version of the answer — except lag_seconds,
+     * which grows with the clock and is left out, so that an unchanged day
+     * still answers 304. */
+    {
+        crypto_hash_sha256_state st;
+        const char *lag = strstr(body, "\"lag_seconds\" : "), *rest = body;
+        crypto_hash_sha256_init(&st);
+        if (lag) {
+            lag += strlen("\"lag_seconds\" : ");
+            crypto_hash_sha256_update(&st, (const unsigned char *)body, (size_t)(lag - body));
+            rest = lag + strcspn(lag, ",}");
+        }
+        crypto_hash_sha256_update(&st, (const unsigned char *)rest, strlen(rest));
+        crypto_hash_sha256_final(&st, h);
+    }
     sodium_bin2hex(hex, sizeof hex, h, 16);
     snprintf(etag, sizeof etag, "\"%s%s\"", csv ? "c" : "j", hex);
     evhttp_add_header(out, "ETag", etag);
@@ -479,10 +492,17 @@ static void do_history(dashboard *d, struct evhttp_request *req, struct evkeyval
 {
     char err[512];
     const char *v[3] = {code, period, days};
-    PGresult *res = scoped(d, a->unit, "history", 3, v, err, sizeof err);
+    PGresult *res = scoped(d, a->unit, "unit_exists", 1, v, err, sizeof err);
     json_t *root, *rows;
     char *body;
 
+    if (res && PQntuples(res) == 0) {
+        PQclear(res);
+        reply_error(req, 404, "not found");
+        return;
+    }
+    PQclear(res);
+    res = res ? scoped(d, a->unit, "history", 3, v, err, sizeof err) : NULL;
     if (!res) {
         rc_error("query history unit=%s user=%s: %s", code, a->name, err);
         reply_error(req, 503, "database unavailable");

@@ -3,6 +3,10 @@
  * the one name a client chooses (the trends' indicator) is checked against
  * the proto's list in C and then used as a jsonb key, never as SQL.
  *
+ * The trends' and the calendar's bounds are written on every join as well
+ * as in the list of days, so that the planner reads one index range of
+ * periods and not the subtree's whole history.
+ *
  * Every query runs with rollcall.scope set to the account's unit, so the
  * row-level security policies hold whatever the query says; the ranges
  * written here (unit_code >= $1 AND unit_code < $1 || '~') are what lets
@@ -69,11 +73,15 @@ static const char q_login_failures[] =
     "       (SELECT count(*) FROM rollcall.login_attempt WHERE address = $2"
     "         AND at > now() - $3::int * interval '1 millisecond')";
 
+/* Also forgets failures older than a day (the window is shorter). */
 static const char q_login_failed[] =
-    "INSERT INTO rollcall.login_attempt (account, address) VALUES ($1, $2)";
+    "WITH old AS (DELETE FROM rollcall.login_attempt WHERE at < now() - interval '1 day')"
+    " INSERT INTO rollcall.login_attempt (account, address) VALUES ($1, $2)";
 
+/* Also clears the name's failures and the sessions expired a day ago. */
 static const char q_login_ok[] =
-    "WITH d AS (DELETE FROM rollcall.login_attempt WHERE account = $1)"
+    "WITH d AS (DELETE FROM rollcall.login_attempt WHERE account = $1),"
+    " x AS (DELETE FROM rollcall.account_session WHERE expires_at < now() - interval '1 day')"
     " INSERT INTO rollcall.account_session (token_hash, account, expires_at, address)"
     " VALUES ($2, $1, now() + $3::int * interval '1 millisecond', $4)";
 
@@ -204,7 +212,9 @@ static const char q_trends[] =
     "        ELSE coalesce(to_jsonb(a) ->> $4, a.extra ->> $4) END::bigint AS ind"
     "   FROM m CROSS JOIN days"
     "   LEFT JOIN rollcall.aggregate a ON m.level <> 1 AND a.unit_code = m.code AND a.period = days.d"
-    "   LEFT JOIN rollcall.latest_report l ON m.level = 1 AND l.period = days.d AND l.unit_code = m.code)"
+    "         AND a.period > $2::date - $3::int AND a.period <= $2::date"
+    "   LEFT JOIN rollcall.latest_report l ON m.level = 1 AND l.period = days.d AND l.unit_code = m.code"
+    "         AND l.period > $2::date - $3::int AND l.period <= $2::date)"
     " SELECT json_build_object('days', (SELECT json_agg(d ORDER BY d) FROM days),"
     "  'series', (SELECT json_agg(json_build_object('code', s.code, 'name', s.name, 'level', s.level,"
     "     'expected', s.expected, 'reported', s.reported, 'zero', s.zero, 'late', s.late,"
@@ -225,15 +235,17 @@ static const char q_calendar_fmt[] =
     "   'villages', (SELECT coalesce(json_agg(json_build_object('code', x.code, 'name', x.name,"
     "        'township_code', x.rollup_parent, 'days', x.days, 'same_as_previous', x.same)"
     "        ORDER BY x.code), '[]') FROM ("
-    "     SELECT vs.code, vs.name, vs.rollup_parent,"
+    "     SELECT vs.code, min(vs.name) AS name, min(vs.rollup_parent) AS rollup_parent,"
     "       json_agg(CASE WHEN l.unit_code IS NULL THEN 'missing' WHEN l.late THEN 'late'"
     "                     WHEN l.kind = 2 THEN 'zero' ELSE 'reported' END ORDER BY days.d) AS days,"
     "       json_agg(coalesce(l.unit_code IS NOT NULL AND p.unit_code IS NOT NULL"
     "                         AND (%s) = (%s), false) ORDER BY days.d) AS same"
     "       FROM vs CROSS JOIN days"
     "       LEFT JOIN rollcall.latest_report l ON l.period = days.d AND l.unit_code = vs.code"
+    "             AND l.period > $2::date - $3::int AND l.period <= $2::date"
     "       LEFT JOIN rollcall.latest_report p ON p.period = days.d - 1 AND p.unit_code = vs.code"
-    "      GROUP BY vs.code, vs.name, vs.rollup_parent) x)) END";
+    "             AND p.period >= $2::date - $3::int AND p.period < $2::date"
+    "      GROUP BY vs.code) x)) END";
 
 /* $1 code, $2 period, $3 days */
 static const char q_alerts[] =
@@ -248,10 +260,10 @@ static const char q_alerts[] =
 
 /* $1 code, $2 period, $3 days */
 static const char q_urgent[] =
-    "SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.t DESC, r.report_id), '[]')) FROM ("
+    "SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.occurred_at DESC NULLS LAST,"
+    "                                                   r.report_id), '[]')) FROM ("
     " SELECT v.report_id, v.unit_code, u.name AS unit_name, v.incident_type, v.severity, v.occurred_at,"
-    "        v.village_at, v.township_at, v.county_at, v.province_at,"
-    "        coalesce(v.occurred_at, v.recorded_at) AS t"
+    "        v.village_at, v.township_at, v.county_at, v.province_at"
     "   FROM rollcall.v_urgent v LEFT JOIN rollcall.unit u ON u.code = v.unit_code"
     "  WHERE v.period > $2::date - $3::int AND v.period <= $2::date"
     "    AND v.unit_code >= $1 AND v.unit_code < $1 || '~') r";
@@ -266,7 +278,7 @@ static const char q_signoffs[] =
 
 /* $1 code, $2 period (the last day), $3 days: rows, decoded in C */
 static const char q_history[] =
-    "SELECT a.report_id, a.version, a.kind, a.received_at, a.period,"
+    "SELECT a.report_id, a.version, a.kind, to_json(a.received_at) #>> '{}', a.period,"
     "       a.kind IN (1, 2) AND a.received_at > " DEADLINE("1", "a.period") " AS late,"
     "       a.payload"
     "  FROM rollcall.report_archive a"
@@ -279,11 +291,26 @@ static const char q_signoff[] =
 
 static const char q_scope[] = "SELECT set_config('rollcall.scope', $1, true)";
 
+static const char q_unit_exists[] = "SELECT 1 FROM rollcall.unit WHERE code = $1";
+
+/* The query's answer when $1 is a unit the account can see, else NULL (404,
+ * as for a unit outside the scope: the registry is scoped too). */
+static char *known_unit(const char *sql)
+{
+    static const char fmt[] = "SELECT CASE WHEN EXISTS (SELECT 1 FROM rollcall.unit WHERE code = $1) "
+                              "THEN (%s) END";
+    char *s = malloc(sizeof fmt + strlen(sql));
+    if (s)
+        sprintf(s, fmt, sql);
+    return s;
+}
+
 int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
 {
     char *li = indicator_pairs("l"), *ai = indicator_pairs("a");
     char *lt = indicator_tuple("l"), *pt = indicator_tuple("p");
-    char *day = NULL, *cal = NULL;
+    char *day = NULL, *cal = NULL, *missing = NULL, *late = NULL, *trends = NULL, *calendar = NULL;
+    char *alerts = NULL, *urgent = NULL, *signoffs = NULL;
     int rc = -1;
 
     if (!li || !ai || !lt || !pt)
@@ -293,14 +320,20 @@ int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
         goto done;
     sprintf(day, q_day_fmt, li, ai);
     sprintf(cal, q_calendar_fmt, lt, pt);
+    if (!(missing = known_unit(q_missing)) || !(late = known_unit(q_late)) ||
+        !(trends = known_unit(q_trends)) || !(calendar = known_unit(cal)) ||
+        !(alerts = known_unit(q_alerts)) || !(urgent = known_unit(q_urgent)) ||
+        !(signoffs = known_unit(q_signoffs)))
+        goto done;
     struct { const char *name, *sql; int n; } qs[] = {
         {"auth_session", q_auth_session, 1}, {"auth_key", q_auth_key, 1},
         {"login_account", q_login_account, 1}, {"login_failures", q_login_failures, 3},
         {"login_failed", q_login_failed, 2}, {"login_ok", q_login_ok, 4},
         {"logout", q_logout, 1}, {"me", q_me, 3}, {"select1", q_select1, 0},
-        {"unit", q_unit, 2}, {"day", day, 4}, {"missing", q_missing, 2}, {"late", q_late, 2},
-        {"trends", q_trends, 4}, {"calendar", cal, 3}, {"alerts", q_alerts, 3},
-        {"urgent", q_urgent, 3}, {"signoffs", q_signoffs, 1}, {"history", q_history, 3},
+        {"unit", q_unit, 2}, {"day", day, 4}, {"missing", missing, 2}, {"late", late, 2},
+        {"trends", trends, 4}, {"calendar", calendar, 3}, {"alerts", alerts, 3},
+        {"urgent", urgent, 3}, {"signoffs", signoffs, 1}, {"history", q_history, 3},
+        {"unit_exists", q_unit_exists, 1},
         {"signoff", q_signoff, 3}, {"scope", q_scope, 1},
     };
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
@@ -311,8 +344,10 @@ int queries_prepare(rc_pg *pg, char *errbuf, size_t errlen)
         }
     rc = 0;
 done:
-    if (rc < 0 && (!li || !ai || !lt || !pt || !day || !cal))
+    if (rc < 0 && (!li || !ai || !lt || !pt || !day || !cal || !missing || !late || !trends ||
+                   !calendar || !alerts || !urgent || !signoffs))
         snprintf(errbuf, errlen, "out of memory");
     free(li); free(ai); free(lt); free(pt); free(day); free(cal);
+    free(missing); free(late); free(trends); free(calendar); free(alerts); free(urgent); free(signoffs);
     return rc;
 }
