@@ -3,7 +3,8 @@
 # the registry's largest county (by villages), 16 connections, beside the
 # same service's SELECT 1 round trip (GET /api/select1: authentication, the
 # scoped transaction, no data).  Prints p50/p95/p99 in ms and requests/s per
-# endpoint, and the dashboard's RSS (now and peak).
+# endpoint, and the dashboard's RSS (now and peak); then the Today page in
+# the browser, navigation start to fully drawn (bench/dashboard-page.js).
 #
 #   bench/dashboard.sh [--days N] [--unit CODE] [--duration S]
 #
@@ -83,3 +84,16 @@ for target in "county:$COUNTY" "largest:$BIGGEST" "province:$PROVINCE"; do
 done
 echo
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status" | awk '{printf "dashboard %s %.1f MB\n", $1, $2 / 1024}'
+
+# The Today page in headless chromium, navigation start to fully drawn
+# (bench/dashboard-page.js), for the county and the largest county.
+if [ -x /usr/bin/chromium ] && [ -f web/node_modules/playwright-core/package.json ] && [ -f "$BUILD/web/index.html" ]; then
+    echo
+    for target in "county:$COUNTY" "largest:$BIGGEST"; do
+        code=${target##*:}
+        RC_API_KEY=$(key_for "$code") RC_UNIT=$code RC_PERIOD=$P node bench/dashboard-page.js \
+            || echo "dashboard-page: the browser timing of $code failed"
+    done
+else
+    echo "dashboard-page: skipped (needs /usr/bin/chromium, make web)"
+fi

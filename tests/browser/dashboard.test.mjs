@@ -7,7 +7,8 @@
 // Environment (run.sh sets it): ROLLCALL_DASHBOARD, ROLLCALL_PG_DSN,
 // ROLLCALL_HTTP, ROLLCALL_BUILD, RC_TODAY, RC_SIGN_PERIOD, RC_COUNTY,
 // RC_OTHER_COUNTY, RC_USER / RC_PASSWORD (signer of RC_COUNTY),
-// RC_OTHER_USER / RC_OTHER_PASSWORD (viewer of RC_OTHER_COUNTY), RC_SHOTS.
+// RC_OTHER_USER / RC_OTHER_PASSWORD (viewer of RC_OTHER_COUNTY), RC_TOKENS
+// (loadgen's unit tokens), RC_SHOTS.
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -248,10 +249,25 @@ try {
     const before = Number((await counters(page)).villages_reported);
     const village = psql(`SELECT unit_code FROM rollcall.v_missing WHERE period = '${period}'
                             AND unit_code LIKE '${COUNTY}%' AND length(unit_code) = 12 ORDER BY 1 LIMIT 1`)[0][0];
-    const token = execFileSync(`${BUILD}/rollcall`, ['token', 'issue', village], { encoding: 'utf8' }).trim().split(/\s+/).pop();
-    const t0 = Date.now();
-    execFileSync(`${BUILD}/rollcall`, ['submit', '--unit', village, '--period', period, '--kind', 'daily',
-      '--indicator', 'persons_screened=7', '--token', token, '--url', env('ROLLCALL_HTTP')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // The village's token from the day's loadgen (it issues one for every
+    // village of the subtree); the intake reloads tokens periodically, so a
+    // refusal is retried, and the clock starts at the accepted submission.
+    const tokens = fs.existsSync(env('RC_TOKENS')) ? fs.readFileSync(env('RC_TOKENS'), 'utf8') : '';
+    const line = tokens.split('\n').find(l => l.startsWith(village + '\t'));
+    const token = line ? line.split('\t')[1].trim()
+      : execFileSync(`${BUILD}/rollcall`, ['token', 'issue', village], { encoding: 'utf8' }).trim().split(/\s+/).pop();
+    let t0 = 0;
+    for (let attempt = 0; ; attempt++) {
+      t0 = Date.now();
+      try {
+        execFileSync(`${BUILD}/rollcall`, ['submit', '--unit', village, '--period', period, '--kind', 'daily',
+          '--indicator', 'persons_screened=7', '--token', token, '--url', env('ROLLCALL_HTTP')], { stdio: ['ignore', 'ignore', 'pipe'] });
+        break;
+      } catch (e) {
+        if (attempt >= 30) throw e;
+        await page.waitForTimeout(1000);
+      }
+    }
     let after = before;
     while (Date.now() - t0 < 5000) {
       after = Number((await counters(page)).villages_reported);
