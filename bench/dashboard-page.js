@@ -5,7 +5,7 @@
 // key=value figures.
 //
 //   node bench/dashboard-page.js   (env: ROLLCALL_DASHBOARD, RC_UNIT, RC_PERIOD (optional),
-//                                   RC_RUNS (default 20), and RC_API_KEY or RC_USER + RC_PASSWORD)
+//                                   RC_RUNS (default 10), and RC_API_KEY or RC_USER + RC_PASSWORD)
 //
 // With RC_API_KEY every request of the page carries "Authorization: Bearer"
 // (the scripts' way in) and the sign-in form is skipped.
@@ -18,7 +18,7 @@ const require = createRequire(new URL('../web/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
 const base = process.env.ROLLCALL_DASHBOARD.replace(/\/$/, '');
 const unit = process.env.RC_UNIT || '130102';
-const runs = Number(process.env.RC_RUNS || 20);
+const runs = Number(process.env.RC_RUNS || 10);
 const key = process.env.RC_API_KEY;
 const url = `${base}/unit/${unit}/today${process.env.RC_PERIOD ? `?period=${process.env.RC_PERIOD}` : ''}`;
 

@@ -144,7 +144,16 @@ try {
       await page.goBack();
       await ready(page);
     }
-    check('each children counter equals the length of its list',
+    for (const k of ['villages_expected', 'villages_reported', 'villages_zero']) {
+      await page.click(`[data-counter=${k}]`);
+      await page.waitForURL(/\/villages\?/);
+      await ready(page);
+      lists[k] = String(await page.$$eval('#villages-table tbody tr', trs => trs.length));
+      if (k === 'villages_zero') await shot(page, 'villages-zero');
+      await page.goBack();
+      await ready(page);
+    }
+    check('each counter equals the length of its list',
       Object.entries(lists).every(([k, n]) => n === want[k]), `lists ${JSON.stringify(lists)} db ${JSON.stringify(want)}`);
     await shot(page, 'today');
   });
