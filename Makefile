@@ -149,10 +149,14 @@ run: all
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
 
-install: $(BINS)
+# The dashboard's pages go to $(PREFIX)/share/rollcall/web (its web_root there).
+install: $(BINS) web
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollcall/migrations
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollcall/migrations/
+	rm -rf $(DESTDIR)$(PREFIX)/share/rollcall/web
+	cp -R $(BUILD)/web $(DESTDIR)$(PREFIX)/share/rollcall/web
+	rm -f $(DESTDIR)$(PREFIX)/share/rollcall/web/.built
 
 clean:
 	rm -rf build
