@@ -6,6 +6,7 @@
 #   make up / make down  the embedded stack (PostgreSQL + development broker + services)
 #   make bench           benchmarks (print their figures)
 #   make install         PREFIX=/usr/local DESTDIR=
+#   make web             the dashboard pages and their chart libraries into build/web
 #   make sanitize        unit + integration tests built with ASan/UBSan (into build/asan)
 #
 # New code is picked up without editing this file: lib/*.c goes into
@@ -19,7 +20,7 @@ SANITIZE  ?=
 BUILD     ?= $(if $(SANITIZE),build/asan,build)
 
 CC        ?= cc
-PKGS      := rdkafka libpq libprotobuf-c libevent jansson uuid libcrypto
+PKGS      := rdkafka libpq libprotobuf-c libevent jansson uuid libcrypto libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) cmocka)
 PKG_LIBS  := $(shell pkg-config --libs $(PKGS))
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
@@ -60,8 +61,33 @@ TEST_HELPER_SRC := $(wildcard tests/support/*.c)
 TEST_HELPER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_HELPER_SRC))
 
 .SECONDARY:
-.PHONY: all test unit-test integration-test run up down bench install sanitize clean
-all: $(BINS) $(UNIT_BINS) $(ITEST_BINS)
+.PHONY: all test unit-test integration-test browser-test run up down bench install sanitize clean web
+all: $(BINS) $(UNIT_BINS) $(ITEST_BINS) web
+
+# The dashboard's front end (web/): plain ES modules copied as they are, and
+# the two chart libraries' dist files vendored beside them from the npm
+# packages pinned by web/package-lock.json (npm ci runs only when the lock
+# changes).  rollcall-dashboard serves $(BUILD)/web.
+WEB_SRC    := web/index.html web/app.css $(wildcard web/src/*.js web/src/pages/*.js)
+WEB_NPM    := web/node_modules/.package-lock.json
+WEB_STAMP  := $(BUILD)/web/.built
+
+web: $(WEB_STAMP)
+
+$(WEB_NPM): web/package-lock.json web/package.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_STAMP): $(WEB_SRC) $(WEB_NPM)
+	@rm -rf $(BUILD)/web && mkdir -p $(BUILD)/web/src/pages $(BUILD)/web/vendor
+	cp web/index.html web/app.css $(BUILD)/web/
+	cp $(wildcard web/src/*.js) $(BUILD)/web/src/
+	cp $(wildcard web/src/pages/*.js) $(BUILD)/web/src/pages/
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css $(BUILD)/web/vendor/
+	cp web/node_modules/uplot/LICENSE $(BUILD)/web/vendor/uPlot.LICENSE
+	cp web/node_modules/echarts/dist/echarts.esm.min.mjs $(BUILD)/web/vendor/
+	cp web/node_modules/echarts/LICENSE $(BUILD)/web/vendor/echarts.LICENSE
+	@touch $@
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -105,6 +131,9 @@ unit-test: all
 integration-test: all
 	@BUILD=$(BUILD) tests/run.sh integration
 
+browser-test: all
+	@BUILD=$(BUILD) tests/run.sh browser
+
 sanitize:
 	$(MAKE) SANITIZE=1 test
 
@@ -120,11 +149,15 @@ run: all
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
 
-install: $(BINS)
+# The dashboard's pages go to $(PREFIX)/share/rollcall/web (its web_root there).
+install: $(BINS) web
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollcall/migrations
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollcall/migrations/
 	install -D -m 644 -t $(DESTDIR)$(PREFIX)/share/rollcall/proto $(PROTO_SRC)
+	rm -rf $(DESTDIR)$(PREFIX)/share/rollcall/web
+	cp -R $(BUILD)/web $(DESTDIR)$(PREFIX)/share/rollcall/web
+	rm -f $(DESTDIR)$(PREFIX)/share/rollcall/web/.built
 
 clean:
 	rm -rf build

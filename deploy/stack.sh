@@ -8,7 +8,14 @@
 #
 # Ports: ROLLCALL_PORT_BASE (default 25400: below the ephemeral range
 # 32768-60999, where a client's TIME_WAIT socket can block a listener) + 32 PostgreSQL, +80 village
-# intake, +81 rollup, +82 township, +83 county, +84 province, +89 broker control.
+# intake, +81 rollup, +82 township, +83 county, +84 province, +86 dashboard,
+# +89 broker control.
+#
+# Every service and the operators' CLI connect with a role of their own
+# (migrations/007_access.sql): its password is random, kept in var/pgpass
+# (0600, libpq's passfile) and set by `up`; var/stack.env gets one DSN per
+# role (ROLLCALL_PG_DSN_<ROLE>), without the password.  ROLLCALL_PG_DSN
+# stays the owner's (the migrations and the registry import).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -23,7 +30,16 @@ PGBIN=${ROLLCALL_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V 
 PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=rollcall user=postgres"
 
 # Services and their port offsets; a service is started only once it is built.
-SERVICES=(village:80 rollup:81 township:82 county:83 province:84)
+SERVICES=(village:80 rollup:81 township:82 county:83 province:84 dashboard:86)
+# The database role each service connects as.
+service_role() {
+    case $1 in
+        village) echo intake ;;
+        township|county|province) echo level ;;
+        *) echo "$1" ;;
+    esac
+}
+ROLES=(intake rollup level dashboard ops)
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -73,6 +89,20 @@ maintenance_work_mem = 512MB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 CONF
+    fi
+    # The component roles sign in with their password (the owner keeps the
+    # embedded cluster's trust): first match wins, so these lines go first.
+    if ! grep -q '^# rollcall roles' "$data/pg_hba.conf"; then
+        local roles; roles=$(printf 'rollcall_%s,' "${ROLES[@]}"); roles=${roles%,}
+        { echo "# rollcall roles: password required"
+          echo "host all $roles 127.0.0.1/32 scram-sha-256"
+          echo "local all $roles scram-sha-256"
+          cat "$data/pg_hba.conf"; } >"$data/pg_hba.conf.new"
+        chown --reference="$data/pg_hba.conf" "$data/pg_hba.conf.new"
+        mv "$data/pg_hba.conf.new" "$data/pg_hba.conf"
+        if as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+            as_postgres "$PGBIN/pg_ctl" -D "$data" reload >/dev/null
+        fi
     fi
     if as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         say "PostgreSQL already running on port $PG_PORT"
@@ -130,19 +160,55 @@ ROLLCALL_PG_DSN='$PG_DSN'
 ROLLCALL_HTTP=http://127.0.0.1:$village_port
 ROLLCALL_BROKER_CONTROL=http://127.0.0.1:$CONTROL_PORT
 ROLLCALL_PORT_BASE=$BASE
+ROLLCALL_DASHBOARD=http://127.0.0.1:$((BASE + 86))
 ENV
+    if [ -s "$VAR/pgpass" ]; then
+        local r
+        for r in "${ROLES[@]}"; do
+            printf "ROLLCALL_PG_DSN_%s='host=127.0.0.1 port=%s dbname=rollcall user=rollcall_%s passfile=%s'\n" \
+                "${r^^}" "$PG_PORT" "$r" "$VAR/pgpass" >>"$VAR/stack.env.tmp"
+        done
+    fi
     mv "$VAR/stack.env.tmp" "$VAR/stack.env"
+}
+
+# Gives every component role (created by migration 007) a random password,
+# once: kept in var/pgpass, passed to psql on stdin, never on a command line.
+role_passwords() {
+    local r pw
+    if [ ! -s "$VAR/pgpass" ]; then
+        umask 077
+        : >"$VAR/pgpass.tmp"
+        for r in "${ROLES[@]}"; do
+            pw=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+            printf '127.0.0.1:%s:*:rollcall_%s:%s\n' "$PG_PORT" "$r" "$pw" >>"$VAR/pgpass.tmp"
+        done
+        mv "$VAR/pgpass.tmp" "$VAR/pgpass"
+        umask 022
+    fi
+    # The port may have changed since the file was written (another
+    # ROLLCALL_PORT_BASE): the passwords stay, the port follows.
+    sed -i "s/^127\.0\.0\.1:[0-9]*:/127.0.0.1:$PG_PORT:/" "$VAR/pgpass"
+    while IFS=: read -r _ _ _ r pw; do
+        printf "ALTER ROLE %s PASSWORD '%s';\n" "$r" "$pw"
+    done <"$VAR/pgpass" | psql -X -q -v ON_ERROR_STOP=1 "$PG_DSN" >/dev/null \
+        || die "could not set the roles' passwords"
 }
 
 services_up() {
     set -a; . "$VAR/stack.env"; set +a
-    local entry name port bin
+    local entry name port bin role dsn_var extra
     for entry in "${SERVICES[@]}"; do
         name=${entry%%:*}; port=$((BASE + ${entry##*:}))
         bin=$BUILD/rollcall-$name
         [ -x "$bin" ] || continue
         if alive "$RUN/$name.pid"; then continue; fi
-        "$bin" --http_port="$port" >>"$LOG/$name.log" 2>&1 </dev/null &
+        role=$(service_role "$name")
+        dsn_var=ROLLCALL_PG_DSN_${role^^}
+        [ -n "${!dsn_var:-}" ] || die "$dsn_var is not in var/stack.env"
+        extra=()
+        [ "$name" = dashboard ] && extra=(--web_root="$ROOT/$BUILD/web")
+        ROLLCALL_PG_DSN=${!dsn_var} "$bin" --http_port="$port" "${extra[@]}" >>"$LOG/$name.log" 2>&1 </dev/null &
         echo $! >"$RUN/$name.pid"
         for _ in $(seq 1 50); do
             curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -170,6 +236,8 @@ up() {
     broker_up
     write_env
     "$BUILD/rollcall" migrate --dsn "$PG_DSN" >&2 || die "migrations failed"
+    role_passwords
+    write_env
     # An empty registry gets the sample county, so that a new stack can take
     # reports at once; `rollcall registry import` loads the real one.
     if [ "$(psql -qAt "$PG_DSN" -c "SELECT count(*) FROM rollcall.unit")" = 0 ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test binaries: unit tests alone, integration tests against the
-# embedded stack (brought up if it is not).  Prints each binary's cmocka
+# embedded stack (brought up if it is not), then the dashboard's browser
+# tests (tests/run.sh browser runs those alone).  Prints each binary's cmocka
 # summary and, at the end, one "N passed, N failed" line over all binaries.
 set -u
 cd "$(dirname "$0")/.."
@@ -30,6 +31,16 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in tests/integration/*.sh; do
         [ -x "$t" ] && run_one "$t"
     done
+fi
+if [ "$what" = all ] || [ "$what" = browser ]; then
+    # The dashboard pages in headless chromium, against the stack the
+    # integration tests leave up (and with its settings).
+    if [ "$what" = browser ]; then
+        BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
+        set -a; . var/stack.env; set +a
+        export ROLLCALL_BUILD=$BUILD
+    fi
+    run_one tests/browser/run.sh
 fi
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"

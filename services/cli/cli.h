@@ -43,6 +43,7 @@ int cmd_submit(int argc, char **argv);
 int cmd_loadgen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_signoff(int argc, char **argv);
+int cmd_user(int argc, char **argv);
 
 /* The DSN: `opt` (from --dsn) if not NULL, else $ROLLCALL_PG_DSN, else ""
  * (libpq's own defaults and PG* variables). */

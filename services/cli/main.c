@@ -197,6 +197,14 @@ static const cli_command commands[] = {
      "  --pending        list the reports awaiting a signature (rollcall.v_pending_signoff)\n"
      "  --level LEVEL    with --pending: township, county or province only\n"
      "  --dsn DSN        libpq connection string; default $ROLLCALL_PG_DSN"},
+    {"user", cmd_user, "user add|passwd|disable|apikey NAME [--unit CODE] [--role ROLE] [--password-file F] [--dsn DSN]",
+     "The dashboard's accounts.  An account sees the subtree of its unit.\n"
+     "  add NAME --unit CODE [--role viewer|signer|ops]   new account (password from stdin\n"
+     "                   or --password-file; hashed with argon2id, never stored or shown)\n"
+     "  passwd NAME      new password (stdin or --password-file); ends its sessions\n"
+     "  disable NAME     refuses its sign-in, ends its sessions, revokes its keys\n"
+     "  apikey NAME      prints a new API key once (Authorization: Bearer KEY)\n"
+     "  --dsn DSN        libpq connection string; default $ROLLCALL_PG_DSN_OPS, $ROLLCALL_PG_DSN"},
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
 
@@ -214,7 +222,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < ncommands; i++)
         fprintf(out, "  rollcall %s\n", commands[i].usage);
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
-                 "environment: ROLLCALL_PG_DSN, ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
+                 "environment: ROLLCALL_PG_DSN (migrate, registry; the others prefer ROLLCALL_PG_DSN_OPS),\n"
+                 "             ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
                  "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
 }
 
@@ -238,11 +247,21 @@ static int cmd_help(int argc, char **argv)
     return CLI_OK;
 }
 
+/* The command being run (main sets it): decides whose DSN is the default. */
+static const char *current_command = "";
+
 const char *cli_dsn(const char *opt)
 {
     const char *env;
     if (opt)
         return opt;
+    /* Operators' commands run as rollcall_ops when the stack says how;
+     * changing the schema or the registry is the owner's business. */
+    if (strcmp(current_command, "migrate") != 0 && strcmp(current_command, "registry") != 0) {
+        env = getenv("ROLLCALL_PG_DSN_OPS");
+        if (env && *env)
+            return env;
+    }
     env = getenv("ROLLCALL_PG_DSN");
     return env ? env : "";
 }
@@ -333,5 +352,6 @@ int main(int argc, char **argv)
         }
     }
     optind = 1;
+    current_command = c->name;
     return c->handler(argc - 1, argv + 1);
 }

@@ -9,7 +9,7 @@ stack_env
 BASE=${ROLLCALL_PORT_BASE:-25400}
 command -v promtool >/dev/null || { echo "SKIP: promtool not installed"; exit 0; }
 checked=0; failed=0
-for entry in village:80 rollup:81 township:82 county:83 province:84; do
+for entry in village:80 rollup:81 township:82 county:83 province:84 dashboard:86; do
     name=${entry%%:*}; port=$((BASE + ${entry##*:}))
     [ -f "var/run/$name.pid" ] && kill -0 "$(cat "var/run/$name.pid")" 2>/dev/null || continue
     if ! curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null; then

@@ -81,7 +81,7 @@ seed() {
 } | psql -X -q "$dsn" >/dev/null
 
 start() {
-    "$BUILD/rollcall-rollup" --pg_dsn="$dsn" --group="$group" --http_port=0 --max_past_days=36500 \
+    "$BUILD/rollcall-rollup" --pg_dsn="${ROLLCALL_PG_DSN_ROLLUP:-$ROLLCALL_PG_DSN} dbname=$db" --group="$group" --http_port=0 --max_past_days=36500 \
         >>"$log" 2>&1 &
     pid=$!
 }

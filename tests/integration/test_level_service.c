@@ -208,7 +208,12 @@ static pid_t spawn_level(const char *level, int port, const char *const *extra)
     pid_t pid;
 
     snprintf(bin, sizeof bin, "%s/rollcall-%s", build_dir, level);
-    snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s", test_dsn);
+    /* The desks' own role when the stack has one (var/stack.env). */
+    const char *role = getenv("ROLLCALL_PG_DSN_LEVEL");
+    if (role && *role)
+        snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s dbname=%s", role, dbname);
+    else
+        snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s", test_dsn);
     snprintf(a_brokers, sizeof a_brokers, "--kafka_brokers=%s", brokers);
     snprintf(a_port, sizeof a_port, "--http_port=%d", port);
     snprintf(a_clock, sizeof a_clock, "--clock=file:%s", clock_path);

@@ -34,6 +34,10 @@ DB=ops_test_$$
 GROUP=ops-test-$$
 ADMIN_DSN="$ROLLCALL_PG_DSN dbname=postgres"
 DSN="$ROLLCALL_PG_DSN dbname=$DB"
+# The rollup and the ops commands under test run as their own roles when the
+# stack has them; the test's own checks and set-up stay the owner's.
+ROLLUP_DSN="${ROLLCALL_PG_DSN_ROLLUP:-$ROLLCALL_PG_DSN} dbname=$DB"
+OPS_DSN="${ROLLCALL_PG_DSN_OPS:-$ROLLCALL_PG_DSN} dbname=$DB"
 ROLLUP_PORT=$(( ${ROLLCALL_PORT_BASE:-25400} + 60 ))
 ROLLUP_PID=
 BROKER_PID=
@@ -70,7 +74,7 @@ start_rollup() {
     local try
     for try in 1 2 3 4 5; do
         ROLLUP_PORT=$((ROLLUP_PORT + 1))
-        ROLLCALL_PG_DSN="$DSN" "$ROLLUP" --http_port="$ROLLUP_PORT" --group="$GROUP" --registry_reload=0 \
+        ROLLCALL_PG_DSN="$ROLLUP_DSN" "$ROLLUP" --http_port="$ROLLUP_PORT" --group="$GROUP" --registry_reload=0 \
             >>"$TMP/rollup.log" 2>&1 </dev/null &
         ROLLUP_PID=$!
         for _ in $(seq 1 100); do
@@ -137,7 +141,7 @@ awk -v d="$DAY" '{
 first=$(head -1 "$TMP/villages")
 printf '{"unit_code":"%s","level":"village","period":"%s","kind":"urgent","incident":{"type":"fever_cluster","severity":2,"occurred_at":"%s"}}\n' \
     "$first" "$DAY" "$(date -u -d '-1 min' +%FT%TZ)" >>"$TMP/day.jsonl"
-"$RC" replay --file "$TMP/day.jsonl" --dsn "$DSN" --group "$GROUP" --wait-timeout 120 \
+"$RC" replay --file "$TMP/day.jsonl" --dsn "$OPS_DSN" --group "$GROUP" --wait-timeout 120 \
     >"$TMP/import.out" 2>"$TMP/import.err" || die "importing the county-day: $(tail -2 "$TMP/import.err")"
 nvill=$(psql_ -c "SELECT count(*) FROM rollcall.latest_report WHERE period = '$DAY' AND level = 1")
 nexp=$(wc -l <"$TMP/villages")
@@ -147,7 +151,7 @@ dump "$TMP/A.tsv"
 
 # ------------------------------------------------- 1. replay twice, no change
 for i in 1 2; do
-    "$RC" replay --unit "$COUNTY" --from "$DAY" --to "$DAY" --dsn "$DSN" --group "$GROUP" \
+    "$RC" replay --unit "$COUNTY" --from "$DAY" --to "$DAY" --dsn "$OPS_DSN" --group "$GROUP" \
         --wait-timeout 120 >"$TMP/replay$i.out" 2>"$TMP/replay$i.err" \
         || fail "replay $i of the county-day failed: $(tail -1 "$TMP/replay$i.err")"
     dump "$TMP/B$i.tsv"
@@ -169,16 +173,16 @@ dump_content "$TMP/A_content.tsv"
 psql_ -c "DELETE FROM rollcall.latest_report WHERE period = '$DAY' AND unit_code LIKE '$TOWNSHIP%';
           DELETE FROM rollcall.aggregate WHERE period = '$DAY' AND unit_code = '$TOWNSHIP'"
 dump "$TMP/lost.tsv"
-"$RC" gaps --period "$DAY" --unit "$COUNTY" --dsn "$DSN" >"$TMP/gaps.out" 2>&1
+"$RC" gaps --period "$DAY" --unit "$COUNTY" --dsn "$OPS_DSN" >"$TMP/gaps.out" 2>&1
 grep -q "rollcall replay --unit $TOWNSHIP --from $DAY --to $DAY" "$TMP/gaps.out" \
     && pass "gaps proposes replaying $TOWNSHIP" || { fail "gaps did not propose the township"; cat "$TMP/gaps.out"; }
 
-"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dry-run --dsn "$DSN" --limit 0 \
+"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dry-run --dsn "$OPS_DSN" --limit 0 \
     >"$TMP/dry.out" 2>"$TMP/dry.err" || fail "dry run failed: $(tail -1 "$TMP/dry.err")"
 dump "$TMP/after_dry.tsv"
 cmp -s "$TMP/lost.tsv" "$TMP/after_dry.tsv" && pass "the dry run changed nothing" \
     || fail "the dry run changed v_unit_day"
-"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dsn "$DSN" --group "$GROUP" --limit 0 \
+"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dsn "$OPS_DSN" --group "$GROUP" --limit 0 \
     --wait-timeout 120 >"$TMP/real.out" 2>"$TMP/real.err" || fail "replay of $TOWNSHIP failed: $(tail -1 "$TMP/real.err")"
 diff_lines "$TMP/dry.out" >"$TMP/dry.diff"; diff_lines "$TMP/real.out" >"$TMP/real.diff"
 if [ -s "$TMP/dry.diff" ] && cmp -s "$TMP/dry.diff" "$TMP/real.diff"; then
@@ -194,9 +198,9 @@ cmp -s "$TMP/A_content.tsv" "$TMP/restored.tsv" && pass "replaying $TOWNSHIP res
 # then shows aggregates recomputed by the rollup's SQL.
 psql_ -c "DELETE FROM rollcall.latest_report WHERE period = '$DAY' AND unit_code LIKE '$TOWNSHIP%';
           DELETE FROM rollcall.aggregate WHERE period = '$DAY' AND unit_code IN ('$TOWNSHIP', '$COUNTY', '13')"
-"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dry-run --dsn "$DSN" --limit 0 \
+"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dry-run --dsn "$OPS_DSN" --limit 0 \
     >"$TMP/dry2.out" 2>"$TMP/dry2.err" || fail "dry run 2 failed: $(tail -1 "$TMP/dry2.err")"
-"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dsn "$DSN" --group "$GROUP" --limit 0 \
+"$RC" replay --unit "$TOWNSHIP" --from "$DAY" --to "$DAY" --dsn "$OPS_DSN" --group "$GROUP" --limit 0 \
     --wait-timeout 120 >"$TMP/real2.out" 2>"$TMP/real2.err" || fail "replay 2 failed: $(tail -1 "$TMP/real2.err")"
 diff_lines "$TMP/dry2.out" >"$TMP/dry2.diff"; diff_lines "$TMP/real2.out" >"$TMP/real2.diff"
 if grep -q '^county ' "$TMP/dry2.diff" && grep -q '^province ' "$TMP/dry2.diff" \
@@ -216,7 +220,7 @@ $first,village,$DAY,daily,-4,10
 $first,township,$DAY,daily,1,1
 999999999999,village,$DAY,daily,1,1
 CSV
-"$RC" replay --file "$TMP/bad.csv" --dsn "$DSN" --no-wait >"$TMP/bad.out" 2>"$TMP/bad.err"
+"$RC" replay --file "$TMP/bad.csv" --dsn "$OPS_DSN" --no-wait >"$TMP/bad.out" 2>"$TMP/bad.err"
 st=$?
 if [ $st -ne 0 ] && grep -q "bad.csv:2: indicators.confirmed: must not be negative" "$TMP/bad.err" \
         && grep -q "bad.csv:3: level" "$TMP/bad.err" && grep -q "bad.csv:4: unit_code" "$TMP/bad.err"; then
@@ -231,9 +235,9 @@ second=$(sed -n 2p "$TMP/villages")
 rx=$(date -u +%FT%T.123456Z)
 printf '{"report_id":"%s","unit_code":"%s","level":"village","period":"%s","kind":"daily","received_at":"%s","indicators":{"confirmed":5,"masks":9}}\n' \
     "$(cat /proc/sys/kernel/random/uuid)" "$second" "$DAY" "$rx" >"$TMP/rev.jsonl"
-"$RC" replay --file "$TMP/rev.jsonl" --dry-run --dsn "$DSN" --limit 0 >"$TMP/fdry.out" 2>"$TMP/fdry.err" \
+"$RC" replay --file "$TMP/rev.jsonl" --dry-run --dsn "$OPS_DSN" --limit 0 >"$TMP/fdry.out" 2>"$TMP/fdry.err" \
     || fail "file dry run: $(tail -1 "$TMP/fdry.err")"
-"$RC" replay --file "$TMP/rev.jsonl" --dsn "$DSN" --group "$GROUP" --limit 0 --wait-timeout 120 \
+"$RC" replay --file "$TMP/rev.jsonl" --dsn "$OPS_DSN" --group "$GROUP" --limit 0 --wait-timeout 120 \
     >"$TMP/freal.out" 2>"$TMP/freal.err" || fail "file import: $(tail -1 "$TMP/freal.err")"
 diff_lines "$TMP/fdry.out" >"$TMP/fdry.diff"; diff_lines "$TMP/freal.out" >"$TMP/freal.diff"
 if grep -q "^village  $second .*confirmed .* -> 5" "$TMP/fdry.diff" && cmp -s "$TMP/fdry.diff" "$TMP/freal.diff"; then
@@ -252,16 +256,16 @@ echo "$newv,Test village,$TOWNSHIP,village" >>"$TMP/registry-plus.csv"
 "$RC" registry import --csv "$TMP/registry-plus.csv" --dsn "$DSN" >/dev/null 2>&1 || fail "registry import"
 printf '{"unit_code":"%s","level":"village","period":"%s","kind":"daily","indicators":{"confirmed":7}}\n' \
     "$newv" "$DAY" >"$TMP/new.jsonl"
-"$RC" replay --file "$TMP/new.jsonl" --dsn "$DSN" --group "$GROUP" --wait-timeout 120 >/dev/null 2>"$TMP/new.err" \
+"$RC" replay --file "$TMP/new.jsonl" --dsn "$OPS_DSN" --group "$GROUP" --wait-timeout 120 >/dev/null 2>"$TMP/new.err" \
     || fail "sending the new village's report: $(tail -1 "$TMP/new.err")"
 ndl=$(psql_ -c "SELECT count(*) FROM rollcall.dead_letter WHERE status = 'new'")
 [ "$ndl" -eq 1 ] && pass "the unknown village's report was dead-lettered" || fail "dead letters: $ndl, expected 1"
-"$RC" dlq list --dsn "$DSN" >"$TMP/dlq.out" 2>&1
+"$RC" dlq list --dsn "$OPS_DSN" >"$TMP/dlq.out" 2>&1
 grep -q "unknown unit $newv" "$TMP/dlq.out" && pass "dlq list shows the reason" || { fail "dlq list"; cat "$TMP/dlq.out"; }
 stop_rollup
 start_rollup    # now with the village in its registry
-"$RC" dlq replay --all --dsn "$DSN" >"$TMP/dlq1.out" 2>&1
-"$RC" dlq replay --all --dsn "$DSN" >"$TMP/dlq2.out" 2>&1
+"$RC" dlq replay --all --dsn "$OPS_DSN" >"$TMP/dlq1.out" 2>&1
+"$RC" dlq replay --all --dsn "$OPS_DSN" >"$TMP/dlq2.out" 2>&1
 grep -q '^replayed 1, still invalid 0' "$TMP/dlq1.out" && grep -q 'no dead letters to replay' "$TMP/dlq2.out" \
     && pass "dlq replay: replayed once, nothing the second time" \
     || { fail "dlq replay output"; cat "$TMP/dlq1.out" "$TMP/dlq2.out"; }
@@ -281,10 +285,10 @@ got=$(psql_ -c "SELECT (SELECT count(*) FROM rollcall.latest_report WHERE unit_c
     || fail "after dlq replay: '$got', expected '1 1 7 replayed'"
 
 # ---------------------------------------------------------- 7. status
-"$RC" status --dsn "$DSN" --group "$GROUP" >"$TMP/status.out" 2>&1
+"$RC" status --dsn "$OPS_DSN" --group "$GROUP" >"$TMP/status.out" 2>&1
 grep -q "^$GROUP .*reports.village .*postgresql" "$TMP/status.out" && pass "status shows the rollup's positions" \
     || { fail "status"; head -5 "$TMP/status.out"; }
-"$RC" status --dsn "$DSN" --rewind "$GROUP" --earliest --join-timeout 5 >"$TMP/rewind.out" 2>&1
+"$RC" status --dsn "$OPS_DSN" --rewind "$GROUP" --earliest --join-timeout 5 >"$TMP/rewind.out" 2>&1
 st=$?
 [ $st -ne 0 ] && grep -q "refusing" "$TMP/rewind.out" && pass "status --rewind refuses while the rollup runs" \
     || { fail "rewind while running (exit $st)"; cat "$TMP/rewind.out"; }
@@ -296,7 +300,7 @@ dump "$TMP/before_rewind.tsv"
 pos() { psql_ -c "SELECT coalesce(sum(next_offset), -1) FROM rollcall.consumer_offset
                    WHERE consumer_group = '$GROUP' AND topic = 'reports.village'"; }
 p_before=$(pos)
-"$RC" status --dsn "$DSN" --rewind "$GROUP" --earliest --topic reports.village \
+"$RC" status --dsn "$OPS_DSN" --rewind "$GROUP" --earliest --topic reports.village \
     --join-timeout 120 >"$TMP/rewind2.out" 2>&1
 if grep -q "^rewound [0-9]* partition(s) of $GROUP in rollcall.consumer_offset" "$TMP/rewind2.out" \
         && [ "$(pos)" -eq 0 ] && [ "$p_before" -gt 0 ]; then

@@ -258,7 +258,12 @@ static int start_rollup(void)
 {
     char a_dsn[700], a_brokers[300], a_group[100], bin[300];
 
-    snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s", fx.dsn);
+    /* The rollup's own role when the stack has one (var/stack.env). */
+    const char *role = getenv("ROLLCALL_PG_DSN_ROLLUP");
+    if (role && *role)
+        snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s dbname=%s", role, fx.dbname);
+    else
+        snprintf(a_dsn, sizeof a_dsn, "--pg_dsn=%s", fx.dsn);
     snprintf(a_brokers, sizeof a_brokers, "--kafka_brokers=%s", fx.brokers);
     snprintf(a_group, sizeof a_group, "--group=%s", fx.group);
     snprintf(bin, sizeof bin, "%s/rollcall-rollup", fx.build);

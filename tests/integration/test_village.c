@@ -266,7 +266,12 @@ static int start_service(void)
     char arg_dsn[700], arg_brokers[300];
     FILE *f;
 
-    snprintf(arg_dsn, sizeof arg_dsn, "--pg_dsn=%s", fx.dsn);
+    /* The intake's own role when the stack has one (var/stack.env). */
+    const char *role = getenv("ROLLCALL_PG_DSN_INTAKE");
+    if (role && *role)
+        snprintf(arg_dsn, sizeof arg_dsn, "--pg_dsn=%s dbname=%s", role, fx.dbname);
+    else
+        snprintf(arg_dsn, sizeof arg_dsn, "--pg_dsn=%s", fx.dsn);
     snprintf(arg_brokers, sizeof arg_brokers, "--kafka_brokers=%s", fx.brokers);
     fx.pid = fork();
     if (fx.pid == 0) {
