@@ -96,6 +96,20 @@ static int conf_set_props(rd_kafka_conf_t *conf, const char *const *props, size_
     return 0;
 }
 
+rd_kafka_conf_t *rc_kafka_conf_new(const char *brokers, const char *const *props,
+                                   size_t nprops, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0 ||
+        conf_set_props(conf, props, nprops, errbuf, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rc_kafka_conf_set_logger(conf);
+    return conf;
+}
+
 int rc_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
