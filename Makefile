@@ -147,6 +147,8 @@ install: $(BINS)
 	    if [ -e $$f ]; then echo "install: kept $$f"; \
 	    else deploy/gen-conf.sh $(BUILD)/rollcall-$$s $$s >$$f; echo "install: wrote $$f"; fi; \
 	done; \
+	f=$(DESTDIR)$(SYSCONFDIR)/rollcall/topics.conf; \
+	[ -e $$f ] || cp deploy/topics.conf $$f; \
 	f=$(DESTDIR)$(SYSCONFDIR)/rollcall/migrate.env; \
 	[ -e $$f ] || printf '%s\n' '# rollcall-migrate.service: the owner role of the tables (never a service role).' \
 	    'ROLLCALL_PG_DSN=host=localhost dbname=rollcall user=rollcall password=change-me' >$$f
