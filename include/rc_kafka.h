@@ -147,6 +147,14 @@ rd_kafka_t *rc_consumer_handle(rc_consumer *c);
  * creates its own rd_kafka_t; the constructors above already do this. */
 void rc_kafka_conf_set_logger(rd_kafka_conf_t *conf);
 
+/* A configuration for code that creates its own rd_kafka_t (admin clients,
+ * status probes): bootstrap.servers, then `props` ("key=value", overriding),
+ * with the logger above.  The caller owns the result (rd_kafka_new takes it,
+ * or rd_kafka_conf_destroy).  Returns NULL with the offending property named
+ * in errbuf. */
+rd_kafka_conf_t *rc_kafka_conf_new(const char *brokers, const char *const *props,
+                                   size_t nprops, char *errbuf, size_t errlen);
+
 /* Health probe for /healthz: a metadata request to any broker.  Returns 0 when
  * a broker answered within timeout_ms, else -1 with the reason in errbuf. */
 int rc_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen);

@@ -96,6 +96,20 @@ static int conf_set_props(rd_kafka_conf_t *conf, const char *const *props, size_
     return 0;
 }
 
+rd_kafka_conf_t *rc_kafka_conf_new(const char *brokers, const char *const *props,
+                                   size_t nprops, char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0 ||
+        conf_set_props(conf, props, nprops, errbuf, errlen) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rc_kafka_conf_set_logger(conf);
+    return conf;
+}
+
 int rc_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -293,6 +307,31 @@ static void run_on_revoke(rc_consumer *c, const rd_kafka_topic_partition_list_t 
         c->hooks.on_revoke(c->hooks.opaque, parts);
 }
 
+/* "topic:0,1,2 other:3" for a log line, so that which instance owned which
+ * partition when can be read back (tests/integration/scale_out.sh does);
+ * cut with "..." when it does not fit. */
+static void format_parts(const rd_kafka_topic_partition_list_t *parts, char *buf, size_t len)
+{
+    size_t n = 0;
+    const char *topic = NULL;
+
+    buf[0] = '\0';
+    for (int i = 0; parts && i < parts->cnt && n < len; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        bool same = topic && strcmp(topic, p->topic) == 0;
+        int w = same ? snprintf(buf + n, len - n, ",%d", (int)p->partition)
+                     : snprintf(buf + n, len - n, "%s%s:%d", n ? " " : "", p->topic,
+                                (int)p->partition);
+        topic = p->topic;
+        if (w < 0 || (size_t)w >= len - n) {
+            if (len > 4)
+                memcpy(buf + len - 4, "...", 4);
+            return;
+        }
+        n += (size_t)w;
+    }
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -300,10 +339,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t aerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    char list[2048];
 
+    format_parts(parts, list, sizeof list);
     switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        rc_info("kafka partitions assigned client=%s count=%d", rd_kafka_name(rk), parts->cnt);
+        rc_info("kafka partitions assigned client=%s count=%d parts=\"%s\"", rd_kafka_name(rk),
+                parts->cnt, list);
         if (c->hooks.on_assign && c->hooks.on_assign(c->hooks.opaque, parts) != 0) {
             rc_error("kafka on_assign hook failed: assigning nothing client=%s count=%d",
                      rd_kafka_name(rk), parts->cnt);
@@ -326,6 +368,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_unassign(rk, parts);
         else
             aerr = rd_kafka_assign(rk, NULL);
+        /* Logged once the work for them is flushed and they are given up:
+         * from here on another member may own them. */
+        rc_info("kafka partitions released client=%s count=%d parts=\"%s\"", rd_kafka_name(rk),
+                parts->cnt, list);
         break;
 
     default: {
@@ -334,11 +380,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *cur = NULL;
         rc_error("kafka rebalance failed client=%s err=%s", rd_kafka_name(rk),
                  rd_kafka_err2name(err));
-        if (rd_kafka_assignment(rk, &cur) == RD_KAFKA_RESP_ERR_NO_ERROR && cur) {
+        if (rd_kafka_assignment(rk, &cur) == RD_KAFKA_RESP_ERR_NO_ERROR && cur)
             run_on_revoke(c, cur);
+        aerr = rd_kafka_assign(rk, NULL);
+        if (cur) {
+            format_parts(cur, list, sizeof list);
+            rc_info("kafka partitions released client=%s count=%d parts=\"%s\"",
+                    rd_kafka_name(rk), cur->cnt, list);
             rd_kafka_topic_partition_list_destroy(cur);
         }
-        aerr = rd_kafka_assign(rk, NULL);
         break;
     }
     }

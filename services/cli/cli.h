@@ -11,6 +11,7 @@
 #ifndef RC_CLI_H
 #define RC_CLI_H
 
+#include "rc_config.h"
 #include "rc_kafka.h"
 #include "rc_pg.h"
 #include "rc_report.h"
@@ -44,6 +45,7 @@ int cmd_loadgen(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_signoff(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_topics(int argc, char **argv);
 
 /* The DSN: `opt` (from --dsn) if not NULL, else $ROLLCALL_PG_DSN, else ""
  * (libpq's own defaults and PG* variables). */
@@ -128,5 +130,67 @@ int cli_report_route(const char *unit_code, int level, char topic[32], char key[
  * max_past_days back and one day ahead; report_id required), so the CLI
  * predicts what the rollup will accept. */
 void cli_pipeline_validate_opts(int level, int max_past_days, rc_validate_opts *o);
+
+/* ---- Kafka settings for the commands (kafka_props.c) ---- */
+
+/* The "kafka.*" settings ("name=value", librdkafka's names) from the file
+ * named by $ROLLCALL_CONFIG, read once; none when it is unset.  Borrowed,
+ * valid until exit.  Returns NULL with errbuf when the file cannot be
+ * read. */
+const char *const *cli_kafka_props(size_t *n, char *errbuf, size_t errlen);
+
+/* rc_kafka_conf_new(brokers, cli_kafka_props()): a configuration for a
+ * command's own client.  NULL with errbuf on failure. */
+rd_kafka_conf_t *cli_kafka_conf(const char *brokers, char *errbuf, size_t errlen);
+
+/* ---- the topic plan (topics_plan.c) ---- */
+
+#define CLI_NTOPICS 11
+
+typedef struct cli_topic_default {
+    const char *name;
+    int partitions;
+    bool dead_letters;  /* retention from dlq_retention */
+    const char *help;
+} cli_topic_default;
+
+/* Every topic the pipeline produces or consumes, with its default
+ * partition count. */
+extern const cli_topic_default cli_topic_defaults[CLI_NTOPICS];
+
+/* The settings of `rollcall topics`, filled by rc_config_load. */
+typedef struct cli_topics_opts {
+    char *kafka_brokers;
+    int replication_factor;
+    int retention_ms, dlq_retention_ms;
+    bool add_partitions;
+    int timeout_ms;
+    int partitions[CLI_NTOPICS];
+    char keys[CLI_NTOPICS][48];  /* "partitions.<topic>", the table's keys */
+    char defs[CLI_NTOPICS][12];
+} cli_topics_opts;
+
+/* One topic to create. */
+typedef struct cli_topic_spec {
+    const char *name;           /* static */
+    int partitions;
+    int replication_factor;     /* -1: the broker's default */
+    char retention_ms[24];      /* the topic config retention.ms */
+} cli_topic_spec;
+
+/* Fills `items` (cap entries, at least CLI_NTOPICS + 7) with the config
+ * table whose destinations are in `o` (zeroed first): kafka_brokers,
+ * replication_factor, retention, dlq_retention, add_partitions, timeout and
+ * partitions.<topic> for every topic.  `o` must outlive the table.
+ * Returns 0, or -1 when cap is too small (nothing written). */
+int cli_topics_config_items(cli_topics_opts *o, rc_cfg_item *items, size_t cap);
+
+/* The plan: one spec per topic, in cli_topic_defaults order.  Pure.
+ * Returns the number written (at most cap). */
+size_t cli_topics_plan(const cli_topics_opts *o, cli_topic_spec *out, size_t cap);
+
+/* The planned partition count of `topic`, or -1 if it is not a pipeline
+ * topic. */
+int cli_topics_partitions(const cli_topics_opts *o, const char *topic);
 
 #endif

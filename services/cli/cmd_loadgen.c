@@ -262,7 +262,10 @@ static int send_direct(lgctx *g)
     size_t cap = 0;
     int rc = -1;
 
-    g->producer = rc_producer_new(g->brokers, NULL, 0, on_delivery, g, err, sizeof err);
+    size_t nprops;
+    const char *const *props = cli_kafka_props(&nprops, err, sizeof err);
+    g->producer = props ? rc_producer_new(g->brokers, props, nprops, on_delivery, g, err, sizeof err)
+                        : NULL;
     if (!g->producer) {
         fprintf(stderr, "rollcall loadgen: Kafka: %s\n", err);
         return -1;

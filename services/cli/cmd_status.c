@@ -55,11 +55,12 @@ static bool match_filter(const char *topic, int32_t partition, const char *ftopi
 static rd_kafka_t *kafka_handle(const char *brokers, const char *group, char *errbuf,
                                 size_t errlen)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = cli_kafka_conf(brokers, errbuf, errlen);
     rd_kafka_t *rk;
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "client.id", "rollcall-status", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+    if (!conf)
+        return NULL;
+    if (rd_kafka_conf_set(conf, "client.id", "rollcall-status", errbuf, errlen) != RD_KAFKA_CONF_OK ||
         (group && (rd_kafka_conf_set(conf, "group.id", group, errbuf, errlen) != RD_KAFKA_CONF_OK ||
                    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) !=
                        RD_KAFKA_CONF_OK))) {
@@ -416,7 +417,7 @@ static int join_and_commit(const char *brokers, const char *group, const gpos_li
                            int nparts_expected, bool commit, int join_timeout_s, char *errbuf,
                            size_t errlen)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = cli_kafka_conf(brokers, errbuf, errlen);
     rd_kafka_topic_partition_list_t *topics = NULL, *offs = NULL;
     probe_state ps = {.assigned = -1};
     rd_kafka_t *rk = NULL;
@@ -425,8 +426,9 @@ static int join_and_commit(const char *brokers, const char *group, const gpos_li
     char tmp[512];
     int rc = -1;
 
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, tmp, sizeof tmp) ||
-        rd_kafka_conf_set(conf, "group.id", group, tmp, sizeof tmp) ||
+    if (!conf)
+        return -1;
+    if (rd_kafka_conf_set(conf, "group.id", group, tmp, sizeof tmp) ||
         rd_kafka_conf_set(conf, "client.id", "rollcall-status-rewind", tmp, sizeof tmp) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", tmp, sizeof tmp) ||
         rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", tmp, sizeof tmp) ||

@@ -188,6 +188,28 @@ static const cli_command commands[] = {
      "  --deadline HH:MM      village deadline; default rollcall.level_policy, else 10:00\n"
      "  --max-diffs N         differences printed (20); all are counted\n"
      "  --no-villages         compare only township, county and province rows"},
+    {"topics", cmd_topics,
+     "topics (plan | create) [--config FILE] [--kafka_brokers B] [--partitions.TOPIC=N]...\n"
+     "        [--replication_factor N] [--retention D] [--add_partitions] [--kafka.PROP=V]...",
+     "Every topic the pipeline uses, with its partition count and retention.  `plan` prints\n"
+     "them; `create` creates them on the broker with librdkafka's Admin API (CreateTopics):\n"
+     "a topic that exists is left as it is (its partition count is printed), so running it\n"
+     "again changes nothing.  Settings come like a service's: --config FILE (key = value\n"
+     "lines), ROLLCALL_<KEY> in the environment, --key=value on the command line.\n"
+     "  --kafka_brokers B         bootstrap list; default $ROLLCALL_KAFKA_BROKERS\n"
+     "  --partitions.TOPIC=N      partitions of TOPIC (reports.village 32, reports.urgent 4,\n"
+     "                            reports.township 8, reports.county 4, reports.province 2,\n"
+     "                            rollups.township 16, rollups.county 8, rollups.province 4,\n"
+     "                            reports.dlq 4, reminders 4, escalations 4)\n"
+     "  --replication_factor N    replicas per partition (default -1: the broker's default)\n"
+     "  --retention D             retention.ms of every topic (168h); --dlq_retention D for\n"
+     "                            reports.dlq (336h)\n"
+     "  --add_partitions          grow existing topics that have fewer partitions than the plan\n"
+     "  --kafka.PROP=V            a librdkafka property, e.g. --kafka.security.protocol=SASL_SSL\n"
+     "                            --kafka.sasl.mechanism=SCRAM-SHA-512 --kafka.sasl.username=...\n"
+     "                            (the password belongs in the --config file, not on argv)\n"
+     "  --timeout D               how long to wait for the broker (30s)\n"
+     "The development broker cannot create topics (it creates them itself): `create` says so."},
     {"signoff", cmd_signoff, "signoff (UNIT PERIOD [--by NAME] | --pending [--level LEVEL]) [--dsn DSN]",
      "Signs a township/county/province report for PERIOD (YYYY-MM-DD): the version now on\n"
      "the level's desk (rollcall.filing) is filed by rollcall-<level> at its next sweep,\n"
@@ -224,7 +246,9 @@ static void print_overview(FILE *out)
     fprintf(out, "\n'rollcall help COMMAND' or 'rollcall COMMAND --help' explains one.\n"
                  "environment: ROLLCALL_PG_DSN (migrate, registry; the others prefer ROLLCALL_PG_DSN_OPS),\n"
                  "             ROLLCALL_KAFKA_BROKERS, ROLLCALL_MIGRATIONS,\n"
-                 "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit)\n");
+                 "             ROLLCALL_LOG_LEVEL, ROLLCALL_HTTP, ROLLCALL_TOKEN (submit),\n"
+                 "             ROLLCALL_CONFIG (a file whose kafka.* lines reach every Kafka client,\n"
+                 "             e.g. kafka.security.protocol, kafka.sasl.*)\n");
 }
 
 static void print_command_help(const cli_command *c)

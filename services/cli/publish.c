@@ -107,8 +107,20 @@ cli_publisher *cli_publisher_new(const char *brokers, const char *label, cli_del
     pub->fn_opaque = fn_opaque;
     pub->t0 = pub->last_progress = cli_now();
     pub->tty = isatty(STDERR_FILENO);
-    pub->p = rc_producer_new(brokers, props, sizeof props / sizeof props[0], on_delivery, pub,
-                             errbuf, errlen);
+    /* The operator's settings (security, SASL) after the bulk-load ones,
+     * so they override. */
+    const char *all[sizeof props / sizeof props[0] + 64];
+    size_t n = 0, nops;
+    const char *const *ops = cli_kafka_props(&nops, errbuf, errlen);
+    if (!ops) {
+        free(pub);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        all[n++] = props[i];
+    for (size_t i = 0; i < nops && n < sizeof all / sizeof all[0]; i++)
+        all[n++] = ops[i];
+    pub->p = rc_producer_new(brokers, all, n, on_delivery, pub, errbuf, errlen);
     if (!pub->p) {
         free(pub);
         return NULL;

@@ -344,9 +344,25 @@ done:
 
 static void refresh_gauges(desk *d)
 {
-    char err[256], level[4];
+    char err[256], level[4], closed[11];
     const char *p[1] = {level};
+    const char *pm[2] = {level, closed};
     PGresult *res;
+
+    /* Children still missing from this level's units for the newest period
+     * whose deadline has passed: what an alert after the deadline watches.
+     * Every instance reports the whole level (the rule takes the max). */
+    snprintf(level, sizeof level, "%d", d->ctx->level);
+    rc_period_format(rc_level_last_closed_period(rc_clock_now(d->ctx->clock), d->deadline_min), closed);
+    res = rc_pg_exec_params(d->pg,
+        "SELECT coalesce(sum(live_missing), 0), count(*) FILTER (WHERE live_missing > 0)"
+        "  FROM rollcall.filing WHERE level = $1::smallint AND period = $2::date",
+        2, pm, err, sizeof err);
+    if (res && PQntuples(res) == 1) {
+        rc_gauge_set(d->ctx->m.missing_after_deadline, strtod(PQgetvalue(res, 0, 0), NULL));
+        rc_gauge_set(d->ctx->m.incomplete_after_deadline, strtod(PQgetvalue(res, 0, 1), NULL));
+    }
+    PQclear(res);
 
     /* Nothing waits for a signature where none is required. */
     if (!d->signoff_required) {

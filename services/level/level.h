@@ -58,6 +58,8 @@ typedef struct level_metrics {
     rc_histogram *urgent_hop_lag;   /* previous hop's time -> our hop's time, seconds */
     rc_histogram *batch_seconds;    /* one daily batch, consume to offsets committed */
     rc_gauge *awaiting_signoff;
+    rc_gauge *missing_after_deadline;
+    rc_gauge *incomplete_after_deadline;
 } level_metrics;
 
 typedef struct level_ctx {

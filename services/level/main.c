@@ -230,6 +230,12 @@ static void create_metrics(void)
                                             batch, sizeof batch / sizeof batch[0]);
     m->awaiting_signoff = rc_metrics_gauge("rollcall_level_awaiting_signoff",
                                            "Reports of this level waiting for a manual sign-off", NULL);
+    m->missing_after_deadline = rc_metrics_gauge("rollcall_level_missing_after_deadline",
+                                                 "Children missing from this level's units for the "
+                                                 "newest period past its deadline", NULL);
+    m->incomplete_after_deadline = rc_metrics_gauge("rollcall_level_incomplete_after_deadline",
+                                                    "Units of this level with children missing for "
+                                                    "the newest period past its deadline", NULL);
 }
 
 /* The level: --level on the command line, else the program name
