@@ -390,6 +390,18 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
     drain(pl);
 }
 
+/* A rewind that did not happen: counted as one more failure, tried again. */
+static void again(pipeline *pl, const char *why)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->rewind = true;
+    pl->consecutive_failures++;
+    if (!pl->failing_since_us)
+        pl->failing_since_us = rc_now_us();
+    snprintf(pl->last_error, sizeof pl->last_error, "%s", why);
+    pthread_mutex_unlock(&pl->mu);
+}
+
 /* After a failed batch: drop what was read since the last commit and read
  * it again from the offsets stored in PostgreSQL. */
 static void rewind_consumer(pipeline *pl)
@@ -421,20 +433,19 @@ static void rewind_consumer(pipeline *pl)
     if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
         return;
     if (parts->cnt > 0) {
+        /* Neither failure is fatal (PostgreSQL down, the broker away): the
+         * rewind is tried again after the backoff, and nothing is committed
+         * meanwhile, so the position stays the one stored. */
+        rd_kafka_error_t *e = NULL;
         if (rollup_load_offsets(pl->control, pl->ru->cfg.group, parts) < 0) {
-            rc_error("rewind: offsets unreadable; stopping");
-            atomic_store(&pl->ru->failed, true);
-            atomic_store(&pl->ru->stop, true);
+            rc_warn("rewind: offsets unreadable; trying again");
+            again(pl, "rewind: the stored offsets are unreadable (PostgreSQL)");
+        } else if ((e = rd_kafka_seek_partitions(rk, parts, 10000)) != NULL) {
+            rc_warn("rewind: seek failed: %s; trying again", rd_kafka_error_string(e));
+            again(pl, "rewind: seek failed (Kafka)");
+            rd_kafka_error_destroy(e);
         } else {
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, parts, 10000);
-            if (e) {
-                rc_error("rewind: seek failed: %s; stopping", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-                atomic_store(&pl->ru->failed, true);
-                atomic_store(&pl->ru->stop, true);
-            } else {
-                rc_info("rewound partitions=%d to the offsets stored in PostgreSQL", parts->cnt);
-            }
+            rc_info("rewound partitions=%d to the offsets stored in PostgreSQL", parts->cnt);
         }
     }
     rd_kafka_topic_partition_list_destroy(parts);

@@ -212,6 +212,7 @@ typedef struct slot {
     rc_pg *pg;
     bool copying;               /* COPY into the stage is open */
     bool session_ready;
+    uint64_t session_conn;      /* rc_pg_reconnects when the session was made ready */
     rc_pgcopy buf;              /* rows not yet handed to libpq */
     size_t rows;                /* staged rows */
     size_t latest_rows;         /* DAILY/ZERO rows among them */

@@ -16,7 +16,9 @@
 int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
 {
     (void)ru;
-    if (s->session_ready && !rc_pg_was_disconnected(s->pg))
+    /* The count of reconnections, not rc_pg_was_disconnected (whose flag
+     * another caller may have taken): a new connection has no stage. */
+    if (s->session_ready && rc_pg_reconnects(s->pg) == s->session_conn)
         return 0;
     s->session_ready = false;
     /* temp_buffers must be set before the session's first temporary table. */
@@ -34,6 +36,7 @@ int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
     if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", errbuf, errlen) < 0)
         return -1;
     s->session_ready = true;
+    s->session_conn = rc_pg_reconnects(s->pg);
     return 0;
 }
 
@@ -309,6 +312,13 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
 
     if (!s->copying) {
         char err[256];
+        /* A reconnection since the slot was acquired took the session's
+         * temporary stage with it. */
+        if (slot_session(ru, s, err, sizeof err) < 0) {
+            rc_error("batch slot=%d: session not ready: %s", s->id, err);
+            rc = -1;
+            goto done;
+        }
         if (rc_pg_copy_begin(s->pg, rc_rollup_sql_stage_copy(), err, sizeof err) < 0) {
             rc_error("batch slot=%d: COPY into the stage did not start: %s", s->id, err);
             rc = -1;
