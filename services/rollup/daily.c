@@ -457,8 +457,12 @@ static void *consumer_main(void *arg)
     rollup *ru = pl->ru;
     const double interval = ru->cfg.flush_interval_ms / 1000.0;
 
+    /* cur_slot may be -1 at the top of a pass: a rebalance inside the poll
+     * drained the filling slot.  The loop then acquires another; it ends
+     * only when the service stops (before, a partition loss with a slot
+     * half filled ended the consumer thread for good). */
     pl->cur_slot = acquire(pl);
-    while (!atomic_load(&ru->stop) && pl->cur_slot >= 0) {
+    while (!atomic_load(&ru->stop)) {
         if (pl->rewind)
             rewind_consumer(pl);
         if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0)
