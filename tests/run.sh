@@ -31,6 +31,18 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
         [ -x "$t" ] && run_one "$t"
     done
 fi
+if [ "$what" = all ] || [ "$what" = faults ]; then
+    # A county day with a fault injected mid-way (PostgreSQL stopped, broker
+    # down, broker errors and RTT); each under two minutes.
+    if [ "$what" = faults ]; then
+        BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
+        set -a; . var/stack.env; set +a
+        export ROLLCALL_BUILD=$BUILD
+    fi
+    for t in tests/faults/*.sh; do
+        [ -x "$t" ] && run_one "$t"
+    done
+fi
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -14,8 +14,8 @@ trap 'curl -s -X POST "$ROLLCALL_BROKER_CONTROL/rtt?ms=0" >/dev/null
 
 fault_start_day
 sleep 4
-ctl "errors?api=Produce&code=NOT_LEADER_OR_FOLLOWER&count=50"
-ctl "errors?api=Fetch&code=NOT_LEADER_OR_FOLLOWER&count=50"
+ctl "errors?api=Produce&code=6&count=50"
+ctl "errors?api=Fetch&code=6&count=50"
 echo "broker_errors: 50 Produce and 50 Fetch errors injected"
 sleep 4
 ctl "rtt?ms=200"
