@@ -357,24 +357,14 @@ failed:
     return -1;
 }
 
-/* Cheap fingerprint of rollcall.unit: its file (a TRUNCATE or a rewrite
- * gives a new one) and its write counters, which PostgreSQL reports once
- * the writing transaction has ended (an aborted one only causes a needless
- * reload).  Not count(*): on the national registry that read 665,276 rows,
- * 120-170 ms, every registry_reload.  Returns 0, or -1 with errbuf filled. */
 static int registry_signature(rc_pg *pg, char *out, size_t len, char *errbuf, size_t errlen)
 {
-    PGresult *res = rc_pg_exec(pg,
-                               "SELECT pg_relation_filenode(o) || '/' || "
-                               "(pg_stat_get_tuples_inserted(o) + pg_stat_get_tuples_updated(o) + "
-                               "pg_stat_get_tuples_deleted(o)) "
-                               "FROM (SELECT 'rollcall.unit'::regclass::oid AS o) u",
-                               errbuf, errlen);
-    if (!res)
+    PGconn *conn = rc_pg_conn(pg);
+    if (!conn) {
+        snprintf(errbuf, errlen, "%s", rc_pg_last_error(pg));
         return -1;
-    snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    }
+    return rc_registry_pg_signature(conn, out, len, errbuf, errlen);
 }
 
 int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)

@@ -81,6 +81,7 @@ struct intake {
     struct event_base *base;
     const rc_registry *reg;
     auth *auth;
+    connlimit *cl;              /* borrowed; NULL: none */
     dedupe *dd;
     rc_validate_opts vopts;
     rc_producer *prod, *urgent;
@@ -202,6 +203,7 @@ static void send_reply(intake *in, struct evhttp_request *req, int status, struc
     } else if (status == 401) {
         evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"rollcall\"");
     }
+    connlimit_replied(in->cl, req);
     evhttp_send_reply(req, status, reason_phrase(status), body);
 }
 
@@ -811,6 +813,7 @@ static void on_report(struct evhttp_request *req, void *arg)
     intake *in = arg;
     char scope[13];
     size_t len;
+    connlimit_request(in->cl, req);
     int t = precheck(in, req, (size_t)in->cfg->max_body, scope, &len);
     rc_errors errs;
     Rollcall__Report *r;
@@ -866,6 +869,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
     intake *in = arg;
     char scope[13], reason[256];
     size_t len, n = 0, max = (size_t)in->cfg->max_batch_items;
+    connlimit_request(in->cl, req);
     int t = precheck(in, req, (size_t)in->cfg->max_batch_body, scope, &len);
     const uint8_t *body;
     json_t *arr = NULL;
@@ -1026,6 +1030,16 @@ static int hook_producer(intake *in, rc_producer *p, struct event **ev, char *er
         return -1;
     }
     return 0;
+}
+
+void intake_set_registry(intake *in, const rc_registry *reg)
+{
+    in->reg = reg;
+}
+
+void intake_set_connlimit(intake *in, connlimit *cl)
+{
+    in->cl = cl;
 }
 
 intake *intake_new(const village_config *cfg, struct event_base *base, const rc_registry *reg,
