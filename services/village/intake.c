@@ -840,22 +840,6 @@ static void on_report(struct evhttp_request *req, void *arg)
     handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us());
 }
 
-/* Reads one varint of a length-delimited stream.  Returns 0, or -1 when
- * truncated or longer than 10 bytes. */
-static int read_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *off < len; shift += 7) {
-        uint8_t b = p[(*off)++];
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void reply_batch_error(intake *in, struct evhttp_request *req, int status, const char *reason)
 {
     char *body = error_body(status == 413 ? "payload too large" : "invalid batch", reason, NULL);
@@ -894,17 +878,16 @@ static void on_batch(struct evhttp_request *req, void *arg)
         }
         n = json_array_size(arr);
     } else {
-        size_t off = 0;
-        uint64_t m;
-        while (off < len) {
-            if (read_varint(body, len, &off, &m) < 0 || m > len - off) {
-                snprintf(reason, sizeof reason,
-                         "malformed length-delimited stream at byte %zu (item %zu)", off, n);
-                reply_batch_error(in, req, 400, reason);
-                return;
-            }
-            off += (size_t)m;
+        size_t off = 0, ilen;
+        const uint8_t *item;
+        int more;
+        while ((more = rc_report_stream_next(body, len, &off, &item, &ilen)) > 0)
             n++;
+        if (more < 0) {
+            snprintf(reason, sizeof reason,
+                     "malformed length-delimited stream at byte %zu (item %zu)", off, n);
+            reply_batch_error(in, req, 400, reason);
+            return;
         }
     }
     if (n == 0 || n > max) {
@@ -931,10 +914,10 @@ static void on_batch(struct evhttp_request *req, void *arg)
         if (arr) {
             r = rc_report_from_json(json_array_get(arr, i), &errs);
         } else {
-            uint64_t m = 0;
-            read_varint(body, len, &off, &m);
-            r = rc_report_unpack(body + off, (size_t)m, &errs);
-            off += (size_t)m;
+            const uint8_t *item = NULL;
+            size_t ilen = 0;
+            rc_report_stream_next(body, len, &off, &item, &ilen);   /* checked above */
+            r = rc_report_unpack(item, ilen, &errs);
         }
         if (!r) {
             if (errs.n == 0)
