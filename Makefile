@@ -61,7 +61,7 @@ TEST_HELPER_SRC := $(wildcard tests/support/*.c)
 TEST_HELPER_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_HELPER_SRC))
 
 .SECONDARY:
-.PHONY: all test unit-test integration-test browser-test run up down bench install sanitize clean web
+.PHONY: all test unit-test integration-test browser-test run up down bench install sanitize clean web fuzz
 all: $(BINS) $(UNIT_BINS) $(ITEST_BINS) web
 
 # The dashboard's front end (web/): plain ES modules copied as they are, and
@@ -122,7 +122,31 @@ $(BUILD)/tests/integration/%: $(BUILD)/obj/tests/integration/%.o $(TEST_HELPER_O
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-test: all
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c) with ASan and UBSan: clang
+# builds the library again into build/fuzz with coverage instrumentation.
+# Skipped (with a line saying so) when clang or libFuzzer is missing.
+FUZZ_CC    ?= clang
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined
+HAVE_FUZZ  := $(shell echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n){return 0;}' | \
+                $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null && echo yes)
+
+fuzz:
+ifeq ($(HAVE_FUZZ),yes)
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(FUZZ_CC) \
+	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" build/fuzz/librollcall.a
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+else
+	@echo "fuzz: $(FUZZ_CC) with libFuzzer not found (deploy/install-deps.sh installs clang): harnesses not built"
+endif
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/librollcall.a
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -fsanitize=fuzzer -Iinclude -Ibuild/fuzz/gen \
+	    $(PKG_CFLAGS) -o $@ $< build/fuzz/librollcall.a $(LIBS)
+
+test: all fuzz
 	@BUILD=$(BUILD) tests/run.sh all
 
 unit-test: all

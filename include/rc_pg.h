@@ -103,6 +103,38 @@ int rc_pg_copy_put(rc_pg *pg, const char *buf, size_t len, char *errbuf, size_t 
 int rc_pg_copy_end(rc_pg *pg, uint64_t *rows, char *errbuf, size_t errlen);
 void rc_pg_copy_abort(rc_pg *pg, const char *reason);
 
+/* What a failed statement's error means for the message that caused it.
+ * Every service decides retry versus dead letter through this one function. */
+typedef enum {
+    RC_PG_ERR_TRANSIENT,  /* retry as is, never dead-letter: the connection
+                           * (08, no SQLSTATE), serialization or deadlock (40),
+                           * lock not available (55P03), shutdown or cancel (57),
+                           * insufficient resources (53), system error (58) */
+    RC_PG_ERR_DATA,       /* the data's fault: dead-letter it with the reason:
+                           * data exception (22), integrity (23), a syntax or
+                           * datatype error a value caused (42601, 42804, 42846,
+                           * 42622), program limit (54) */
+    RC_PG_ERR_OTHER,      /* the program's or the set-up's fault (a missing
+                           * table, a privilege): retry, never dead-letter,
+                           * and let /healthz say it is stuck */
+} rc_pg_error_class;
+
+/* The class of the last failed statement on pg (the SQLSTATE the server
+ * sent, never parsed from a message text, which may quote hostile data).
+ * No SQLSTATE (a lost connection) is transient.  The SQLSTATE itself, ""
+ * when there was none. */
+rc_pg_error_class rc_pg_last_error_class(const rc_pg *pg);
+const char *rc_pg_last_sqlstate(const rc_pg *pg);
+/* Classifies an error text as written by this module ("message (SQLSTATE
+ * 22021...").  For texts from elsewhere (another process's log line); the
+ * first SQLSTATE is taken, the one the module wrote after the primary
+ * message.  No SQLSTATE: transient. */
+rc_pg_error_class rc_pg_error_classify(const char *errtext);
+/* The same from a five-character SQLSTATE (NULL: transient). */
+rc_pg_error_class rc_pg_sqlstate_class(const char *sqlstate);
+/* "transient", "data" or "other". */
+const char *rc_pg_error_class_name(rc_pg_error_class c);
+
 /* Escapes `src` for a COPY text-format field (backslash, tab, newline,
  * carriage return) into dst.  Returns the length written (dst is NUL
  * terminated), or (size_t)-1 when dst is too small (dst then unspecified).

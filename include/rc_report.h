@@ -69,6 +69,14 @@ Rollcall__Report *rc_report_unpack(const uint8_t *buf, size_t len, rc_errors *er
  * length in *len, NULL on out of memory. */
 uint8_t *rc_report_pack(const Rollcall__Report *r, size_t *len);
 
+/* Length-delimited stream (varint length + Report bytes, repeated), as
+ * POST /v1/reports:batch takes it: the item at *off into *item / *item_len,
+ * *off moved past it.  Returns 1 for an item, 0 at the end of buf, -1 when
+ * the stream is malformed there (a varint longer than 10 bytes or cut
+ * short, a length past the end); *off then points at the bad byte. */
+int rc_report_stream_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **item,
+                          size_t *item_len);
+
 /* Frees a Report from any of the functions above; NULL is a no-op. */
 void rc_report_free(Rollcall__Report *r);
 

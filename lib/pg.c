@@ -34,6 +34,7 @@ struct rc_pg {
     bool in_copy;
     uint64_t reconnects;
     char last_error[512];
+    char last_sqlstate[6];  /* of the last failed statement; "" when none or no result */
 };
 
 static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
@@ -65,9 +66,10 @@ static void one_line(char *s)
     *w = '\0';
 }
 
-static void conn_error(const rc_pg *pg, char *errbuf, size_t errlen, const char *what)
+static void conn_error(rc_pg *pg, char *errbuf, size_t errlen, const char *what)
 {
     char msg[512];
+    pg->last_sqlstate[0] = '\0';
     snprintf(msg, sizeof msg, "%s", pg->conn ? PQerrorMessage(pg->conn) : "no connection");
     one_line(msg);
     set_err(errbuf, errlen, "%s: %s", what, msg[0] ? msg : "connection lost");
@@ -75,7 +77,7 @@ static void conn_error(const rc_pg *pg, char *errbuf, size_t errlen, const char 
 
 /* Fills errbuf from a failed result: severity, primary message, SQLSTATE,
  * and the detail when the server gave one. */
-static void result_error(const rc_pg *pg, const PGresult *res, char *errbuf, size_t errlen)
+static void result_error(rc_pg *pg, const PGresult *res, char *errbuf, size_t errlen)
 {
     const char *msg, *state, *detail;
     char buf[512];
@@ -87,6 +89,7 @@ static void result_error(const rc_pg *pg, const PGresult *res, char *errbuf, siz
     msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+    snprintf(pg->last_sqlstate, sizeof pg->last_sqlstate, "%s", state ? state : "");
     if (!msg) {
         snprintf(buf, sizeof buf, "%s", PQresultErrorMessage(res));
         one_line(buf);
@@ -250,6 +253,7 @@ PGconn *rc_pg_conn(rc_pg *pg)
  * transaction, or -1 with errbuf filled. */
 static int ready(rc_pg *pg, char *errbuf, size_t errlen)
 {
+    pg->last_sqlstate[0] = '\0';
     if (!rc_pg_conn(pg)) {
         set_err(errbuf, errlen, "no database connection: %s", pg->last_error);
         return -1;
@@ -612,4 +616,63 @@ size_t rc_pg_copy_escape(char *dst, size_t dstlen, const char *src)
         return (size_t)-1;
     dst[n] = '\0';
     return n;
+}
+
+/* ---------------------------------------------------------- error classes */
+
+rc_pg_error_class rc_pg_sqlstate_class(const char *st)
+{
+    /* 42 is mostly the program's fault (undefined table, column, function,
+     * privilege), except for the few codes a value can cause. */
+    static const char *const data_42[] = {"42601", "42804", "42846", "42622", NULL};
+
+    if (!st || strlen(st) != 5)
+        return RC_PG_ERR_TRANSIENT;
+    if (strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0 || strncmp(st, "54", 2) == 0)
+        return RC_PG_ERR_DATA;
+    if (strncmp(st, "42", 2) == 0) {
+        for (size_t i = 0; data_42[i]; i++)
+            if (strcmp(st, data_42[i]) == 0)
+                return RC_PG_ERR_DATA;
+        return RC_PG_ERR_OTHER;
+    }
+    if (strncmp(st, "08", 2) == 0 || strncmp(st, "40", 2) == 0 || strcmp(st, "55P03") == 0 ||
+        strncmp(st, "57", 2) == 0 || strncmp(st, "53", 2) == 0 || strncmp(st, "58", 2) == 0)
+        return RC_PG_ERR_TRANSIENT;
+    return RC_PG_ERR_OTHER;
+}
+
+rc_pg_error_class rc_pg_last_error_class(const rc_pg *pg)
+{
+    /* "transaction lost", "query failed: server closed the connection" */
+    if (!pg || !pg->last_sqlstate[0])
+        return RC_PG_ERR_TRANSIENT;
+    return rc_pg_sqlstate_class(pg->last_sqlstate);
+}
+
+const char *rc_pg_last_sqlstate(const rc_pg *pg)
+{
+    return pg ? pg->last_sqlstate : "";
+}
+
+rc_pg_error_class rc_pg_error_classify(const char *errtext)
+{
+    const char *p = errtext ? strstr(errtext, "(SQLSTATE ") : NULL;
+    char st[6];
+
+    if (!p)
+        return RC_PG_ERR_TRANSIENT;
+    p += strlen("(SQLSTATE ");
+    for (size_t i = 0; i < 5; i++) {
+        if (!p[i])
+            return RC_PG_ERR_TRANSIENT;
+        st[i] = p[i];
+    }
+    st[5] = '\0';
+    return rc_pg_sqlstate_class(st);
+}
+
+const char *rc_pg_error_class_name(rc_pg_error_class c)
+{
+    return c == RC_PG_ERR_DATA ? "data" : c == RC_PG_ERR_OTHER ? "other" : "transient";
 }

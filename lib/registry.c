@@ -844,3 +844,20 @@ int rc_registry_load_pg(rc_registry *reg, PGconn *conn, char *errbuf, size_t err
         rc = rc_registry_finish(reg, errbuf, errlen);
     return rc;
 }
+
+int rc_registry_pg_signature(PGconn *conn, char *out, size_t len, char *errbuf, size_t errlen)
+{
+    PGresult *res = PQexec(conn,
+                           "SELECT pg_relation_filenode(o) || '/' || "
+                           "(pg_stat_get_tuples_inserted(o) + pg_stat_get_tuples_updated(o) + "
+                           "pg_stat_get_tuples_deleted(o)) "
+                           "FROM (SELECT 'rollcall.unit'::regclass::oid AS o) u");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(errbuf, errlen, "registry signature: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}

@@ -2,6 +2,7 @@
  * protobuf-c descriptors: a field added to the .proto is decoded, encoded
  * and round-trip tested without touching this file. */
 #include "rc_report.h"
+#include "rc_dlq.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -14,6 +15,15 @@
 
 #define MAX_EXTRA 64                     /* extra indicators per report */
 #define CLOCK_SKEW_US (300LL * 1000000)  /* tolerated client clock skew for occurred_at */
+/* Bounds every stage after the intake relies on (the rollup's staging row,
+ * PostgreSQL's text, timestamptz and smallint): what passes them is stored. */
+#define MAX_SUBMITTER 200                /* bytes */
+#define MAX_NOTE 2000
+#define MAX_INCIDENT_TYPE 64
+#define MAX_DESCRIPTION 4000
+#define MAX_HOPS 8                       /* one per level, with room */
+#define MAX_MISSING 100000               /* completeness.missing codes */
+#define MAX_TIME_US 253402300799999999LL /* 9999-12-31T23:59:59.999999Z */
 
 /* ---- errors ---- */
 
@@ -24,10 +34,15 @@ void rc_errors_add(rc_errors *errs, const char *field, const char *fmt, ...)
     if (errs->n < RC_ERRORS_MAX) {
         rc_field_error *e = &errs->e[errs->n];
 
-        snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+        char raw[sizeof e->reason];
+
+        /* Both may quote the offending bytes: kept valid UTF-8, so the
+         * JSON answer and the dead letter's reason can carry them. */
+        rc_utf8_sanitize(e->field, sizeof e->field, field);
         va_start(ap, fmt);
-        vsnprintf(e->reason, sizeof e->reason, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        rc_utf8_sanitize(e->reason, sizeof e->reason, raw);
     }
     errs->n++;
 }
@@ -563,7 +578,7 @@ static json_t *msg_to_json(const ProtobufCMessage *m)
                 v = json_object();
                 for (size_t k = 0; v && k < n; k++) {
                     const ProtobufCMessage *e = ((ProtobufCMessage *const *)arr)[k];
-                    const char *key = CMEMBER(const char *, e, ed->fields[0].offset);
+                    const char *key = CMEMBER(char *, e, ed->fields[0].offset);
 
                     if (json_object_set_new(v, key ? key : "",
                                             value_to_json(&ed->fields[1],
@@ -842,6 +857,75 @@ static void validate_incident(const Rollcall__Report *r, const rc_validate_opts 
         rc_errors_add(errs, "incident.occurred_at", "is in the future");
 }
 
+/* A free-text field: valid UTF-8 (PostgreSQL refuses anything else) and
+ * at most max bytes. */
+static void validate_text(const char *field, const char *s, size_t max, rc_errors *errs)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n > max)
+        rc_errors_add(errs, field, "at most %zu bytes", max);
+    else if (n && !rc_utf8_valid(s, n))
+        rc_errors_add(errs, field, "must be valid UTF-8");
+}
+
+static void validate_time(const char *field, int64_t us, rc_errors *errs)
+{
+    if (us < 0 || us > MAX_TIME_US)
+        rc_errors_add(errs, field, "must be a time between 1970 and 9999");
+}
+
+/* What the stages after the intake store as text, time or smallint. */
+static void validate_storable(const Rollcall__Report *r, rc_errors *errs)
+{
+    char path[64];
+
+    validate_text("submitter", r->submitter, MAX_SUBMITTER, errs);
+    validate_text("note", r->note, MAX_NOTE, errs);
+    validate_time("submitted_at", r->submitted_at, errs);
+    validate_time("received_at", r->received_at, errs);
+    if (r->version < 0)
+        rc_errors_add(errs, "version", "must not be negative");
+    if (r->completeness) {
+        const Rollcall__Completeness *c = r->completeness;
+        if (c->n_missing > MAX_MISSING)
+            rc_errors_add(errs, "completeness.missing", "at most %d codes", MAX_MISSING);
+        for (size_t i = 0; i < c->n_missing && i < MAX_MISSING; i++) {
+            if (rc_code_level(c->missing[i] ? c->missing[i] : "") == 0) {
+                snprintf(path, sizeof path, "completeness.missing[%zu]", i);
+                rc_errors_add(errs, path, "must be a unit code");
+                break;
+            }
+        }
+    }
+    const Rollcall__Incident *in = r->incident;
+    if (!in)
+        return;
+    validate_text("incident.type", in->type, MAX_INCIDENT_TYPE, errs);
+    validate_text("incident.description", in->description, MAX_DESCRIPTION, errs);
+    validate_time("incident.occurred_at", in->occurred_at, errs);
+    if (in->n_hops > MAX_HOPS) {
+        rc_errors_add(errs, "incident.hops", "at most %d hops", MAX_HOPS);
+        return;
+    }
+    for (size_t i = 0; i < in->n_hops; i++) {
+        const Rollcall__Hop *h = in->hops[i];
+        const char *code = h->unit_code ? h->unit_code : "";
+        snprintf(path, sizeof path, "incident.hops[%zu]", i);
+        if (h->level == ROLLCALL__LEVEL__LEVEL_UNSPECIFIED ||
+            !enum_known(&rollcall__level__descriptor, (int)h->level))
+            rc_errors_add(errs, path, "level: not a valid level (%d)", (int)h->level);
+        else if (rc_code_level(code) != (int)h->level)
+            rc_errors_add(errs, path, "unit_code: not a code of that level");
+        if (h->at <= 0 || h->at > MAX_TIME_US)
+            rc_errors_add(errs, path, "at: must be a time between 1970 and 9999");
+        for (size_t k = 0; k < i; k++)
+            if (in->hops[k]->level == h->level) {
+                rc_errors_add(errs, path, "level given twice");
+                break;
+            }
+    }
+}
+
 int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
                        const rc_registry *reg, rc_errors *errs)
 {
@@ -863,5 +947,30 @@ int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
         rc_errors_add(errs, "zone_status", "not a valid zone status (%d)", (int)r->zone_status);
     validate_values(r, opts, errs);
     validate_incident(r, opts, errs);
+    validate_storable(r, errs);
     return errs->n > before ? -1 : 0;
+}
+
+int rc_report_stream_next(const uint8_t *buf, size_t len, size_t *off, const uint8_t **item,
+                          size_t *item_len)
+{
+    uint64_t v = 0;
+    size_t o = *off;
+
+    if (o >= len)
+        return 0;
+    for (int shift = 0;; shift += 7) {
+        if (shift >= 70 || o >= len)
+            return -1;
+        uint8_t b = buf[o++];
+        v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+        if (!(b & 0x80))
+            break;
+    }
+    if (v > len - o)
+        return -1;
+    *item = buf + o;
+    *item_len = (size_t)v;
+    *off = o + (size_t)v;
+    return 1;
 }

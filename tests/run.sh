@@ -21,6 +21,23 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
         [ -e "$src" ] && run_one "$BUILD/tests/unit/$(basename "$src" .c)"
     done
 fi
+if [ "$what" = all ] || [ "$what" = unit ] || [ "$what" = fuzz ]; then
+    # libFuzzer harnesses (make fuzz), a few seconds each from the committed
+    # seed corpus; bench/fuzz.sh runs them for a million executions.
+    for h in build/fuzz/fuzz_*; do
+        [ -x "$h" ] || continue
+        name=$(basename "$h"); corpus=tests/fuzz/corpus/${name#fuzz_}
+        work=$(mktemp -d)
+        echo "== $h (${FUZZ_SECONDS:-5} s)"
+        if "$h" -max_total_time="${FUZZ_SECONDS:-5}" -print_final_stats=1 -artifact_prefix="$work/" \
+                "$work" "$corpus" >"$work/log" 2>&1; then
+            grep -h 'number_of_executed_units' "$work/log"; passed=$((passed+1))
+        else
+            tail -30 "$work/log"; failed=$((failed+1)); failures+=("$h")
+        fi
+        rm -rf "$work"
+    done
+fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
     BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
     set -a; . var/stack.env; set +a
@@ -41,6 +58,18 @@ if [ "$what" = all ] || [ "$what" = browser ]; then
         export ROLLCALL_BUILD=$BUILD
     fi
     run_one tests/browser/run.sh
+fi
+if [ "$what" = all ] || [ "$what" = faults ]; then
+    # A county day with a fault injected mid-way (PostgreSQL stopped, broker
+    # down, broker errors and RTT); each under two minutes.
+    if [ "$what" = faults ]; then
+        BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
+        set -a; . var/stack.env; set +a
+        export ROLLCALL_BUILD=$BUILD
+    fi
+    for t in tests/faults/*.sh; do
+        [ -x "$t" ] && run_one "$t"
+    done
 fi
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 echo "$passed passed, $failed failed"

@@ -3,6 +3,7 @@
  * files what the batch made due, stores the offsets, and between batches
  * runs the tick (sweep, reminders, escalations, gauges). */
 #include "desk.h"
+#include "rc_dlq.h"
 
 static void on_delivery(void *fn_opaque, void *msg_opaque, rd_kafka_resp_err_t err,
                         const char *topic, int32_t partition, int64_t offset)
@@ -79,36 +80,15 @@ static int cmp_unit_period(const void *a, const void *b)
 
 static void dead_letter(desk *d, const rd_kafka_message_t *m, const char *reason)
 {
-    char part[16], off[24], err[256];
-    char *hex = NULL;
-    PGresult *res;
-    const char *p[5];
+    char err[256];
 
     rc_warn("dead letter topic=%s partition=%d offset=%lld: %s", d->topic_in, (int)m->partition,
             (long long)m->offset, reason);
     rc_counter_inc(d->ctx->m.invalid);
-    hex = malloc(2 * m->len + 3);
-    if (!hex)
-        return;
-    strcpy(hex, "\\x");
-    for (size_t i = 0; i < m->len; i++)
-        sprintf(hex + 2 + 2 * i, "%02x", ((const uint8_t *)m->payload)[i]);
-    snprintf(part, sizeof part, "%d", (int)m->partition);
-    snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    p[0] = d->topic_in;
-    p[1] = part;
-    p[2] = off;
-    p[3] = hex;
-    p[4] = reason;
-    res = rc_pg_exec_params(d->pg,
-                            "INSERT INTO rollcall.dead_letter (topic, partition, \"offset\", raw, reason)"
-                            " VALUES ($1, $2::int, $3::bigint, $4::bytea, $5)"
-                            " ON CONFLICT (topic, partition, \"offset\") DO NOTHING",
-                            5, p, err, sizeof err);
-    if (!res)
-        rc_error("dead letter not recorded topic=%s partition=%s offset=%s: %s", d->topic_in, part, off, err);
-    PQclear(res);
-    free(hex);
+    rc_dead_letter dl = {d->topic_in, m->partition, m->offset, m->payload, m->len, NULL, reason};
+    if (rc_dlq_insert(d->pg, &dl, false, err, sizeof err) < 0)
+        rc_error("dead letter not recorded topic=%s partition=%d offset=%lld: %s", d->topic_in,
+                 (int)m->partition, (long long)m->offset, err);
 }
 
 /* Checks that a consumed aggregate is one of this level's; fills the row. */

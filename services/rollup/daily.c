@@ -6,6 +6,7 @@
  * the flusher is free, or when it is full), which keeps the number of
  * aggregate revisions per unit small exactly when the load is high. */
 #include "rollup.h"
+#include "rc_dlq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -50,62 +51,87 @@ static size_t items(const slot *s)
 
 /* ---------------------------------------------------------------- flusher */
 
-/* A single report the database refuses (a constraint the validation did
- * not foresee): it goes to the dead letters with PostgreSQL's reason and the
- * offsets move past it.  Returns 0 when that worked. */
-static int dead_letter_stage(pipeline *pl, slot *s, const char *reason)
+/* The batch's only message, refused by PostgreSQL for a data reason: it goes
+ * to the dead letters with PostgreSQL's reason and the offsets move past it,
+ * in one transaction.  Returns 0 when that worked. */
+static int dead_letter_first(pipeline *pl, slot *s, const char *reason)
 {
     rollup *ru = pl->ru;
     char err[512], r[600];
-    int64_t lo = -1, hi = -1;
-    PGresult *res;
+    int64_t id = -1;
 
     snprintf(r, sizeof r, "rejected by PostgreSQL: %.500s", reason);
-    const char *values[] = {r};
+    rc_dead_letter dl = {rollup_topics[s->first_topic], s->first_partition, s->first_offset,
+                         s->first_raw, s->first_len, s->first_key, r};
     if (rc_pg_begin(s->pg, err, sizeof err) < 0)
         goto failed;
-    res = rc_pg_exec_params(
-        s->pg,
-        "WITH d AS (INSERT INTO rollcall.dead_letter (topic, partition, \"offset\", raw, reason) "
-        "SELECT source_topic, source_partition, source_offset, payload, $1 FROM rollup_stage "
-        "ON CONFLICT (topic, partition, \"offset\") DO NOTHING "
-        "RETURNING topic, partition, \"offset\", raw, reason) "
-        "INSERT INTO rollcall.outbox (topic, key, payload, headers) "
-        "SELECT 'reports.dlq', NULL, raw, jsonb_build_object('topic', topic, 'partition', "
-        "partition::text, 'offset', \"offset\"::text, 'reason', reason) FROM d RETURNING id",
-        1, values, err, sizeof err);
-    if (!res)
+    if ((id = rc_dlq_insert(s->pg, &dl, true, err, sizeof err)) < 0)
         goto failed;
-    for (int i = 0; i < PQntuples(res); i++) {
-        int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-        if (lo < 0 || id < lo)
-            lo = id;
-        if (id > hi)
-            hi = id;
-    }
-    PQclear(res);
-    res = rc_pg_exec_params(
-        s->pg,
-        "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, next_offset, "
-        "updated_at) SELECT $1, source_topic, source_partition, source_offset + 1, now() "
-        "FROM rollup_stage ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
-        "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
-        1, (const char *const[]){ru->cfg.group}, err, sizeof err);
-    if (!res)
+    if (rollup_store_offset(s->pg, ru->cfg.group, rollup_topics[s->first_topic],
+                            s->first_partition, s->first_offset + 1, err, sizeof err) < 0)
         goto failed;
-    PQclear(res);
     if (rc_pg_commit(s->pg, err, sizeof err) < 0)
         goto failed;
     rc_counter_inc(ru->m.dead_letters);
-    rc_warn("dead letter (refused by PostgreSQL) reason=\"%s\"", reason);
-    if (lo >= 0)
-        outbox_publish(ru, s->pg, lo, hi, err, sizeof err);
+    rollup_dlq_log(ru, dl.topic, dl.partition, dl.offset, r);
+    if (id > 0 && outbox_publish(ru, s->pg, id, id, err, sizeof err) < 0)
+        rc_warn("dead letter stays in the outbox for now: %s", err);
     return 0;
 failed:
     if (rc_pg_in_transaction(s->pg))
         rc_pg_rollback(s->pg, NULL, 0);
-    rc_error("could not dead-letter the refused report: %s", err);
+    rc_error("could not dead-letter the refused message topic=%s partition=%" PRId32
+             " offset=%" PRId64 ": %s",
+             rollup_topics[s->first_topic], s->first_partition, s->first_offset, err);
     return -1;
+}
+
+/* Adds the batch's partition ranges to the suspect ones (under mu). */
+static void add_suspects(pipeline *pl, const slot *s)
+{
+    for (size_t i = 0; i < s->noffs; i++) {
+        const part_off *o = &s->offs[i];
+        size_t k = 0;
+        while (k < pl->nsuspect && !(pl->suspect[k].topic == o->topic &&
+                                     pl->suspect[k].partition == o->partition))
+            k++;
+        if (k < pl->nsuspect) {
+            if (o->next > pl->suspect[k].next)
+                pl->suspect[k].next = o->next;
+            continue;
+        }
+        if (pl->nsuspect == pl->capsuspect) {
+            size_t cap = pl->capsuspect ? pl->capsuspect * 2 : 8;
+            part_off *n = realloc(pl->suspect, cap * sizeof *n);
+            if (!n)
+                return;     /* isolation then ends with its deadline */
+            pl->suspect = n;
+            pl->capsuspect = cap;
+        }
+        pl->suspect[pl->nsuspect++] = *o;
+    }
+}
+
+/* A committed batch: the suspect ranges it has moved past are cleared;
+ * isolation ends with the last of them (under mu). */
+static void passed_suspects(pipeline *pl, const slot *s)
+{
+    for (size_t i = 0; i < s->noffs; i++) {
+        const part_off *o = &s->offs[i];
+        for (size_t k = 0; k < pl->nsuspect; k++) {
+            if (pl->suspect[k].topic == o->topic && pl->suspect[k].partition == o->partition &&
+                o->next >= pl->suspect[k].next) {
+                pl->suspect[k] = pl->suspect[--pl->nsuspect];
+                break;
+            }
+        }
+    }
+    if (pl->isolate_limit && !pl->nsuspect) {
+        rc_info("lane %d: past the failed batch, batches back to normal", pl->lane);
+        pl->isolate_limit = 0;
+    } else if (pl->isolate_limit && pl->isolate_limit < (size_t)pl->ru->cfg.max_batch) {
+        pl->isolate_limit *= 2;
+    }
 }
 
 static void flush_one(pipeline *pl, slot *s)
@@ -113,30 +139,62 @@ static void flush_one(pipeline *pl, slot *s)
     rollup *ru = pl->ru;
     char err[1024];
     int rc = -1;
+    rc_pg_error_class cls = RC_PG_ERR_TRANSIENT;
 
-    for (int attempt = 0; attempt < 5; attempt++) {
-        rc = flush_slot(ru, s, ru->cfg.group, err, sizeof err);
-        if (rc == 0)
-            break;
-        rc_warn("batch failed slot=%d rows=%zu attempt=%d: %s", s->id, s->rows, attempt + 1, err);
-        /* A new connection has lost the staged rows: only a re-read helps. */
-        if (rc < 0 || rc_pg_was_disconnected(s->pg)) {
-            s->session_ready = false;
-            break;
+    if (s->stage_failed) {
+        snprintf(err, sizeof err, "batch could not be staged: %s", s->stage_error);
+        cls = s->stage_class;
+        rc_counter_inc(ru->m.batch_failures);
+    } else {
+        /* A transient failure (deadlock, serialization, lock timeout) is
+         * retried as is; the staged rows survive while the session does. */
+        for (int attempt = 0; attempt < 5; attempt++) {
+            rc = flush_slot(ru, s, ru->cfg.group, &cls, err, sizeof err);
+            if (rc == 0)
+                break;
+            rc_counter_inc(ru->m.batch_failures);
+            rc_warn("batch failed slot=%d rows=%zu attempt=%d class=%s: %s", s->id, s->rows,
+                    attempt + 1, rc_pg_error_class_name(cls), err);
+            if (cls != RC_PG_ERR_TRANSIENT || rc_pg_was_disconnected(s->pg)) {
+                /* A new connection has lost the staged rows: only a re-read helps. */
+                if (cls == RC_PG_ERR_TRANSIENT)
+                    s->session_ready = false;
+                break;
+            }
+            struct timespec ts = {0, 100 * 1000000L * (attempt + 1)};
+            nanosleep(&ts, NULL);
         }
-        struct timespec ts = {0, 100 * 1000000L * (attempt + 1)};
-        nanosleep(&ts, NULL);
     }
-    if (rc != 0 && items(s) == 1 && s->rows == 1 && rc_now_us() < pl->careful_until &&
-        s->session_ready && dead_letter_stage(pl, s, err) == 0)
+    /* Alone in its batch and refused for a data reason: the message's fault. */
+    bool dead_lettered = false;
+    if (rc != 0 && cls == RC_PG_ERR_DATA && items(s) == 1 && s->first_topic >= 0 &&
+        dead_letter_first(pl, s, err) == 0) {
         rc = 0;
+        dead_lettered = true;
+    }
 
     pthread_mutex_lock(&pl->mu);
     if (rc == 0) {
         pl->consecutive_failures = 0;
+        pl->failing_since_us = 0;
+        passed_suspects(pl, s);
     } else {
         pl->consecutive_failures++;
+        if (!pl->failing_since_us)
+            pl->failing_since_us = rc_now_us();
+        snprintf(pl->last_error, sizeof pl->last_error, "%.290s", err);
         pl->rewind = true;
+        if (cls == RC_PG_ERR_DATA) {
+            /* Bisect: the next batches hold half as many messages, until
+             * the one PostgreSQL refuses is alone in its batch. */
+            size_t half = items(s) / 2;
+            pl->isolate_limit = half ? half : 1;
+            pl->isolate_deadline_us = rc_now_us() + 120LL * 1000000;
+            add_suspects(pl, s);
+            rc_warn("lane %d: a batch of %zu was refused for a data reason; next batches hold "
+                    "at most %zu",
+                    pl->lane, items(s), pl->isolate_limit);
+        }
         /* Later batches were read past the failed one: drop them too. */
         for (int i = 0; i < pl->nqueue; i++) {
             slot *q = &pl->slots[pl->queue[i]];
@@ -147,12 +205,12 @@ static void flush_one(pipeline *pl, slot *s)
     }
     pthread_mutex_unlock(&pl->mu);
 
-    if (rc == 0 && s->rows &&
+    if (rc == 0 && s->rows && !dead_lettered &&
         rc_pg_command(s->pg, "TRUNCATE rollup_stage", err, sizeof err) < 0) {
         rc_warn("emptying the stage failed: %s", err);
         s->session_ready = false;
     }
-    if (rc != 0)
+    if (rc != 0 || dead_lettered)
         discard(s);
     slot_reset(s);
 }
@@ -263,24 +321,37 @@ static void update_lag(pipeline *pl, const slot *s)
     rc_gauge_set(pl->ru->m.lag, (double)lag);
 }
 
-/* Hands the filling slot to the flusher.  Returns 0, or -1 when its COPY
- * failed (the batch is discarded and the consumer rewinds). */
+/* Hands the filling slot to the flusher (also when its COPY failed: the
+ * flusher then counts it as a failed batch).  Returns 0, or -1 when a
+ * failed batch is waiting for the rewind (the slot is discarded). */
 static int close_slot(pipeline *pl, int idx)
 {
     char err[512];
     slot *s = &pl->slots[idx];
 
     if (slot_close(pl->ru, s, err, sizeof err) < 0) {
+        /* The flusher decides, as for a batch that fails to commit: retry,
+         * or bisect down to the message PostgreSQL refuses. */
         rc_warn("batch could not be staged slot=%d: %s", idx, err);
+        s->stage_failed = true;
+        s->stage_class = rc_pg_last_error_class(s->pg);
+        snprintf(s->stage_error, sizeof s->stage_error, "%s", err);
+    } else {
+        update_lag(pl, s);
+    }
+    pthread_mutex_lock(&pl->mu);
+    if (pl->rewind) {
+        /* A batch before this one failed after this one was read: these
+         * messages are read again from the stored offsets.  Committed, the
+         * batch would move the offsets past the failed one's messages. */
+        pthread_mutex_unlock(&pl->mu);
         discard(s);
         pthread_mutex_lock(&pl->mu);
         pl->free_mask |= 1 << idx;
-        pl->rewind = true;
+        pthread_cond_broadcast(&pl->cv);
         pthread_mutex_unlock(&pl->mu);
         return -1;
     }
-    update_lag(pl, s);
-    pthread_mutex_lock(&pl->mu);
     pl->queue[pl->nqueue++] = idx;
     pthread_cond_broadcast(&pl->cv);
     pthread_mutex_unlock(&pl->mu);
@@ -300,8 +371,8 @@ static void wait_flushed(pipeline *pl)
 static void drain(pipeline *pl)
 {
     if (pl->cur_slot >= 0 && items(&pl->slots[pl->cur_slot])) {
-        if (close_slot(pl, pl->cur_slot) == 0)
-            pl->cur_slot = -1;
+        close_slot(pl, pl->cur_slot);   /* queued, or discarded (a rewind is due) */
+        pl->cur_slot = -1;
     }
     wait_flushed(pl);
 }
@@ -319,6 +390,18 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
     drain(pl);
 }
 
+/* A rewind that did not happen: counted as one more failure, tried again. */
+static void again(pipeline *pl, const char *why)
+{
+    pthread_mutex_lock(&pl->mu);
+    pl->rewind = true;
+    pl->consecutive_failures++;
+    if (!pl->failing_since_us)
+        pl->failing_since_us = rc_now_us();
+    snprintf(pl->last_error, sizeof pl->last_error, "%s", why);
+    pthread_mutex_unlock(&pl->mu);
+}
+
 /* After a failed batch: drop what was read since the last commit and read
  * it again from the offsets stored in PostgreSQL. */
 static void rewind_consumer(pipeline *pl)
@@ -332,32 +415,37 @@ static void rewind_consumer(pipeline *pl)
     pthread_mutex_lock(&pl->mu);
     pl->rewind = false;
     int failures = pl->consecutive_failures;
+    bool isolating = pl->isolate_limit > 0;
     pthread_mutex_unlock(&pl->mu);
-    if (failures >= 2) {
-        /* The same batch keeps failing: one report per batch for a while,
-         * so the one PostgreSQL refuses is isolated and dead-lettered. */
-        pl->careful_until = rc_now_us() + 30LL * 1000000;
-        rc_warn("batches keep failing: one report per batch for 30 s");
+    /* Bisecting goes on at once; anything else (PostgreSQL down, a lock
+     * held, a bug) waits longer each time, up to 5 s, so a failure that
+     * lasts costs little and the position is kept (nothing is committed). */
+    long ms = 100;
+    if (!isolating)
+        for (int i = 1; i < failures && ms < 5000; i++)
+            ms *= 2;
+    if (ms > 5000)
+        ms = 5000;
+    for (long slept = 0; slept < ms && !atomic_load(&pl->ru->stop); slept += 100) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
     }
-    struct timespec ts = {0, 200 * 1000000L};
-    nanosleep(&ts, NULL);
     if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
         return;
     if (parts->cnt > 0) {
+        /* Neither failure is fatal (PostgreSQL down, the broker away): the
+         * rewind is tried again after the backoff, and nothing is committed
+         * meanwhile, so the position stays the one stored. */
+        rd_kafka_error_t *e = NULL;
         if (rollup_load_offsets(pl->control, pl->ru->cfg.group, parts) < 0) {
-            rc_error("rewind: offsets unreadable; stopping");
-            atomic_store(&pl->ru->failed, true);
-            atomic_store(&pl->ru->stop, true);
+            rc_warn("rewind: offsets unreadable; trying again");
+            again(pl, "rewind: the stored offsets are unreadable (PostgreSQL)");
+        } else if ((e = rd_kafka_seek_partitions(rk, parts, 10000)) != NULL) {
+            rc_warn("rewind: seek failed: %s; trying again", rd_kafka_error_string(e));
+            again(pl, "rewind: seek failed (Kafka)");
+            rd_kafka_error_destroy(e);
         } else {
-            rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, parts, 10000);
-            if (e) {
-                rc_error("rewind: seek failed: %s; stopping", rd_kafka_error_string(e));
-                rd_kafka_error_destroy(e);
-                atomic_store(&pl->ru->failed, true);
-                atomic_store(&pl->ru->stop, true);
-            } else {
-                rc_info("rewound partitions=%d to the offsets stored in PostgreSQL", parts->cnt);
-            }
+            rc_info("rewound partitions=%d to the offsets stored in PostgreSQL", parts->cnt);
         }
     }
     rd_kafka_topic_partition_list_destroy(parts);
@@ -369,8 +457,12 @@ static void *consumer_main(void *arg)
     rollup *ru = pl->ru;
     const double interval = ru->cfg.flush_interval_ms / 1000.0;
 
+    /* cur_slot may be -1 at the top of a pass: a rebalance inside the poll
+     * drained the filling slot.  The loop then acquires another; it ends
+     * only when the service stops (before, a partition loss with a slot
+     * half filled ended the consumer thread for good). */
     pl->cur_slot = acquire(pl);
-    while (!atomic_load(&ru->stop) && pl->cur_slot >= 0) {
+    while (!atomic_load(&ru->stop)) {
         if (pl->rewind)
             rewind_consumer(pl);
         if (pl->cur_slot < 0 && (pl->cur_slot = acquire(pl)) < 0)
@@ -403,7 +495,13 @@ static void *consumer_main(void *arg)
                     discard(s);
                     pthread_mutex_lock(&pl->mu);
                     pl->rewind = true;
+                    pl->consecutive_failures++;
+                    if (!pl->failing_since_us)
+                        pl->failing_since_us = rc_now_us();
+                    snprintf(pl->last_error, sizeof pl->last_error,
+                             "a message could not be staged (see the log)");
                     pthread_mutex_unlock(&pl->mu);
+                    rc_counter_inc(ru->m.batch_failures);
                 }
                 s->decode_s += mono() - t0;
             }
@@ -415,17 +513,24 @@ static void *consumer_main(void *arg)
         }
         if (pl->cur_slot < 0 || !items(s))
             continue;
-        size_t max = rc_now_us() < pl->careful_until ? 1 : (size_t)ru->cfg.max_batch;
-        bool full = items(s) >= max;
-        bool due = (double)(rc_now_us() - s->opened_us) / 1e6 >= interval;
+        size_t max = (size_t)ru->cfg.max_batch;
         pthread_mutex_lock(&pl->mu);
         bool flusher_free = pl->nqueue == 0 && !pl->flushing;
+        if (pl->isolate_limit && rc_now_us() > pl->isolate_deadline_us) {
+            /* the suspect partitions went elsewhere (a rebalance) */
+            pl->isolate_limit = 0;
+            pl->nsuspect = 0;
+        }
+        if (pl->isolate_limit && pl->isolate_limit < max)
+            max = pl->isolate_limit;
         pthread_mutex_unlock(&pl->mu);
+        bool full = items(s) >= max || s->ndlq >= ROLLUP_DLQ_MAX;
+        bool due = (double)(rc_now_us() - s->opened_us) / 1e6 >= interval;
         if (full || (due && flusher_free)) {
             int idx = pl->cur_slot;
             pl->cur_slot = -1;
-            if (close_slot(pl, idx) == 0)
-                pl->cur_slot = acquire(pl);
+            close_slot(pl, idx);    /* on -1 the loop's next pass rewinds */
+            pl->cur_slot = acquire(pl);
         }
     }
     drain(pl);
@@ -437,6 +542,16 @@ bool rollup_stalled(rollup *ru, char *msg, size_t len)
     const int64_t now = rc_now_us(), limit = ru->cfg.stall_after_ms * 1000LL;
     if (limit <= 0)
         return false;
+    pthread_mutex_lock(&ru->health_mu);
+    int64_t ufail = ru->urgent_failing_us;
+    char uerr[sizeof ru->urgent_error];
+    snprintf(uerr, sizeof uerr, "%s", ru->urgent_error);
+    pthread_mutex_unlock(&ru->health_mu);
+    if (ufail && now - ufail >= limit) {
+        snprintf(msg, len, "urgent: failing for %lld s: %s", (long long)((now - ufail) / 1000000),
+                 uerr);
+        return true;
+    }
     for (int i = 0; i < atomic_load(&ru->nlanes); i++) {
         const pipeline *pl = &ru->lanes[i];
         int64_t started = atomic_load(&pl->flush_started_us);
@@ -444,6 +559,16 @@ bool rollup_stalled(rollup *ru, char *msg, size_t len)
         if (started && now - started >= limit) {
             snprintf(msg, len, "lane %d: a batch has been running for %lld s", i,
                      (long long)((now - started) / 1000000));
+            return true;
+        }
+        pthread_mutex_lock((pthread_mutex_t *)&pl->mu);
+        int64_t failing = pl->failing_since_us;
+        char last[sizeof pl->last_error];
+        snprintf(last, sizeof last, "%s", pl->last_error);
+        pthread_mutex_unlock((pthread_mutex_t *)&pl->mu);
+        if (failing && now - failing >= limit) {
+            snprintf(msg, len, "lane %d: batches failing for %lld s: %s", i,
+                     (long long)((now - failing) / 1000000), last);
             return true;
         }
         if (!started && polled && now - polled >= limit) {
@@ -524,6 +649,7 @@ void pipeline_stop(pipeline *pl)
     pthread_join(pl->flusher_thread, NULL);
     for (int i = 0; i < ROLLUP_NSLOTS; i++)
         slot_free(&pl->slots[i]);
+    free(pl->suspect);
     rc_pg_free(pl->control);
     pthread_mutex_destroy(&pl->mu);
     pthread_cond_destroy(&pl->cv);

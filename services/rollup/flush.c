@@ -4,6 +4,7 @@
  * COMMIT the outbox is published.  Every step is set-based; nothing on this
  * path costs a round trip per report. */
 #include "rollup.h"
+#include "rc_dlq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -204,24 +205,17 @@ static int store_dead_letters(rc_pg *pg, const slot *s, int64_t *lo, int64_t *hi
 {
     for (size_t i = 0; i < s->ndlq; i++) {
         const dead_letter *d = &s->dlq[i];
-        char part[16], off[24];
-        snprintf(part, sizeof part, "%" PRId32, d->partition);
-        snprintf(off, sizeof off, "%" PRId64, d->offset);
-        const char *values[] = {d->topic, part, off, d->raw, d->reason, d->key};
-        int lengths[] = {0, 0, 0, (int)d->rawlen, 0, 0};
-        int formats[] = {0, 0, 0, 1, 0, 0};
-        PGresult *res = rc_pg_exec_prepared(pg, "rollup_dead_letter", 6, values, lengths, formats,
-                                            0, errbuf, errlen);
-        if (!res)
+        rc_dead_letter dl = {d->topic, d->partition, d->offset, d->raw, d->rawlen, d->key,
+                             d->reason};
+        int64_t id = rc_dlq_insert(pg, &dl, true, errbuf, errlen);
+        if (id < 0)
             return -1;
-        if (PQntuples(res) == 1) {
-            int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (id > 0) {
             if (*lo < 0 || id < *lo)
                 *lo = id;
             if (id > *hi)
                 *hi = id;
         }
-        PQclear(res);
     }
     return 0;
 }
@@ -312,14 +306,8 @@ static long write_outbox(rollup *ru, rc_pg *pg, const slot *s, int64_t *lo, int6
     return n;
 }
 
-static bool transient(const char *err)
-{
-    /* deadlock, serialization failure, lock timeout, lost connection */
-    return strstr(err, "40P01") || strstr(err, "40001") || strstr(err, "55P03") ||
-           strstr(err, "transaction lost") || strstr(err, "connection");
-}
-
-int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errlen)
+int flush_slot(rollup *ru, slot *s, const char *group, rc_pg_error_class *cls, char *errbuf,
+               size_t errlen)
 {
     double t0 = now_s(), t_arch = 0, t_latest = 0, t_townships = 0, t_parents = 0, t_outbox = 0,
            t_commit = 0;
@@ -458,10 +446,10 @@ int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errl
     return 0;
 
 failed:
+    *cls = rc_pg_last_error_class(s->pg);   /* before the rollback's own statement */
     if (rc_pg_in_transaction(s->pg))
         rc_pg_rollback(s->pg, NULL, 0);
-    rc_counter_inc(ru->m.batch_failures);
-    return transient(errbuf) ? 1 : -1;
+    return -1;
 }
 
 int flush_housekeeping(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)

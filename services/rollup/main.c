@@ -108,18 +108,92 @@ void rollup_set_health(rollup *ru, const char *what, const char *msg)
     pthread_mutex_unlock(&ru->health_mu);
 }
 
+int rollup_store_offset(rc_pg *pg, const char *group, const char *topic, int32_t partition,
+                        int64_t next, char *errbuf, size_t errlen)
+{
+    char p[16], n[24];
+    snprintf(p, sizeof p, "%" PRId32, partition);
+    snprintf(n, sizeof n, "%" PRId64, next);
+    const char *values[] = {group, topic, p, n};
+    PGresult *res = rc_pg_exec_params(
+        pg,
+        "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, next_offset, "
+        "updated_at) VALUES ($1, $2, $3::int, $4::bigint, now()) "
+        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
+        "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
+        4, values, errbuf, errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
+#define DLQ_LOG_EACH 20             /* lines per interval before counting */
+#define DLQ_LOG_INTERVAL_US (10LL * 1000000)
+#define DLQ_LOG_REASONS 8
+
+static struct {
+    pthread_mutex_t mu;
+    int64_t window_us;
+    long logged;
+    struct { char what[48]; long n; } reasons[DLQ_LOG_REASONS];
+    long other;
+} dlq_log = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {{"", 0}}, 0};
+
+/* Writes the counts of the interval that ended (under dlq_log.mu). */
+static void dlq_log_flush(void)
+{
+    for (int i = 0; i < DLQ_LOG_REASONS && dlq_log.reasons[i].what[0]; i++)
+        rc_warn("dead letters not logged one by one in the last %lld s: reason=\"%s\" count=%ld",
+                DLQ_LOG_INTERVAL_US / 1000000, dlq_log.reasons[i].what, dlq_log.reasons[i].n);
+    if (dlq_log.other)
+        rc_warn("dead letters not logged one by one in the last %lld s: other reasons count=%ld",
+                DLQ_LOG_INTERVAL_US / 1000000, dlq_log.other);
+    memset(dlq_log.reasons, 0, sizeof dlq_log.reasons);
+    dlq_log.other = 0;
+}
+
+void rollup_dlq_log(rollup *ru, const char *topic, int32_t partition, int64_t offset,
+                    const char *reason)
+{
+    int64_t now = rc_now_us();
+    (void)ru;
+    pthread_mutex_lock(&dlq_log.mu);
+    if (now - dlq_log.window_us >= DLQ_LOG_INTERVAL_US) {
+        dlq_log_flush();
+        dlq_log.window_us = now;
+        dlq_log.logged = 0;
+    }
+    if (dlq_log.logged++ < DLQ_LOG_EACH) {
+        pthread_mutex_unlock(&dlq_log.mu);
+        rc_warn("dead letter topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
+                topic, partition, offset, reason);
+        return;
+    }
+    /* The reason's kind: up to its second ':' ("invalid: period: ..."). */
+    char what[48];
+    size_t n = 0;
+    int colons = 0;
+    while (reason[n] && n < sizeof what - 1 && !(reason[n] == ':' && ++colons == 2))
+        n++;
+    memcpy(what, reason, n);
+    what[n] = '\0';
+    int i = 0;
+    while (i < DLQ_LOG_REASONS && dlq_log.reasons[i].what[0] &&
+           strcmp(dlq_log.reasons[i].what, what) != 0)
+        i++;
+    if (i == DLQ_LOG_REASONS) {
+        dlq_log.other++;
+    } else {
+        if (!dlq_log.reasons[i].what[0])
+            snprintf(dlq_log.reasons[i].what, sizeof dlq_log.reasons[i].what, "%s", what);
+        dlq_log.reasons[i].n++;
+    }
+    pthread_mutex_unlock(&dlq_log.mu);
+}
+
 static int prepare_common(rc_pg *pg, char *errbuf, size_t errlen)
 {
-    if (rc_pg_prepare(pg, "rollup_dead_letter",
-                      "WITH d AS (INSERT INTO rollcall.dead_letter (topic, partition, \"offset\", "
-                      "raw, reason) VALUES ($1::text, $2::int, $3::bigint, $4::bytea, $5::text) "
-                      "ON CONFLICT (topic, partition, \"offset\") DO NOTHING RETURNING 1) "
-                      "INSERT INTO rollcall.outbox (topic, key, payload, headers) "
-                      "SELECT 'reports.dlq', $6::text, $4::bytea, jsonb_build_object('topic', "
-                      "$1::text, 'partition', $2::int::text, 'offset', $3::bigint::text, 'reason', "
-                      "$5::text) FROM d RETURNING id",
-                      6, errbuf, errlen) < 0)
-        return -1;
     if (rc_pg_prepare(pg, "rollup_outbox_read",
                       "SELECT id, topic, key, payload, headers::text FROM rollcall.outbox "
                       "WHERE id >= $1::bigint AND ($2::bigint < 0 OR id <= $2::bigint) "
@@ -283,24 +357,14 @@ failed:
     return -1;
 }
 
-/* Cheap fingerprint of rollcall.unit: its file (a TRUNCATE or a rewrite
- * gives a new one) and its write counters, which PostgreSQL reports once
- * the writing transaction has ended (an aborted one only causes a needless
- * reload).  Not count(*): on the national registry that read 665,276 rows,
- * 120-170 ms, every registry_reload.  Returns 0, or -1 with errbuf filled. */
 static int registry_signature(rc_pg *pg, char *out, size_t len, char *errbuf, size_t errlen)
 {
-    PGresult *res = rc_pg_exec(pg,
-                               "SELECT pg_relation_filenode(o) || '/' || "
-                               "(pg_stat_get_tuples_inserted(o) + pg_stat_get_tuples_updated(o) + "
-                               "pg_stat_get_tuples_deleted(o)) "
-                               "FROM (SELECT 'rollcall.unit'::regclass::oid AS o) u",
-                               errbuf, errlen);
-    if (!res)
+    PGconn *conn = rc_pg_conn(pg);
+    if (!conn) {
+        snprintf(errbuf, errlen, "%s", rc_pg_last_error(pg));
         return -1;
-    snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    return 0;
+    }
+    return rc_registry_pg_signature(conn, out, len, errbuf, errlen);
 }
 
 int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)

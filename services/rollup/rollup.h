@@ -33,6 +33,9 @@
  * every row is checked. */
 #define ROLLUP_KNOWN_MAX 100000
 #define ROLLUP_STAGE_FIELDS 49
+/* A batch closes once it holds this many dead letters: each keeps its raw
+ * message in memory until the commit (a storm must not grow the process). */
+#define ROLLUP_DLQ_MAX 5000
 
 extern const char *const rollup_topics[ROLLUP_NTOPICS];
 extern const int rollup_topic_level[ROLLUP_NTOPICS];
@@ -134,6 +137,8 @@ typedef struct rollup {
     struct pipeline *lanes;     /* for the stall check; nlanes once started */
     atomic_int nlanes;
     char health_msg[256];
+    int64_t urgent_failing_us;          /* the urgent path cannot store (0: it can); health_mu */
+    char urgent_error[300];
     pthread_mutex_t health_mu;
 } rollup;
 
@@ -150,6 +155,17 @@ int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
 
 /* Microseconds (UTC) of the deadline of `level` on period `day`. */
 int64_t rollup_deadline_us(const rollup *ru, int level, int32_t day);
+
+/* Stores the next offset of one partition for group (never moving it
+ * back), in the caller's transaction.  Returns 0 or -1 with errbuf. */
+int rollup_store_offset(rc_pg *pg, const char *group, const char *topic, int32_t partition,
+                        int64_t next, char *errbuf, size_t errlen);
+
+/* Logs a dead letter: one line each for the first few of an interval, then
+ * a count per reason at the end of it, so a storm of them (a day for a
+ * period refused) costs bounded log volume. */
+void rollup_dlq_log(rollup *ru, const char *topic, int32_t partition, int64_t offset,
+                    const char *reason);
 
 /* Records a health problem (or clears it when msg is NULL). */
 void rollup_set_health(rollup *ru, const char *what, const char *msg);
@@ -196,6 +212,7 @@ typedef struct slot {
     rc_pg *pg;
     bool copying;               /* COPY into the stage is open */
     bool session_ready;
+    uint64_t session_conn;      /* rc_pg_reconnects when the session was made ready */
     rc_pgcopy buf;              /* rows not yet handed to libpq */
     size_t rows;                /* staged rows */
     size_t latest_rows;         /* DAILY/ZERO rows among them */
@@ -212,6 +229,20 @@ typedef struct slot {
     size_t nurgent, capurgent;
     int64_t opened_us;
     double decode_s;
+    /* The batch's first message as consumed: when a batch of one fails for
+     * a data reason, this is what goes to the dead letters. */
+    int first_topic;            /* -1: none */
+    int32_t first_partition;
+    int64_t first_offset;
+    void *first_raw;
+    size_t first_len;
+    char *first_key;
+    /* The COPY into the stage failed (PostgreSQL refused a row, or the
+     * connection went): the slot goes to the flusher all the same, which
+     * treats it as a failed batch. */
+    bool stage_failed;
+    rc_pg_error_class stage_class;
+    char stage_error[512];
 } slot;
 
 typedef struct pipeline {
@@ -229,10 +260,20 @@ typedef struct pipeline {
     int free_mask;
     bool rewind;                /* a flush failed: the consumer re-reads from the stored offsets */
     int consecutive_failures;
+    int64_t failing_since_us;   /* first failure of the current run of failures; 0: none */
+    char last_error[300];       /* of the last failed batch, for /healthz */
+    /* Poison isolation: after a batch failed for a data reason, batches hold
+     * at most isolate_limit messages (halved on each such failure, doubled
+     * on success) until the consumer is past every partition range of the
+     * failed batch (suspect); a batch of one that PostgreSQL refuses is
+     * dead-lettered.  0: normal batches.  Under mu. */
+    size_t isolate_limit;
+    int64_t isolate_deadline_us;
+    part_off *suspect;
+    size_t nsuspect, capsuspect;
     bool stopping;
     rc_pg *control;             /* consumer thread: offsets on assignment */
     rc_consumer *consumer;
-    int64_t careful_until;      /* one message per batch until this time (poison isolation) */
     pthread_t consumer_thread, flusher_thread;
 } pipeline;
 
@@ -262,8 +303,10 @@ int slot_close(rollup *ru, slot *s, char *errbuf, size_t errlen);
 int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen);
 
 /* flush.c: runs the slot's transaction and publishes its outbox.  Returns
- * 0, 1 for a transient failure worth retrying as is, -1 otherwise. */
-int flush_slot(rollup *ru, slot *s, const char *group, char *errbuf, size_t errlen);
+ * 0, or -1 with errbuf and *cls (what PostgreSQL's SQLSTATE says about it:
+ * retry, or the data's fault) — nothing committed. */
+int flush_slot(rollup *ru, slot *s, const char *group, rc_pg_error_class *cls, char *errbuf,
+               size_t errlen);
 /* Deletes delivered outbox rows and re-sends failed ones (idle work). */
 int flush_housekeeping(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen);
 

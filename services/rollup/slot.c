@@ -16,7 +16,9 @@
 int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
 {
     (void)ru;
-    if (s->session_ready && !rc_pg_was_disconnected(s->pg))
+    /* The count of reconnections, not rc_pg_was_disconnected (whose flag
+     * another caller may have taken): a new connection has no stage. */
+    if (s->session_ready && rc_pg_reconnects(s->pg) == s->session_conn)
         return 0;
     s->session_ready = false;
     /* temp_buffers must be set before the session's first temporary table. */
@@ -34,6 +36,7 @@ int slot_session(rollup *ru, slot *s, char *errbuf, size_t errlen)
     if (rc_pg_command(s->pg, "TRUNCATE rollup_stage", errbuf, errlen) < 0)
         return -1;
     s->session_ready = true;
+    s->session_conn = rc_pg_reconnects(s->pg);
     return 0;
 }
 
@@ -50,6 +53,7 @@ int slot_open(rollup *ru, slot *s, char *errbuf, size_t errlen)
     keyset_init(&s->filing_counties);
     keyset_init(&s->filing_provinces);
     snprintf(app, sizeof app, "rollcall-rollup-batch");
+    s->first_topic = -1;
     s->pg = rollup_pg_connect(ru, app, errbuf, errlen);
     if (!s->pg)
         return -1;
@@ -81,6 +85,14 @@ void slot_reset(slot *s)
     s->nurgent = 0;
     s->opened_us = 0;
     s->decode_s = 0;
+    free(s->first_raw);
+    free(s->first_key);
+    s->first_raw = NULL;
+    s->first_key = NULL;
+    s->first_len = 0;
+    s->first_topic = -1;
+    s->stage_failed = false;
+    s->stage_error[0] = '\0';
 }
 
 void slot_free(slot *s)
@@ -166,8 +178,7 @@ static int add_dead_letter(rollup *ru, slot *s, const rd_kafka_message_t *msg, i
     }
     s->ndlq++;
     rc_counter_inc(ru->m.dead_letters);
-    rc_warn("dead letter topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
-            d->topic, d->partition, d->offset, d->reason);
+    rollup_dlq_log(ru, d->topic, d->partition, d->offset, d->reason);
     return 0;
 }
 
@@ -214,6 +225,21 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
         s->opened_us = rc_now_us();
     if (note_offset(s, topic, msg->partition, msg->offset) < 0)
         return -1;
+    if (s->first_topic < 0) {
+        s->first_raw = malloc(msg->len ? msg->len : 1);
+        if (!s->first_raw)
+            return -1;
+        memcpy(s->first_raw, msg->payload ? msg->payload : "", msg->len);
+        s->first_len = msg->len;
+        if (msg->key_len) {
+            s->first_key = strndup(msg->key, msg->key_len);
+            if (!s->first_key)
+                return -1;
+        }
+        s->first_topic = topic;
+        s->first_partition = msg->partition;
+        s->first_offset = msg->offset;
+    }
 
     r = rc_report_unpack(msg->payload, msg->len, &errs);
     if (!r) {
@@ -286,6 +312,13 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
 
     if (!s->copying) {
         char err[256];
+        /* A reconnection since the slot was acquired took the session's
+         * temporary stage with it. */
+        if (slot_session(ru, s, err, sizeof err) < 0) {
+            rc_error("batch slot=%d: session not ready: %s", s->id, err);
+            rc = -1;
+            goto done;
+        }
         if (rc_pg_copy_begin(s->pg, rc_rollup_sql_stage_copy(), err, sizeof err) < 0) {
             rc_error("batch slot=%d: COPY into the stage did not start: %s", s->id, err);
             rc = -1;
@@ -319,7 +352,8 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
     for (size_t i = 0; i < rc_indicator_count(); i++)
         rc_pgcopy_int8(c, rc_indicator_get(ind, i));
     if (r->n_extra) {
-        char json[2048];
+        /* validated: at most 64 names of at most 63 bytes, int64 values */
+        char json[8192];
         extra_json(r, json, sizeof json);
         rc_pgcopy_jsonb(c, json, strlen(json));
     } else {

@@ -4,6 +4,7 @@
  * behind a daily batch.  Every hop is recorded once per (report, level). */
 #include "rollup.h"
 #include "rc_rollup_sql.h"
+#include "rc_dlq.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -166,53 +167,30 @@ static int on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
 static int store_offset(rc_pg *pg, const char *group, int32_t partition, int64_t next,
                         char *errbuf, size_t errlen)
 {
-    char p[16], n[24];
-    snprintf(p, sizeof p, "%" PRId32, partition);
-    snprintf(n, sizeof n, "%" PRId64, next);
-    const char *values[] = {group, p, n};
-    PGresult *res = rc_pg_exec_params(
-        pg,
-        "INSERT INTO rollcall.consumer_offset AS o (consumer_group, topic, partition, next_offset, "
-        "updated_at) VALUES ($1, 'reports.urgent', $2::int, $3::bigint, now()) "
-        "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "
-        "next_offset = greatest(o.next_offset, excluded.next_offset), updated_at = now()",
-        3, values, errbuf, errlen);
-    if (!res)
-        return -1;
-    PQclear(res);
-    return 0;
+    return rollup_store_offset(pg, group, "reports.urgent", partition, next, errbuf, errlen);
 }
 
 static int urgent_dead_letter(urgent_path *u, const rd_kafka_message_t *m, const char *reason,
-                       int64_t *lo, int64_t *hi, char *errbuf, size_t errlen)
+                              int64_t *lo, int64_t *hi, char *errbuf, size_t errlen)
 {
-    char part[16], off[24], key[64] = "";
-    snprintf(part, sizeof part, "%" PRId32, m->partition);
-    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    char key[64] = "";
     if (m->key_len && m->key_len < sizeof key) {
         memcpy(key, m->key, m->key_len);
         key[m->key_len] = '\0';
     }
-    const char *values[] = {"reports.urgent", part, off, m->payload ? m->payload : "", reason,
-                            key[0] ? key : NULL};
-    int lengths[] = {0, 0, 0, (int)m->len, 0, 0};
-    int formats[] = {0, 0, 0, 1, 0, 0};
-    PGresult *res = rc_pg_exec_prepared(u->pg, "rollup_dead_letter", 6, values, lengths, formats, 0,
-                                        errbuf, errlen);
-    if (!res)
+    rc_dead_letter dl = {"reports.urgent", m->partition, m->offset, m->payload, m->len,
+                         key[0] ? key : NULL, reason};
+    int64_t id = rc_dlq_insert(u->pg, &dl, true, errbuf, errlen);
+    if (id < 0)
         return -1;
-    if (PQntuples(res) == 1) {
-        int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (id > 0) {
         if (*lo < 0 || id < *lo)
             *lo = id;
         if (id > *hi)
             *hi = id;
     }
-    PQclear(res);
     rc_counter_inc(u->ru->m.dead_letters);
-    rc_warn("dead letter topic=reports.urgent partition=%" PRId32 " offset=%" PRId64
-            " reason=\"%s\"",
-            m->partition, m->offset, reason);
+    rollup_dlq_log(u->ru, "reports.urgent", m->partition, m->offset, reason);
     return 0;
 }
 
@@ -358,9 +336,10 @@ done:
     return rc;
 }
 
-/* Processes msgs[0..n) in one transaction.  Returns 0 or -1. */
-static int process(urgent_path *u, rd_kafka_message_t **msgs, size_t n, char *errbuf,
-                   size_t errlen)
+/* Processes msgs[0..n) in one transaction.  Returns 0, or -1 with *cls
+ * (nothing committed). */
+static int process(urgent_path *u, rd_kafka_message_t **msgs, size_t n, rc_pg_error_class *cls,
+                   char *errbuf, size_t errlen)
 {
     int64_t lo = -1, hi = -1;
     int64_t *hop_at = calloc(n, sizeof *hop_at);
@@ -368,6 +347,7 @@ static int process(urgent_path *u, rd_kafka_message_t **msgs, size_t n, char *er
     int64_t nexts[64];
     size_t nparts = 0;
 
+    *cls = RC_PG_ERR_TRANSIENT;
     if (!hop_at) {
         snprintf(errbuf, errlen, "out of memory");
         return -1;
@@ -406,10 +386,79 @@ static int process(urgent_path *u, rd_kafka_message_t **msgs, size_t n, char *er
     }
     return 0;
 failed:
+    *cls = rc_pg_last_error_class(u->pg);   /* before the rollback's own statement */
     if (rc_pg_in_transaction(u->pg))
         rc_pg_rollback(u->pg, NULL, 0);
     free(hop_at);
     return -1;
+}
+
+/* Notes that the urgent path cannot store (for /healthz after stall_after);
+ * NULL: it can again. */
+static void urgent_failing(rollup *ru, const char *err)
+{
+    pthread_mutex_lock(&ru->health_mu);
+    if (!err)
+        ru->urgent_failing_us = 0;
+    else if (!ru->urgent_failing_us)
+        ru->urgent_failing_us = rc_now_us();
+    if (err)
+        snprintf(ru->urgent_error, sizeof ru->urgent_error, "%.290s", err);
+    pthread_mutex_unlock(&ru->health_mu);
+}
+
+/* Sleeps ms (in slices, so a stop is seen); false when stopping. */
+static bool pause_ms(rollup *ru, long ms)
+{
+    for (long slept = 0; slept < ms; slept += 100) {
+        if (atomic_load(&ru->stop))
+            return false;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return !atomic_load(&ru->stop);
+}
+
+/* One message whose batch failed for a data reason: stored alone, or — when
+ * PostgreSQL refuses it for a data reason — dead-lettered with that reason.
+ * A transient failure is retried (with backoff) until it passes or the
+ * service stops; nothing here is ever dead-lettered for one.  Returns 0, or
+ * -1 when stopping. */
+static int process_alone(urgent_path *u, rd_kafka_message_t *m)
+{
+    rollup *ru = u->ru;
+    char err[512], reason[600];
+    rc_pg_error_class cls;
+    long backoff = 100;
+
+    for (;;) {
+        if (process(u, &m, 1, &cls, err, sizeof err) == 0) {
+            urgent_failing(ru, NULL);
+            return 0;
+        }
+        if (cls == RC_PG_ERR_DATA) {
+            int64_t lo = -1, hi = -1;
+            snprintf(reason, sizeof reason, "rejected by PostgreSQL: %.500s", err);
+            if (rc_pg_begin(u->pg, err, sizeof err) == 0 &&
+                urgent_dead_letter(u, m, reason, &lo, &hi, err, sizeof err) == 0 &&
+                store_offset(u->pg, u->group, m->partition, m->offset + 1, err, sizeof err) == 0 &&
+                rc_pg_commit(u->pg, err, sizeof err) == 0) {
+                if (lo >= 0 && outbox_publish(ru, u->pg, lo, hi, err, sizeof err) < 0)
+                    rc_warn("urgent: dead letter stays in the outbox for now: %s", err);
+                return 0;
+            }
+            if (rc_pg_in_transaction(u->pg))
+                rc_pg_rollback(u->pg, NULL, 0);
+        }
+        rc_counter_inc(ru->m.batch_failures);
+        rc_warn("urgent: partition=%" PRId32 " offset=%" PRId64 " not stored (retrying in %ld ms): %s",
+                m->partition, m->offset, backoff, err);
+        urgent_failing(ru, err);
+        if (!pause_ms(ru, backoff))
+            return -1;
+        if (backoff < 5000)
+            backoff *= 2;
+    }
 }
 
 static void *urgent_main(void *arg)
@@ -469,42 +518,33 @@ static void *urgent_main(void *arg)
             continue;
         memmove(msgs, msgs + done, (n - done) * sizeof *msgs);
         n -= done;
-        int attempt = 0;
-        while (process(u, msgs, n, err, sizeof err) < 0) {
-            rc_warn("urgent: transaction failed attempt=%d messages=%zu: %s", attempt + 1, n, err);
-            if (atomic_load(&ru->stop))
-                break;
-            if (++attempt >= 3 && n > 1) {
-                /* Isolate: one message per transaction, so a poison message
-                 * cannot hold back the others. */
-                for (size_t i = 0; i < n; i++) {
-                    if (process(u, &msgs[i], 1, err, sizeof err) == 0)
-                        continue;
-                    char reason[600];
-                    int64_t lo = -1, hi = -1;
-                    snprintf(reason, sizeof reason, "rejected by PostgreSQL: %s", err);
-                    if (rc_pg_begin(u->pg, err, sizeof err) == 0 &&
-                        urgent_dead_letter(u, msgs[i], reason, &lo, &hi, err, sizeof err) == 0 &&
-                        store_offset(u->pg, u->group, msgs[i]->partition, msgs[i]->offset + 1,
-                                     err, sizeof err) == 0 &&
-                        rc_pg_commit(u->pg, err, sizeof err) == 0) {
-                        if (lo >= 0)
-                            outbox_publish(ru, u->pg, lo, hi, err, sizeof err);
-                        continue;
-                    }
-                    if (rc_pg_in_transaction(u->pg))
-                        rc_pg_rollback(u->pg, NULL, 0);
-                    rc_error("urgent: cannot store partition=%" PRId32 " offset=%" PRId64
-                             ", stopping: %s",
-                             msgs[i]->partition, msgs[i]->offset, err);
-                    atomic_store(&ru->failed, true);
-                    atomic_store(&ru->stop, true);
-                    break;
-                }
+        /* Transient failures are retried as they are (backoff up to 5 s);
+         * a data failure splits the batch into one transaction per message,
+         * where the one PostgreSQL refuses becomes a dead letter. */
+        rc_pg_error_class cls;
+        long backoff = 100;
+        bool stored = false;
+        while (!stored && !atomic_load(&ru->stop)) {
+            if (process(u, msgs, n, &cls, err, sizeof err) == 0) {
+                stored = true;
+                urgent_failing(ru, NULL);
                 break;
             }
-            struct timespec ts = {0, 200 * 1000000L * attempt};
-            nanosleep(&ts, NULL);
+            rc_counter_inc(ru->m.batch_failures);
+            rc_warn("urgent: transaction failed messages=%zu class=%s: %s", n,
+                    rc_pg_error_class_name(cls), err);
+            if (cls == RC_PG_ERR_DATA) {
+                stored = true;
+                for (size_t i = 0; i < n && stored; i++)
+                    if (process_alone(u, msgs[i]) < 0)
+                        stored = false;
+                break;
+            }
+            urgent_failing(ru, err);
+            if (!pause_ms(ru, backoff))
+                break;
+            if (backoff < 5000)
+                backoff *= 2;
         }
         for (size_t i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);

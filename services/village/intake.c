@@ -81,6 +81,7 @@ struct intake {
     struct event_base *base;
     const rc_registry *reg;
     auth *auth;
+    connlimit *cl;              /* borrowed; NULL: none */
     dedupe *dd;
     rc_validate_opts vopts;
     rc_producer *prod, *urgent;
@@ -202,6 +203,7 @@ static void send_reply(intake *in, struct evhttp_request *req, int status, struc
     } else if (status == 401) {
         evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"rollcall\"");
     }
+    connlimit_replied(in->cl, req);
     evhttp_send_reply(req, status, reason_phrase(status), body);
 }
 
@@ -811,6 +813,7 @@ static void on_report(struct evhttp_request *req, void *arg)
     intake *in = arg;
     char scope[13];
     size_t len;
+    connlimit_request(in->cl, req);
     int t = precheck(in, req, (size_t)in->cfg->max_body, scope, &len);
     rc_errors errs;
     Rollcall__Report *r;
@@ -837,22 +840,6 @@ static void on_report(struct evhttp_request *req, void *arg)
     handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us());
 }
 
-/* Reads one varint of a length-delimited stream.  Returns 0, or -1 when
- * truncated or longer than 10 bytes. */
-static int read_varint(const uint8_t *p, size_t len, size_t *off, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *off < len; shift += 7) {
-        uint8_t b = p[(*off)++];
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void reply_batch_error(intake *in, struct evhttp_request *req, int status, const char *reason)
 {
     char *body = error_body(status == 413 ? "payload too large" : "invalid batch", reason, NULL);
@@ -866,6 +853,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
     intake *in = arg;
     char scope[13], reason[256];
     size_t len, n = 0, max = (size_t)in->cfg->max_batch_items;
+    connlimit_request(in->cl, req);
     int t = precheck(in, req, (size_t)in->cfg->max_batch_body, scope, &len);
     const uint8_t *body;
     json_t *arr = NULL;
@@ -890,17 +878,16 @@ static void on_batch(struct evhttp_request *req, void *arg)
         }
         n = json_array_size(arr);
     } else {
-        size_t off = 0;
-        uint64_t m;
-        while (off < len) {
-            if (read_varint(body, len, &off, &m) < 0 || m > len - off) {
-                snprintf(reason, sizeof reason,
-                         "malformed length-delimited stream at byte %zu (item %zu)", off, n);
-                reply_batch_error(in, req, 400, reason);
-                return;
-            }
-            off += (size_t)m;
+        size_t off = 0, ilen;
+        const uint8_t *item;
+        int more;
+        while ((more = rc_report_stream_next(body, len, &off, &item, &ilen)) > 0)
             n++;
+        if (more < 0) {
+            snprintf(reason, sizeof reason,
+                     "malformed length-delimited stream at byte %zu (item %zu)", off, n);
+            reply_batch_error(in, req, 400, reason);
+            return;
         }
     }
     if (n == 0 || n > max) {
@@ -927,10 +914,10 @@ static void on_batch(struct evhttp_request *req, void *arg)
         if (arr) {
             r = rc_report_from_json(json_array_get(arr, i), &errs);
         } else {
-            uint64_t m = 0;
-            read_varint(body, len, &off, &m);
-            r = rc_report_unpack(body + off, (size_t)m, &errs);
-            off += (size_t)m;
+            const uint8_t *item = NULL;
+            size_t ilen = 0;
+            rc_report_stream_next(body, len, &off, &item, &ilen);   /* checked above */
+            r = rc_report_unpack(item, ilen, &errs);
         }
         if (!r) {
             if (errs.n == 0)
@@ -1026,6 +1013,16 @@ static int hook_producer(intake *in, rc_producer *p, struct event **ev, char *er
         return -1;
     }
     return 0;
+}
+
+void intake_set_registry(intake *in, const rc_registry *reg)
+{
+    in->reg = reg;
+}
+
+void intake_set_connlimit(intake *in, connlimit *cl)
+{
+    in->cl = cl;
 }
 
 intake *intake_new(const village_config *cfg, struct event_base *base, const rc_registry *reg,

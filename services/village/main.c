@@ -31,6 +31,12 @@ static const rc_cfg_item items[] = {
      "largest request head (request line and headers), bytes", 0},
     {"timeout", RC_CFG_MS, &cfg.timeout_ms, "30s", 1000, 3600000,
      "read/write timeout of a request, and idle keep-alive timeout (whole seconds)", 0},
+    {"max_connections_per_address", RC_CFG_INT, &cfg.max_connections_per_address, "2000", 0,
+     1000000, "open connections from one host at most; more are cut (0: no cap)", 0},
+    {"request_deadline", RC_CFG_MS, &cfg.request_deadline_ms, "30s", 0, 3600000,
+     "a connection that has not sent a whole request this long after it opened or after its "
+     "previous one is cut: evhttp's timeout restarts with every byte, so a client sending a "
+     "byte every few seconds would hold its slot for ever (0: never)", 0},
     {"max_connections", RC_CFG_INT, &cfg.max_connections, "10000", 1, 1000000,
      "open client connections; beyond it new clients wait in the listen backlog", 0},
     {"max_inflight", RC_CFG_INT, &cfg.max_inflight, "50000", 1, 10000000,
@@ -47,6 +53,9 @@ static const rc_cfg_item items[] = {
      "Retry-After seconds sent with 503", 0},
     {"auth", RC_CFG_BOOL, &cfg.auth, "on", 0, 0,
      "require a unit token (Authorization: Bearer); off only for benchmarks", 0},
+    {"registry_reload", RC_CFG_MS, &cfg.registry_reload_ms, "5s", 0, 3600000,
+     "how often rollcall.unit is checked and, when it changed (rollcall registry import), "
+     "loaded again off the request path (0: only at start)", 0},
     {"token_reload", RC_CFG_MS, &cfg.token_reload_ms, "5m", 0, 86400000,
      "full reload of the token cache (changes also arrive at once by LISTEN/NOTIFY); 0 = only on reconnect", 0},
     {"dedupe_entries", RC_CFG_INT, &cfg.dedupe_entries, "100000", 16, 50000000,
@@ -91,6 +100,7 @@ int main(int argc, char **argv)
     rc_service *svc;
     intake *in;
     connlimit *cl;
+    regwatch *rw;
     const char *const *props;
     size_t nprops, body_cap;
     int rc;
@@ -136,24 +146,31 @@ int main(int argc, char **argv)
         rc_die("%s", err);
     if (intake_attach(in, svc) < 0)
         rc_die("cannot register the routes");
-    if (!(cl = connlimit_new(rc_service_base(svc), rc_service_http(svc), cfg.max_connections)))
+    /* from here the watch owns reg */
+    if (!(rw = regwatch_new(cfg.pg_dsn, cfg.registry_reload_ms, rc_service_base(svc), in, reg,
+                            err, sizeof err)))
+        rc_die("%s", err);
+    if (!(cl = connlimit_new(rc_service_base(svc), rc_service_http(svc), cfg.max_connections,
+                             cfg.max_connections_per_address, cfg.request_deadline_ms)))
         rc_die("out of memory");
+    intake_set_connlimit(in, cl);
     rc_metrics_gauge_fn("rollcall_village_connections", "Open client connections.", NULL,
                         gauge_connections, cl);
     rc_service_on_stop(svc, intake_stop, in);
+    size_t nvillages = rc_registry_count(reg, ROLLCALL__LEVEL__LEVEL_VILLAGE);
 
     rc_info("village intake listening addr=%s port=%d villages=%zu tokens=%s max_body=%d "
             "max_batch_body=%d produce_timeout_ms=%d",
             cfg.listen_addr, rc_service_port(svc),
-            rc_registry_count(reg, ROLLCALL__LEVEL__LEVEL_VILLAGE), a ? "on" : "off", cfg.max_body,
+            nvillages, a ? "on" : "off", cfg.max_body,
             cfg.max_batch_body, cfg.produce_timeout_ms);
     rc = rc_service_run(svc);
 
     connlimit_free(cl);
     intake_free(in);
+    regwatch_free(rw);          /* before the service: its tick lives on the loop */
     rc_service_free(svc);
     auth_free(a);
-    rc_registry_free(reg);
     rc_config_free(conf);
     return rc == 0 ? 0 : 1;
 }

@@ -32,6 +32,8 @@ typedef struct {
     int max_headers;
     int timeout_ms;         /* evhttp read/write/idle timeout */
     int max_connections;
+    int max_connections_per_address;
+    int request_deadline_ms;
     int max_inflight;       /* reports awaiting their delivery report */
     int window_days;        /* a period may be this many days in the past */
     int future_days;
@@ -40,6 +42,7 @@ typedef struct {
     int retry_after_s;
     bool auth;
     int token_reload_ms;    /* full token reload, beside LISTEN/NOTIFY */
+    int registry_reload_ms; /* how often rollcall.unit is checked for changes */
     int dedupe_entries;
     int dedupe_window_ms;
     rc_log_level log_level;
@@ -92,12 +95,35 @@ size_t dedupe_size(const dedupe *d);
 typedef struct connlimit connlimit;
 /* Counts the connections evhttp accepts and pauses its listeners while
  * `max` are open.  Returns NULL on out of memory. */
-connlimit *connlimit_new(struct event_base *base, struct evhttp *http, int max);
+/* max: open connections at most (the listeners pause beyond it);
+ * per_address: at most this many from one host (more are cut; 0: no cap);
+ * deadline_ms: a connection that has not finished reading a request this
+ * long after it opened or after its previous request is cut — a slowloris
+ * client restarts evhttp's read timeout with every byte (0: none). */
+connlimit *connlimit_new(struct event_base *base, struct evhttp *http, int max,
+                         int per_address, int deadline_ms);
+/* Notes that a request on req's connection has been read in full (the
+ * deadline does not run while it is being answered), and that it has been
+ * answered (the deadline runs again from now). */
+struct evhttp_request;
+void connlimit_request(connlimit *cl, struct evhttp_request *req);
+void connlimit_replied(connlimit *cl, struct evhttp_request *req);
 void connlimit_free(connlimit *cl);
 size_t connlimit_open(const connlimit *cl);
 
 /* ---- intake.c: the HTTP handlers and the Kafka path ---- */
 typedef struct intake intake;
+
+/* ---- regwatch.c: the registry reloaded under the running intake ---- */
+typedef struct regwatch regwatch;
+/* Takes ownership of reg (the one loaded at start, already given to the
+ * intake) and watches rollcall.unit every every_ms (0: never).  Returns
+ * NULL with errbuf filled. */
+regwatch *regwatch_new(const char *dsn, int every_ms, struct event_base *base, intake *in,
+                       rc_registry *reg, char *errbuf, size_t errlen);
+/* Stops the thread and frees the registries.  NULL is a no-op.  Call after
+ * the intake is done with the registry. */
+void regwatch_free(regwatch *w);
 
 /* Builds the intake: parses the bounds, creates both producers and hooks
  * their delivery reports into the loop.  `reg` and `a` (NULL when auth is
@@ -105,6 +131,11 @@ typedef struct intake intake;
 intake *intake_new(const village_config *cfg, struct event_base *base, const rc_registry *reg,
                    auth *a, const char *const *kafka_props, size_t nprops,
                    char *errbuf, size_t errlen);
+/* Replaces the registry the handlers validate against (loop thread only);
+ * the old one stays the caller's. */
+void intake_set_registry(intake *in, const rc_registry *reg);
+/* The connection records that learn when a request was read in full. */
+void intake_set_connlimit(intake *in, connlimit *cl);
 /* Registers POST /v1/reports and POST /v1/reports:batch and the health check. */
 int intake_attach(intake *in, rc_service *svc);
 /* Stop hook: refuses new reports, waits up to the produce timeout for the

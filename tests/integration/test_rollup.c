@@ -189,7 +189,10 @@ typedef struct {
     int64_t value;              /* every indicator = value * (index + 1) */
     Rollcall__Level level;      /* 0: village */
     Rollcall__ZoneStatus zone;
+    const char *submitter;      /* NULL: "test" */
 } rep;
+
+static bool hold_flush;         /* send_to leaves the flush to the caller */
 
 static char last_id[37];
 
@@ -215,7 +218,7 @@ static void send_to(const char *topic, const rep *x)
     r.version = x->version;
     r.received_at = x->received ? x->received : x->version;
     r.submitted_at = r.received_at - 1000;
-    r.submitter = "test";
+    r.submitter = (char *)(x->submitter ? x->submitter : "test");
     r.zone_status = x->zone ? x->zone : ROLLCALL__ZONE_STATUS__ZONE_STATUS_NORMAL;
     if (r.kind != ROLLCALL__KIND__KIND_ZERO)
         for (size_t i = 0; i < rc_indicator_count(); i++)
@@ -229,7 +232,8 @@ static void send_to(const char *topic, const rep *x)
                                        RD_KAFKA_V_END),
                      0);
     free(buf);
-    assert_int_equal(rd_kafka_flush(fx.rk, 10000), 0);
+    if (!hold_flush)
+        assert_int_equal(rd_kafka_flush(fx.rk, 10000), 0);
 }
 
 static void send_village(const rep *x)
@@ -878,6 +882,138 @@ static void test_urgent_hops(void **state)
     assert_int_equal(q_ll("SELECT count(*) FROM rollcall.latest_report WHERE period = '%s' AND level = 1", p), 0);
 }
 
+/* The reported bug: a protobuf report whose submitter is not UTF-8 used to
+ * be staged, refused by PostgreSQL (22021) and then stall the rollup for
+ * good.  Now it is a dead letter (the validation names the field) and the
+ * reports around it, in the same batch, are counted. */
+static void test_poison_submitter_dead_lettered(void **state)
+{
+    char p[11], reason[512];
+    int32_t d;
+    (void)state;
+    NEED_STACK();
+    next_period(p, &d);
+    int64_t t = at(d, 8, 0);
+
+    hold_flush = true;
+    send_village(&(rep){.unit = "130102011002", .period = p, .version = t, .value = 1});
+    send_village(&(rep){.unit = "130102011003", .period = p, .version = t, .value = 1,
+                        .submitter = "bad \xff\xfe bytes"});
+    send_village(&(rep){.unit = "130102011004", .period = p, .version = t, .value = 1});
+    hold_flush = false;
+    assert_int_equal(rd_kafka_flush(fx.rk, 10000), 0);
+    /* and a good report sent after it */
+    send_village(&(rep){.unit = "130102011007", .period = p, .version = t, .value = 1});
+    assert_int_equal(wait_ll(3, "SELECT count(*) FROM rollcall.report_archive WHERE period = '%s' "
+                                "AND level = 1", p), 3);
+    assert_int_equal(wait_ll(1, "SELECT count(*) FROM rollcall.dead_letter WHERE "
+                                "position(convert_to('130102011003', 'UTF8') in raw) > 0"), 1);
+    q_str(reason, sizeof reason, "SELECT reason FROM rollcall.dead_letter WHERE "
+                                 "position(convert_to('130102011003', 'UTF8') in raw) > 0");
+    assert_non_null(strstr(reason, "submitter"));
+    assert_int_equal(wait_ll(3, "SELECT reported_children FROM rollcall.aggregate "
+                                "WHERE unit_code = '130102011' AND period = '%s'", p), 3);
+}
+
+/* What the validation cannot foresee and PostgreSQL refuses for a data
+ * reason (here a trigger raising SQLSTATE 22023 for submitter 'poison') is
+ * bisected out of its batch and dead-lettered with PostgreSQL's reason —
+ * daily and urgent — and everything around it is stored.  A transient
+ * error (40001) is retried, never dead-lettered, and shows on /healthz
+ * once it has lasted stall_after. */
+static void test_refused_by_postgresql(void **state)
+{
+    char p[11], reason[512], body[512];
+    int32_t d;
+    (void)state;
+    NEED_STACK();
+    next_period(p, &d);
+    int64_t t = at(d, 8, 0);
+    int port = rollup_port();
+    assert_true(port > 0);
+
+    assert_int_equal(pg_exec_on(fx.dsn,
+        "CREATE TABLE IF NOT EXISTS public.test_fault (on_ boolean); "
+        "CREATE OR REPLACE FUNCTION public.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.submitter = 'poison' THEN "
+        "  RAISE EXCEPTION 'refused for the test' USING ERRCODE = '22023'; END IF; "
+        "IF EXISTS (SELECT 1 FROM public.test_fault) THEN "
+        "  RAISE EXCEPTION 'transient for the test' USING ERRCODE = '40001'; END IF; "
+        "RETURN NEW; END $$; "
+        "DROP TRIGGER IF EXISTS test_refuse ON rollcall.report_archive; "
+        "CREATE TRIGGER test_refuse BEFORE INSERT ON rollcall.report_archive "
+        "FOR EACH ROW EXECUTE FUNCTION public.test_refuse()"), 0);
+    long long dl_before = q_ll("SELECT count(*) FROM rollcall.dead_letter");
+
+    /* 30 reports of township 017 in one go, two of them refused */
+    hold_flush = true;
+    int sent = 0;
+    for (int v = 1; v <= 17; v++) {
+        char unit[13];
+        snprintf(unit, sizeof unit, "130102010%03d", v);
+        send_village(&(rep){.unit = unit, .period = p, .version = t + v, .value = 1,
+                            .submitter = (v == 5 || v == 11) ? "poison" : NULL});
+        sent++;
+    }
+    hold_flush = false;
+    assert_int_equal(rd_kafka_flush(fx.rk, 10000), 0);
+    long long expect = q_ll("SELECT count(*) FROM rollcall.unit WHERE rollup_parent = '130102010'");
+    long long good = (expect < 17 ? expect : 17) - 2;
+    (void)sent;
+    assert_int_equal(wait_ll(good, "SELECT count(*) FROM rollcall.report_archive WHERE period = '%s' "
+                                   "AND level = 1", p), good);
+    assert_int_equal(wait_ll(dl_before + 2, "SELECT count(*) FROM rollcall.dead_letter"), dl_before + 2);
+    q_str(reason, sizeof reason, "SELECT reason FROM rollcall.dead_letter ORDER BY id DESC LIMIT 1");
+    assert_non_null(strstr(reason, "rejected by PostgreSQL"));
+    assert_non_null(strstr(reason, "22023"));
+    assert_int_equal(wait_ll(good, "SELECT reported_children FROM rollcall.aggregate "
+                                   "WHERE unit_code = '130102010' AND period = '%s'", p), good);
+
+    /* urgent: the refused one is a dead letter of reports.urgent, the next one stored */
+    for (int k = 0; k < 2; k++) {
+        Rollcall__Report r = ROLLCALL__REPORT__INIT;
+        Rollcall__Incident inc = ROLLCALL__INCIDENT__INIT;
+        char id[37];
+        size_t len;
+        rc_uuid_new(id);
+        r.report_id = id;
+        r.unit_code = "130102010001";
+        r.level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+        r.period = p;
+        r.kind = ROLLCALL__KIND__KIND_URGENT;
+        r.version = r.received_at = at(d, 9, k);
+        r.submitter = k == 0 ? "poison" : "clerk";
+        inc.type = "fever_cluster";
+        inc.severity = 2;
+        inc.occurred_at = at(d, 8, 0);
+        r.incident = &inc;
+        uint8_t *buf = rc_report_pack(&r, &len);
+        send_raw("reports.urgent", "130102010001", buf, len);
+        free(buf);
+        if (k == 1)
+            assert_int_equal(wait_ll(1, "SELECT count(*) FROM rollcall.urgent_report "
+                                        "WHERE report_id = '%s'", id), 1);
+    }
+    assert_int_equal(wait_ll(1, "SELECT count(*) FROM rollcall.dead_letter WHERE topic = "
+                                "'reports.urgent' AND reason LIKE '%%22023%%'"), 1);
+    assert_true(q_ll("SELECT count(*) FROM rollcall.dead_letter") == dl_before + 3);
+
+    /* transient: retried, /healthz 503 naming it after stall_after, then stored */
+    assert_int_equal(wait_healthz(port, true, 10000, body, sizeof body), 200);
+    assert_int_equal(pg_exec_on(fx.dsn, "INSERT INTO public.test_fault VALUES (true)"), 0);
+    send_village(&(rep){.unit = "130102010001", .period = p, .version = t + 100, .value = 7});
+    int status = wait_healthz(port, false, 15000, body, sizeof body);
+    assert_int_equal(status, 503);
+    assert_non_null(strstr(body, "40001"));
+    assert_int_equal(q_ll("SELECT count(*) FROM rollcall.dead_letter"), dl_before + 3);
+    assert_int_equal(pg_exec_on(fx.dsn, "DELETE FROM public.test_fault; "
+                                        "DROP TRIGGER test_refuse ON rollcall.report_archive"), 0);
+    assert_int_equal(wait_ll(7, "SELECT households_visited FROM rollcall.latest_report "
+                                "WHERE unit_code = '130102010001' AND period = '%s'", p), 7);
+    assert_int_equal(wait_healthz(port, true, 15000, body, sizeof body), 200);
+    assert_int_equal(q_ll("SELECT count(*) FROM rollcall.dead_letter"), dl_before + 3);
+}
+
 /* A unit added to the registry while the service runs is known to it
  * within seconds (rollcall registry import does not need a restart). */
 static void test_registry_reload(void **state)
@@ -928,6 +1064,8 @@ int main(void)
         cmocka_unit_test(test_urgent_hops),
         cmocka_unit_test(test_restart_resumes_from_stored_offsets),
         cmocka_unit_test(test_registry_reload),
+        cmocka_unit_test(test_poison_submitter_dead_lettered),
+        cmocka_unit_test(test_refused_by_postgresql),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -286,7 +289,8 @@ static int start_service(void)
         snprintf(bin, sizeof bin, "%s/rollcall-village", fx.build);
         execl(bin, bin, "--http_port=0", arg_dsn, arg_brokers, "--produce_timeout=2s",
               "--max_batch_body=262144", "--max_batch_items=500", "--token_reload=0",
-              "--retry_after=2", "--log_level=info", (char *)NULL);
+              "--retry_after=2", "--log_level=info", "--registry_reload=1s",
+              "--request_deadline=4s", "--max_connections_per_address=40", (char *)NULL);
         _exit(127);
     }
     /* The port is in the start-up line: "... village intake listening ... port=N". */
@@ -515,6 +519,191 @@ static void test_protobuf_body(void **state)
         assert_non_null(strstr(k->text, "vaccinated: 33"));
     }
     free_msgs(msgs, n);
+}
+
+/* What PostgreSQL would refuse further down is refused here, so a 202
+ * means "will be counted": a protobuf submitter, note or extra name that is
+ * not UTF-8, a time PostgreSQL cannot store — 400 naming the field, nothing
+ * produced. */
+static void test_unstorable_protobuf(void **state)
+{
+    static const struct { const char *what, *field; } cases[] = {
+        {"submitter", "submitter"}, {"note", "note"}, {"extra", "extra."},
+        {"submitted_at", "submitted_at"}, {"long_submitter", "submitter"},
+    };
+    char body[1024];
+    rc_errors errs = {0};
+    kmsg msgs[MAX_MSGS];
+    marks m;
+
+    NEED_STACK();
+    snapshot(&m);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char id[37], bad[8] = "a\xff\xfe" "b", longs[400];
+        Rollcall__Report__ExtraEntry e = ROLLCALL__REPORT__EXTRA_ENTRY__INIT, *ep = &e;
+        rc_httpc_response resp = {0};
+        size_t len;
+
+        rc_uuid_new(id);
+        report(body, sizeof body, id, "130102001002", "daily", "\"indicators\":{\"vaccinated\":3}");
+        Rollcall__Report *r = rc_report_from_json_text(body, strlen(body), &errs);
+        assert_non_null(r);
+        r->level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+        char *keep_sub = r->submitter, *keep_note = r->note;
+        if (strcmp(cases[c].what, "submitter") == 0) {
+            r->submitter = bad;
+        } else if (strcmp(cases[c].what, "note") == 0) {
+            r->note = bad;
+        } else if (strcmp(cases[c].what, "extra") == 0) {
+            e.key = bad;
+            e.value = 1;
+            r->n_extra = 1;
+            r->extra = &ep;
+        } else if (strcmp(cases[c].what, "submitted_at") == 0) {
+            r->submitted_at = INT64_MAX;
+        } else {
+            memset(longs, 'x', sizeof longs - 1);
+            longs[sizeof longs - 1] = '\0';
+            r->submitter = longs;
+        }
+        uint8_t *pb = rc_report_pack(r, &len);
+        r->submitter = keep_sub;
+        r->note = keep_note;
+        r->n_extra = 0;
+        r->extra = NULL;
+        rc_report_free(r);
+        assert_int_equal(http("POST", "/v1/reports", fx.tok_b, "application/x-protobuf", pb, len,
+                              &resp), 400);
+        free(pb);
+        if (!strstr(resp.body, cases[c].field))
+            print_message("case %s: %s\n", cases[c].what, resp.body);
+        assert_non_null(strstr(resp.body, cases[c].field));
+        rc_httpc_response_clear(&resp);
+    }
+    size_t n = fetch_new(&m, msgs);
+    for (size_t i = 0; i < n; i++)
+        assert_null(strstr(msgs[i].text, "130102001002"));
+    free_msgs(msgs, n);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The registry and the tokens change under the running intake: a village
+ * imported (rollcall registry import) and a token issued for it while it
+ * runs.  The token is usable within a second (NOTIFY), the village is known
+ * within registry_reload (1 s here) plus its load, without a restart. */
+static void test_registry_and_token_mid_run(void **state)
+{
+    char cmd[2048], tok[64], body[1024], csv[256];
+    rc_httpc_response r = {0};
+    const char *unit = "130102001888";
+    int64_t t0, token_ms = -1, known_ms = -1;
+    int st = 0;
+
+    NEED_STACK();
+    snprintf(csv, sizeof csv, "/tmp/test_village_registry_%d.csv", (int)getpid());
+    snprintf(cmd, sizeof cmd, "cp tests/data/registry-130102.csv %s && echo '%s,New village,130102001,village' >> %s "
+             "&& '%s/rollcall' registry import --csv %s --dsn '%s' >/dev/null 2>&1",
+             csv, unit, csv, fx.build, csv, fx.dsn);
+    assert_int_equal(system(cmd), 0);
+    unlink(csv);
+    t0 = mono_ms();
+    assert_int_equal(issue(unit, tok, sizeof tok), 0);
+    int64_t issued = mono_ms();
+    while (mono_ms() - t0 < 10000) {
+        report(body, sizeof body, NULL, unit, "daily", "\"indicators\":{\"confirmed\":1}");
+        st = post_json("/v1/reports", tok, body, &r);
+        rc_httpc_response_clear(&r);
+        if (st != 401 && token_ms < 0)
+            token_ms = mono_ms() - issued;
+        if (st == 202) {
+            known_ms = mono_ms() - t0;
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    print_message("token usable after %lld ms, new village known after %lld ms (last status %d)\n",
+                  (long long)token_ms, (long long)known_ms, st);
+    assert_int_equal(st, 202);
+    assert_true(token_ms >= 0 && token_ms <= 1000);
+    assert_true(known_ms >= 0 && known_ms <= 5000);
+}
+
+/* A raw connection to the intake; -1 on failure. */
+static int raw_connect(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    int port = atoi(strrchr(fx.base, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True once the server has closed fd (EOF or reset), without blocking. */
+static bool closed_by_server(int fd)
+{
+    char b[256];
+    ssize_t n = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* Hostile clients cost little: a client sending its request a byte at a
+ * time (each byte restarts evhttp's timeout) is cut at request_deadline (4 s
+ * here), while an honest request goes through at once; one host opening
+ * more than max_connections_per_address (40 here) has the extra ones cut. */
+static void test_slowloris_and_per_address_cap(void **state)
+{
+    static const char head[] = "POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
+    rc_httpc_response r = {0};
+    int fds[60];
+
+    NEED_STACK();
+    int slow = raw_connect();
+    assert_true(slow >= 0);
+    int64_t t0 = mono_ms(), cut_ms = -1;
+    size_t sent = 0;
+    while (mono_ms() - t0 < 10000) {
+        if (sent < sizeof head - 1 && send(slow, head + sent, 1, MSG_NOSIGNAL) == 1)
+            sent++;
+        if (closed_by_server(slow)) {
+            cut_ms = mono_ms() - t0;
+            break;
+        }
+        if (sent == 5)  /* meanwhile an honest client is served at once */
+            assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL, 0, &r), 200);
+        rc_httpc_response_clear(&r);
+        usleep(500 * 1000);
+    }
+    close(slow);
+    print_message("slow client cut after %lld ms\n", (long long)cut_ms);
+    assert_true(cut_ms >= 3500 && cut_ms <= 6000);
+
+    for (int i = 0; i < 60; i++)
+        fds[i] = raw_connect();
+    usleep(600 * 1000);
+    int cut = 0;
+    for (int i = 0; i < 60; i++) {
+        if (fds[i] < 0 || closed_by_server(fds[i]))
+            cut++;
+        if (fds[i] >= 0)
+            close(fds[i]);
+    }
+    print_message("%d of 60 connections from one host cut (cap 40)\n", cut);
+    assert_true(cut >= 20);
+    usleep(300 * 1000);
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL, 0, &r), 200);
+    rc_httpc_response_clear(&r);
 }
 
 /* Every kind of invalid input: 400 naming the field, nothing produced. */
@@ -945,6 +1134,9 @@ int main(void)
         cmocka_unit_test(test_valid_reports_arrive_once),
         cmocka_unit_test(test_protobuf_body),
         cmocka_unit_test(test_invalid_reports),
+        cmocka_unit_test(test_unstorable_protobuf),
+        cmocka_unit_test(test_registry_and_token_mid_run),
+        cmocka_unit_test(test_slowloris_and_per_address_cap),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_idempotent_retry),

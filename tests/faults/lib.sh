@@ -1,0 +1,87 @@
+# Shared by the fault tests (tests/faults/*.sh): one county day (130102,
+# 174 villages) through the intake while a fault is injected mid-way, then
+# `rollcall verify` must find the day exact and the archive must hold each
+# report_id once.  Source it, then: fault_setup NAME DAYS_AGO; fault_start_day;
+# (inject the fault); fault_finish.  Needs the stack (tests/run.sh brings it
+# up and sources var/stack.env).
+set -uo pipefail
+BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
+BASE=${ROLLCALL_PORT_BASE:-25400}
+UNIT=130102
+RATE=${FAULT_RATE:-12}          # reports a second: the day lasts ~20 s
+RECOVER_S=${FAULT_RECOVER_S:-120}
+
+skip() { echo "SKIP $NAME: $*"; exit 0; }
+fail() { echo "FAIL $NAME: $*"; [ -n "${LOADGEN_PID:-}" ] && kill "$LOADGEN_PID" 2>/dev/null; exit 1; }
+now_ms() { date +%s%3N; }
+healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((BASE + $1))/healthz"; }
+healthz_body() { curl -s "http://127.0.0.1:$((BASE + $1))/healthz"; }
+
+# Waits up to $2 s for the service on offset $1 to be healthy.
+wait_healthy() {
+    for _ in $(seq 1 $(($2 * 2))); do
+        [ "$(healthz "$1")" = 200 ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+fault_setup() {
+    NAME=$1
+    [ -x "$BUILD/rollcall-rollup" ] && [ -x "$BUILD/rollcall-village" ] || skip "services not built"
+    [ -n "${ROLLCALL_PG_DSN:-}" ] && [ -n "${ROLLCALL_HTTP:-}" ] || skip "run it through tests/run.sh (var/stack.env)"
+    WORK=var/faults/$NAME
+    mkdir -p "$WORK"
+    rm -f "$WORK"/ledger.jsonl "$WORK"/loadgen.out
+    PERIOD=$(TZ=Asia/Shanghai date -d "$2 days ago" +%F)
+    SEED=${FAULT_SEED:-$(date +%s%N | cut -c1-12)}
+    for off in 80 81; do
+        wait_healthy $off 60 || fail "service on port $((BASE + off)) not healthy before the test"
+    done
+    out=$("$BUILD/rollcall" registry import --csv tests/data/registry-130102.csv 2>&1) \
+        || fail "registry import: $out"
+    deploy/clear-day.sh "$UNIT" "$PERIOD" || fail "could not clear $PERIOD"
+    echo "$NAME: county $UNIT, day $PERIOD, seed $SEED, $RATE reports/s"
+}
+
+# The day, in the background, through the intake.
+fault_start_day() {
+    "$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" \
+        --http "$ROLLCALL_HTTP" --tokens var/faults/tokens.tsv --connections 4 --rate "$RATE" \
+        --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/loadgen.out" 2>&1 &
+    LOADGEN_PID=$!
+}
+
+# Waits for the day to have been sent, then for verify to pass (up to
+# RECOVER_S); prints the seconds from $1 (ms, e.g. when the fault ended) to
+# the first exact verify, and the counts.
+fault_finish() {
+    local since=$1
+    wait "$LOADGEN_PID" || fail "loadgen: $(tail -3 "$WORK/loadgen.out")"
+    LOADGEN_PID=
+    local deadline=$(( $(date +%s) + RECOVER_S )) ok=
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        if "$BUILD/rollcall" verify --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/verify.out" 2>&1; then
+            ok=1; break
+        fi
+        sleep 2
+    done
+    local recovered_ms=$(( $(now_ms) - since ))
+    [ -n "$ok" ] || fail "verify still finds differences after ${RECOVER_S}s: $(head -5 "$WORK/verify.out")"
+    local twice
+    twice=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM (SELECT report_id FROM rollcall.report_archive
+              WHERE period = '$PERIOD' AND unit_code LIKE '$UNIT%' GROUP BY report_id HAVING count(*) > 1) d") \
+        || fail "archive query"
+    [ "$twice" = 0 ] || fail "$twice report_ids archived more than once"
+    local sent acked archived dead summary
+    summary=$(grep '^mode=' "$WORK/loadgen.out" | tail -1)
+    sent=$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' <<<"$summary")
+    acked=$(sed -n 's/.* accepted=\([0-9]*\).*/\1/p' <<<"$summary")
+    archived=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.report_archive
+              WHERE period = '$PERIOD' AND unit_code LIKE '$UNIT%' AND level = 1")
+    dead=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.dead_letter
+              WHERE received_at > now() - interval '10 minutes'")
+    echo "$NAME: sent=$sent acknowledged=$acked archived=$archived dead_letters_10min=$dead" \
+         "lost=0 double_counted=0 recovered_s=$(awk "BEGIN{printf \"%.1f\", $recovered_ms/1000}")"
+    echo "ok: $NAME"
+}
