@@ -37,7 +37,7 @@ typedef struct rc_migration {
 } rc_migration;
 
 typedef struct rc_migration_set {
-    rc_migration *items; /* sorted by version: items[i].version == i + 1 */
+    rc_migration *items; /* sorted by version: 1, then consecutive (a baseline may skip the numbers it squashed) */
     size_t count;
 } rc_migration_set;
 

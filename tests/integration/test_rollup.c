@@ -934,7 +934,9 @@ static void test_refused_by_postgresql(void **state)
 
     assert_int_equal(pg_exec_on(fx.dsn,
         "CREATE TABLE IF NOT EXISTS public.test_fault (on_ boolean); "
-        "CREATE OR REPLACE FUNCTION public.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "CREATE OR REPLACE FUNCTION public.test_refuse() RETURNS trigger LANGUAGE plpgsql "
+        /* the rollup runs as its own role: the trigger reads test_fault as its owner */
+        "SECURITY DEFINER AS $$ "
         "BEGIN IF NEW.submitter = 'poison' THEN "
         "  RAISE EXCEPTION 'refused for the test' USING ERRCODE = '22023'; END IF; "
         "IF EXISTS (SELECT 1 FROM public.test_fault) THEN "
