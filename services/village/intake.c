@@ -69,6 +69,7 @@ typedef struct job {
     char report_id[37];
     int64_t version;
     int pending;                /* delivery reports still to come */
+    bool fast;                  /* its reports.village copy went by in->single */
     rd_kafka_resp_err_t err;
     int64_t t0;                 /* monotonic µs, when produced */
     int64_t slot;               /* dedupe slot */
@@ -83,12 +84,16 @@ struct intake {
     auth *auth;
     dedupe *dd;
     rc_validate_opts vopts;
-    rc_producer *prod, *urgent;
-    struct event *prod_ev, *urgent_ev, *tick;
+    /* prod: batches, and single reports while `single` is busy (linger.ms
+     * 20, lz4); single: single reports (linger.ms 0, uncompressed); urgent:
+     * the reports.urgent copy of URGENT reports, a connection of its own. */
+    rc_producer *prod, *single, *urgent;
+    struct event *prod_ev, *single_ev, *urgent_ev, *tick;
     int64_t last_version;
     uint8_t rand_pool[4096];
     size_t rand_left;
     size_t inflight;            /* jobs waiting for Kafka */
+    size_t single_inflight;     /* of which on in->single */
     int64_t poll_us;            /* monotonic clock while serving delivery reports */
     EVP_MD_CTX *md_ctx;         /* fingerprints, reused */
     EVP_MD *sha256;
@@ -347,6 +352,8 @@ static void job_finish(job *j)
 
     dedupe_set(in->dd, (uint32_t)j->slot, ok ? DD_DONE : DD_FAILED, NULL);
     in->inflight--;
+    if (j->fast)
+        in->single_inflight--;
     if (!ok)
         rc_warn("report not durable report_id=%s error=\"%s\"", j->report_id, rd_kafka_err2str(j->err));
     j->first.next = j->more;
@@ -404,7 +411,9 @@ static void on_producer_event(evutil_socket_t fd, short what, void *arg)
 {
     intake *in = arg;
     drain_fd(fd);
-    poll_producer(in, fd == rc_producer_event_fd(in->prod) ? in->prod : in->urgent);
+    poll_producer(in, fd == rc_producer_event_fd(in->prod)     ? in->prod
+                      : in->single && fd == rc_producer_event_fd(in->single) ? in->single
+                                                               : in->urgent);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -413,25 +422,39 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     /* A safety net for a wake-up lost between drain and poll. */
     if (in->prod)
         poll_producer(in, in->prod);
+    if (in->single)
+        poll_producer(in, in->single);
     if (in->urgent)
         poll_producer(in, in->urgent);
 }
 
 /* Produces a packed report; the job then waits for 1 (DAILY, ZERO) or 2
  * (URGENT: reports.village and reports.urgent) delivery reports.  A send
- * refused locally counts as a failed delivery. */
+ * refused locally counts as a failed delivery.
+ *
+ * The answer waits only for durability: a single report goes out at once
+ * (in->single, linger.ms=0) unless fast_inflight reports already wait there;
+ * then the queue is busy and it joins the lingering batches of in->prod,
+ * where under load a partition's reports travel together (see README.md).
+ * An URGENT report never lingers. */
 static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit, bool urgent,
-                        int64_t t0)
+                        bool single, int64_t t0)
 {
     intake *in = j->in;
     int sends = urgent ? 2 : 1;
+    rc_producer *p = in->prod;
 
     j->t0 = t0;
     j->pending = sends;
     in->inflight++;
+    if (in->single && (urgent || (single && in->single_inflight < (size_t)in->cfg->fast_inflight))) {
+        p = in->single;
+        j->fast = true;
+        in->single_inflight++;
+    }
     /* Village reports are keyed by their township: one township's villages
      * share a partition. */
-    if (rc_producer_send(in->prod, TOPIC_VILLAGE, RD_KAFKA_PARTITION_UA, unit, 9, buf, len, j, 0) < 0) {
+    if (rc_producer_send(p, TOPIC_VILLAGE, RD_KAFKA_PARTITION_UA, unit, 9, buf, len, j, 0) < 0) {
         j->err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
         j->pending--;
     }
@@ -717,7 +740,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
     rc_debug("report received report_id=%s unit=%s version=%lld", idstr, unit, (long long)version);
-    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT, t0);
+    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT, !ctx->batch, t0);
 done:
     free(packed);
     if (saved_id)
@@ -1038,7 +1061,7 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
     size_t np = 0;
     struct timeval tick = {0, 100 * 1000};
 
-    if (!in || !(props = calloc(nprops + 4, sizeof *props))) {
+    if (!in || !(props = calloc(nprops + 5, sizeof *props))) {
         snprintf(errbuf, errlen, "out of memory");
         free(in);
         return NULL;
@@ -1080,11 +1103,19 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
         props[np++] = kafka_props[i];
     if (!(in->prod = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
         goto err;
-    /* The fast path: nothing waits for a batch to fill. */
+    /* The fast paths: nothing waits for a batch to fill.  Uncompressed: a
+     * batch of one or two reports does not shrink, and lz4 set-up (a zeroed
+     * 16 KiB table a batch) cost more than the rest of librdkafka's work
+     * for a single report. */
     props[np++] = "linger.ms=0";
+    props[np++] = "compression.type=none";
     if (!(in->urgent = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
         goto err;
+    if (cfg->fast_inflight > 0
+        && !(in->single = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
+        goto err;
     if (hook_producer(in, in->prod, &in->prod_ev, errbuf, errlen) < 0
+        || (in->single && hook_producer(in, in->single, &in->single_ev, errbuf, errlen) < 0)
         || hook_producer(in, in->urgent, &in->urgent_ev, errbuf, errlen) < 0)
         goto err;
     in->tick = event_new(base, -1, EV_PERSIST, on_tick, in);
@@ -1160,6 +1191,8 @@ void intake_stop(void *arg)
      * by rc_producer_free, whose delivery reports answer 503. */
     if (in->prod && rc_producer_flush(in->prod, in->cfg->produce_timeout_ms + 1000) < 0)
         rc_warn("stopping with reports not acknowledged in_flight=%zu", in->inflight);
+    if (in->single && rc_producer_flush(in->single, in->cfg->produce_timeout_ms + 1000) < 0)
+        rc_warn("stopping with single reports not acknowledged in_flight=%zu", in->single_inflight);
     if (in->urgent)
         rc_producer_flush(in->urgent, 1000);
     left = (int64_t)in->inflight;
@@ -1167,12 +1200,15 @@ void intake_stop(void *arg)
         event_free(in->prod_ev);
     if (in->urgent_ev)
         event_free(in->urgent_ev);
+    if (in->single_ev)
+        event_free(in->single_ev);
     if (in->tick)
         event_free(in->tick);
-    in->prod_ev = in->urgent_ev = in->tick = NULL;
+    in->prod_ev = in->single_ev = in->urgent_ev = in->tick = NULL;
     rc_producer_free(in->prod);
+    rc_producer_free(in->single);
     rc_producer_free(in->urgent);
-    in->prod = in->urgent = NULL;
+    in->prod = in->single = in->urgent = NULL;
     rc_info("intake stopped unanswered=%lld", (long long)left);
 }
 
@@ -1185,9 +1221,12 @@ void intake_free(intake *in)
         event_free(in->prod_ev);
     if (in->urgent_ev)
         event_free(in->urgent_ev);
+    if (in->single_ev)
+        event_free(in->single_ev);
     if (in->tick)
         event_free(in->tick);
     rc_producer_free(in->prod);
+    rc_producer_free(in->single);
     rc_producer_free(in->urgent);
     dedupe_free(in->dd);
     EVP_MD_CTX_free(in->md_ctx);
