@@ -9,6 +9,7 @@
 #include "village.h"
 #include "rc_kafka.h"
 #include "rc_metrics.h"
+#include "rc_sched.h"
 #include "rc_service.h"
 #include "rc_token.h"
 
@@ -1057,7 +1058,7 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
 {
     intake *in = calloc(1, sizeof *in);
     const char **props = NULL;
-    char timeout[64];
+    char timeout[64], why[256];
     size_t np = 0;
     struct timeval tick = {0, 100 * 1000};
 
@@ -1109,7 +1110,15 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
      * for a single report. */
     props[np++] = "linger.ms=0";
     props[np++] = "compression.type=none";
-    if (!(in->urgent = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
+    /* The urgent producer's threads send the moment a report is handed
+     * over, ahead of everything else on a busy machine (see rc_sched.h):
+     * started real-time, they keep it; this thread goes back. */
+    if (cfg->urgent_rtprio > 0 && rc_sched_realtime(cfg->urgent_rtprio, why, sizeof why) < 0)
+        rc_warn("the urgent producer stays in the ordinary scheduling class: %s", why);
+    in->urgent = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen);
+    if (cfg->urgent_rtprio > 0)
+        rc_sched_realtime(0, why, sizeof why);
+    if (!in->urgent)
         goto err;
     if (cfg->fast_inflight > 0
         && !(in->single = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
