@@ -51,10 +51,11 @@ end
 function request() n = n % #reqs + 1; return reqs[n] end
 LUA
 accepted() {
-    curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^rollcall_village_reports_total\{status="202"\}/ {print $2}'
+    curl -fs "http://127.0.0.1:$PORT/metrics" \
+        | awk '/^rollcall_village_reports_total\{status="202"\}/ {n = $2} END {print n + 0}' || echo 0
 }
-# wrk runs for a duration, not a count: it is stopped (SIGINT, so that it
-# exits at once) when the intake has answered N more reports.
+# wrk runs for a duration, not a count: it is stopped when the intake has
+# answered N more reports.
 send() {  # requests
     local from to w
     from=$(accepted); from=${from:-0}
@@ -62,7 +63,7 @@ send() {  # requests
     wrk -t1 -c8 -d3600s -s "$WORK/single.lua" "http://127.0.0.1:$PORT" >"$WORK/wrk.out" 2>&1 &
     w=$!
     while [ "$(accepted)" -lt "$to" ] && kill -0 "$PID" 2>/dev/null; do sleep 0.2; done
-    kill -INT "$w"; wait "$w" || true
+    kill -TERM "$w"; wait "$w" 2>/dev/null || true
     SENT=$(( $(accepted) - from ))
 }
 
