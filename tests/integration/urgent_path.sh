@@ -32,7 +32,9 @@ for p in village rollup township county province; do
         || { echo "SKIP: rollcall-$p is not running in the stack"; exit 0; }
 done
 
-village=130102001005
+# a village of the sample county, whichever registry the stack holds
+village=$("${PSQL[@]}" -c "SELECT code FROM rollcall.unit WHERE level = 1 AND code LIKE '130102%' ORDER BY code LIMIT 1 OFFSET 4")
+[ -n "$village" ] || { echo "FAIL: no village of 130102 in the registry"; exit 1; }
 town=${village:0:9}
 vtok=$("$BUILD/rollcall" token issue "$village" 2>/dev/null)
 ttok=$("$BUILD/rollcall" token issue "$town" 2>/dev/null)
@@ -69,11 +71,9 @@ else
         sleep 0.1
     done
     batches=$(grep -c '^200' "$WORK/flood.status" || true)
-    backlog=$("${PSQL[@]}" -c "SELECT $batches * 2000 - count(*) FROM rollcall.report_archive
-                                WHERE period = '$flood_period' AND submitter = 'flood'" 2>/dev/null || echo "?")
     if [ "$hops" -eq 4 ]; then
         echo "ok: urgent report $id recorded at village, township, county and province while the daily path was busy" \
-             "($batches flood batches of 2000 accepted, about $backlog not yet archived)"
+             "($batches flood batches of 2000 reports accepted meanwhile)"
     else
         fail "urgent report $id: $hops of 4 hops recorded after 30 s"
     fi
