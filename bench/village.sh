@@ -198,7 +198,7 @@ for c in 64 512; do
     bare_rps=$rps bare_p50=$p50 bare_p99=$p99 bare_bad=$bad
     run_wrk single.lua "$DURATION" "$c"
     printf 'single reports, %3d connections: intake %6.0f/s  bare evhttp %6.0f/s  ratio %.2f (target %s)  intake p50 %-8s p99 %-8s (target 50ms)  bare p50 %-8s p99 %-8s  non-2xx %s/%s  intake CPU %s us/report\n' \
-        "$c" "$rps" "$bare_rps" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print b > 0 ? a / b : 0}')" \
+        "$c" "$rps" "$bare_rps" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
         "$([ "$c" = 64 ] && echo 0.25 || echo 0.5)" "$p50" "$p99" "$bare_p50" "$bare_p99" "$bad" "$bare_bad" "$us"
 done
 if [ "${CALLGRIND:-0}" = 1 ]; then
