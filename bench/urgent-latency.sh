@@ -1,52 +1,69 @@
 #!/usr/bin/env bash
-# Urgent reports, village -> province, while a day loads: percentiles
-# (p50/p90/p99/max) of
-#   hop       the province hop's time minus the village hop's (the relays' stamps),
-#   seen      when the 4-hop report can be read back from reports.urgent,
-#   recorded  when the rollup recorded the province hop in PostgreSQL
-#             (rollcall.urgent_hop.recorded_at; only when the rollup runs).
-# The target is recorded p99 <= 100 ms during a national day.
+# Urgent reports, village -> province, while a day loads.
 #
-#   bench/urgent-latency.sh [--load national|self|none] [--seconds N] [--every-ms N]
+#   bench/urgent-latency.sh [--load http|national|self|none] [--unit CODE | --national]
+#                           [--probes N] [--every-ms N] [--connections N] [--seconds N]
 #
-# Loads: national — `rollcall loadgen --direct` over the national registry
-# (imported first if needed) through the whole pipeline; self — the probe
-# driver itself produces a national day's worth of village-sized messages
-# (620,573 on reports.village) and 41,352 complete township aggregates (on
-# rollups.township, which rollcall-township files into PostgreSQL) at the
-# intake's target pace of 40,000 reports/s (ROLLCALL_LEVEL_BENCH_RATE), in a
-# loop; none — idle.  Default: national when loadgen and the rollup are
-# built, else self.  The level services of the embedded stack are restarted
-# first so that this build is the one measured.
+# --load http (the default): a day loads THROUGH THE HTTP INTAKE (`rollcall
+# loadgen --http`, single protobuf reports over --connections keep-alive
+# connections) for the registry subtree --unit (default 13, 河北省: about
+# 50,000 villages — a scaled day, for a machine others share; --national
+# loads the whole nation's 620,573), and --probes URGENT reports (200) are
+# posted through the same intake at random instants (exponential gaps of
+# mean --every-ms, 60) while it runs.  For every probe the hops recorded by
+# the rollup (rollcall.urgent_hop) give, as p50/p99/max:
+#   intake->township   village hop (the intake's receive time) to the
+#                      township desk's hop: intake, produce, broker, fetch
+#   township->county, county->province   each relay's read-forward-fetch
+#   province->recorded the rollup's record of the province hop in PostgreSQL
+#   village->province  the target: p99 <= 100 ms
+#   village->recorded  end to end, into PostgreSQL
+# beside the probe's HTTP answer time (client side, 202 = durable) and the
+# intake's produce->acknowledgement time on reports.urgent (its histogram).
+# The day is then waited for and checked with `rollcall verify`.
+# --broker-rtprio N restarts the development broker with its thread
+# real-time (ROLLCALL_DEVBROKER_RTPRIO): on a machine busy with other work
+# every hop otherwise waits for the broker's turn on the CPU.
+#
+# The other loads use the probe driver test_level_urgent_bench, which
+# produces its probes straight into reports.urgent: national — `rollcall
+# loadgen --direct` over the national registry; self — a national day's
+# worth of village-sized messages and township aggregates produced by the
+# driver itself; none — idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export ROLLCALL_PORT_BASE=${ROLLCALL_PORT_BASE:-25400}
-LOAD=
+LOAD=http
 SECONDS_=20
-EVERY=100
+EVERY=
+UNIT=13
+PROBES=200
+CONNECTIONS=64
 while [ $# -gt 0 ]; do
     case $1 in
         --load) LOAD=$2; shift ;;
         --seconds) SECONDS_=$2; shift ;;
         --every-ms) EVERY=$2; shift ;;
-        *) echo "usage: $0 [--load national|self|none] [--seconds N] [--every-ms N]" >&2; exit 2 ;;
+        --unit) UNIT=$2; shift ;;
+        --national) UNIT= ;;
+        --probes) PROBES=$2; shift ;;
+        --connections) CONNECTIONS=$2; shift ;;
+        --broker-rtprio) export BROKER_RTPRIO=$2; shift ;;
+        *) echo "usage: $0 [--load http|national|self|none] [--unit CODE | --national] [--probes N] [--every-ms N] [--connections N] [--broker-rtprio N] [--seconds N]" >&2; exit 2 ;;
     esac
     shift
 done
 SAY_AS=urgent-latency
 . scripts/lib.sh
+if [ "$LOAD" = http ]; then
+    exec bench/lib/urgent-http.sh "$UNIT" "$PROBES" "${EVERY:-60}" "$CONNECTIONS"
+fi
+EVERY=${EVERY:-100}
 
 for b in rollcall rollcall-township rollcall-county rollcall-province tests/integration/test_level_urgent_bench; do
     [ -x "$BUILD/$b" ] || { say "$BUILD/$b is not built (make)"; exit 1; }
 done
-if [ -z "$LOAD" ]; then
-    if "$BUILD/rollcall" help loadgen >/dev/null 2>&1 && [ -x "$BUILD/rollcall-rollup" ]; then
-        LOAD=national
-    else
-        LOAD=self
-    fi
-fi
 
 BUILD=$BUILD deploy/stack.sh up >&2
 stack_env

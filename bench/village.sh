@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Village intake throughput: wrk on loopback (2 threads, 64 keep-alive
-# connections), every request authenticated with the token of the unit it
-# reports for, cycling over every village of the sample county (174; tokens
-# issued fresh), acks=all against the development broker.
-#   1. single reports: POST /v1/reports, one JSON report each;
+# Village intake throughput: wrk on loopback (2 threads), every request
+# authenticated with the token of the unit it reports for, cycling over every
+# village of the sample county (174; tokens issued fresh), acks=all against
+# the development broker.
+#   1. single reports: POST /v1/reports, one JSON report each, at 64 and at
+#      512 keep-alive connections, each beside a bare evhttp server that
+#      only answers 202 (bench/lib/bare202.c) under the same wrk in the same
+#      run: both rates, their ratio (targets >= 0.25 at 64, >= 0.5 at 512),
+#      the intake's p50/p99 (target p99 <= 50 ms) and its CPU per report
+#      (from /proc: wall-clock CPU, noisy on a shared machine; CALLGRIND=1
+#      adds instructions per report from bench/lib/village-callgrind.sh);
 #   2. batches: POST /v1/reports:batch, BATCH reports each (a township's
-#      token for its villages).
+#      token for its villages), at 64 connections.
 # Prints POSTs/s, batch reports/s, and the share that was not 2xx (must be 0).
 # Runs its own rollcall-village on a scratch database (the stack's intake and
 # database are not touched).  Environment: DURATION (s, default 10), BATCH
@@ -17,8 +23,10 @@ DURATION=${DURATION:-10}
 BATCH=${BATCH:-100}
 BASE=${ROLLCALL_PORT_BASE:-25400}
 PORT=$((BASE + 90))
+BARE_PORT=$((BASE + 92))
 WORK=$(mktemp -d /tmp/rollcall-bench-village.XXXXXX)
 PID=
+BARE=
 
 command -v wrk >/dev/null || { echo "bench/village.sh: wrk is not installed (apt-get install wrk)"; exit 1; }
 [ -f var/stack.env ] || BUILD=$BUILD deploy/stack.sh up >/dev/null
@@ -30,6 +38,7 @@ DB=rollcall_bench_village
 DSN="$ROLLCALL_PG_DSN dbname=$DB"
 cleanup() {
     [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+    [ -n "$BARE" ] && kill -TERM "$BARE" 2>/dev/null && wait "$BARE" 2>/dev/null || true
     psql -q "$ROLLCALL_PG_DSN" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
@@ -165,13 +174,17 @@ for _ in $(seq 1 100); do
 done
 curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$WORK/village.log"; exit 1; }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
-# Runs wrk; sets rps, p50, p99, bad (non-2xx), us (intake CPU µs per request).
-run_wrk() {  # script seconds
-    local t0 t1 out reqs
-    t0=$(cpu_ticks)
-    out=$(wrk -t2 -c64 -d"$2"s --latency -s "$WORK/$1" "http://127.0.0.1:$PORT" 2>&1)
-    t1=$(cpu_ticks)
+cc -O2 -o "$WORK/bare202" bench/lib/bare202.c $(pkg-config --cflags --libs libevent)
+"$WORK/bare202" "$BARE_PORT" &
+BARE=$!
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$PID}/stat"; }
+# Runs wrk; sets rps, p50, p99, bad (non-2xx), us (server CPU µs per request).
+run_wrk() {  # script seconds [connections [port [pid]]]
+    local t0 t1 out reqs c=${3:-64} port=${4:-$PORT} pid=${5:-$PID}
+    t0=$(cpu_ticks "$pid")
+    out=$(wrk -t2 -c"$c" -d"$2"s --latency -s "$WORK/$1" "http://127.0.0.1:$port" 2>&1)
+    t1=$(cpu_ticks "$pid")
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/ requests in / {print $1}' <<<"$out")
     bad=$(awk '/^non2xx_check/ {print $2}' <<<"$out")
@@ -179,15 +192,24 @@ run_wrk() {  # script seconds
     us=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / r}')
 }
 
-echo "village intake: $(wc -l <"$WORK/village.tokens") villages, wrk -t2 -c64, ${DURATION}s each, acks=all, lz4, auth on"
-echo "(load generator, intake, librdkafka and the development broker share the machine's $(nproc) cores)"
+echo "village intake: $(wc -l <"$WORK/village.tokens") villages, wrk -t2, ${DURATION}s each, acks=all, auth on"
+echo "(load generator, intake, librdkafka and the development broker share the machine's $(nproc) cores; $(uptime | sed 's/.*load/load/'))"
 run_wrk single.lua 2                     # warm-up: connections, metadata
+for c in 64 512; do
+    run_wrk single.lua "$DURATION" "$c" "$BARE_PORT" "$BARE"
+    bare_rps=$rps bare_p50=$p50 bare_p99=$p99 bare_bad=$bad
+    run_wrk single.lua "$DURATION" "$c"
+    printf 'single reports, %3d connections: intake %6.0f/s  bare evhttp %6.0f/s  ratio %.2f (target %s)  intake p50 %-8s p99 %-8s (target 50ms)  bare p50 %-8s p99 %-8s  non-2xx %s/%s  intake CPU %s us/report\n' \
+        "$c" "$rps" "$bare_rps" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print (b > 0 ? a / b : 0)}')" \
+        "$([ "$c" = 64 ] && echo 0.25 || echo 0.5)" "$p50" "$p99" "$bare_p50" "$bare_p99" "$bad" "$bare_bad" "$us"
+done
+if [ "${CALLGRIND:-0}" = 1 ]; then
+    BUILD=$BUILD bench/lib/village-callgrind.sh 2000 | sed -n 2p
+fi
 if [ "${PROFILE:-0}" = 1 ]; then
     perf record -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
     PERF=$!
-fi
-run_wrk single.lua "$DURATION"
-if [ "${PROFILE:-0}" = 1 ]; then
+    run_wrk single.lua "$DURATION"
     wait "$PERF"
     { echo "# by library"
       perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -20
@@ -195,10 +217,8 @@ if [ "${PROFILE:-0}" = 1 ]; then
       perf report -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 0.7 --stdio 2>/dev/null \
           | grep -E '^ +[0-9.]+%' | head -40
     } >"${PROFILE_OUT:-/tmp/village.perf.txt}"
-    echo "profile of the single-report run: ${PROFILE_OUT:-/tmp/village.perf.txt}"
+    echo "profile of a 64-connection single-report run: ${PROFILE_OUT:-/tmp/village.perf.txt}"
 fi
-printf 'single reports:        %8.0f POSTs/s    p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (target 40000)\n' \
-    "$rps" "$p50" "$p99" "$bad" "$us"
 run_wrk batch.lua "$DURATION"
 printf 'batch reports (JSON):  %8.0f reports/s  p50 %-8s p99 %-8s non-2xx %s  intake CPU %s us/report  (%s per POST, target 200000)\n' \
     "$(awk -v r="$rps" -v b="$BATCH" 'BEGIN {print r * b}')" "$p50" "$p99" "$bad" \

@@ -51,6 +51,12 @@ Rollcall__Report *rc_report_from_json(const json_t *obj, rc_errors *errs);
  * key) is reported on field "" with jansson's line and column. */
 Rollcall__Report *rc_report_from_json_text(const char *buf, size_t len, rc_errors *errs);
 
+/* The common case of rc_report_from_json_text in one pass (lib/report_json.c):
+ * the report, or NULL when the text holds anything it leaves to jansson
+ * (escapes, non-ASCII text, doubles, nulls, arrays, unknown or repeated keys,
+ * any error).  Never an answer jansson's path would not give. */
+Rollcall__Report *rc_report_from_json_plain(const char *buf, size_t len);
+
 /* Encodes a Report as JSON, omitting default values like the proto3 JSON
  * mapping, except that `indicators` (when present) always carries all its
  * names and `completeness` (when present) every field, zero or not.

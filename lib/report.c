@@ -448,9 +448,12 @@ Rollcall__Report *rc_report_from_json(const json_t *obj, rc_errors *errs)
 Rollcall__Report *rc_report_from_json_text(const char *buf, size_t len, rc_errors *errs)
 {
     json_error_t jerr;
-    json_t *obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-    Rollcall__Report *r;
+    json_t *obj;
+    Rollcall__Report *r = rc_report_from_json_plain(buf, len);
 
+    if (r)
+        return r;
+    obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!obj) {
         rc_errors_add(errs, "", "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                       jerr.text);

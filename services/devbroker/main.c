@@ -17,9 +17,15 @@
  *                                          (code: number or name, _TRANSPORT = disconnect)
  *   POST /errors/clear?api=Produce
  *   GET  /topics                           [{"name":..., "partitions":N}, ...]
- *   POST /topics?name=X&partitions=N       create a topic (tests use fresh ones) */
+ *   POST /topics?name=X&partitions=N       create a topic (tests use fresh ones)
+ *
+ * ROLLCALL_DEVBROKER_RTPRIO=N (1..99) runs the mock cluster's thread, which
+ * serves every request, real-time (SCHED_RR): for latency measurements on a
+ * machine shared with other work, where an ordinary thread waits its turn
+ * behind everyone else's before each request (see rc_sched.h). */
 #include "rc_kafka.h"
 #include "rc_log.h"
+#include "rc_sched.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -494,7 +500,18 @@ int main(int argc, char **argv)
     }
     conf = NULL; /* rd_kafka_new took ownership */
 
-    d.mc = rd_kafka_mock_cluster_new(d.rk, (int)brokers);
+    {
+        const char *rt = getenv("ROLLCALL_DEVBROKER_RTPRIO");
+        long prio = 0;
+        if (rt && *rt && parse_long(rt, 0, 99, &prio) < 0)
+            rc_die("ROLLCALL_DEVBROKER_RTPRIO=%s: expected 0..99", rt);
+        /* only the cluster's thread, started now, keeps it */
+        if (prio > 0 && rc_sched_realtime((int)prio, err, sizeof err) < 0)
+            rc_warn("ROLLCALL_DEVBROKER_RTPRIO: %s", err);
+        d.mc = rd_kafka_mock_cluster_new(d.rk, (int)brokers);
+        if (prio > 0)
+            rc_sched_realtime(0, err, sizeof err);
+    }
     if (!d.mc) {
         rc_error("cannot create the mock cluster brokers=%ld", brokers);
         goto done;

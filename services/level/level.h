@@ -39,6 +39,7 @@ typedef struct level_cfg {
     bool daily;             /* run the desk */
     bool urgent;            /* run the urgent relay */
     int urgent_nice;
+    int urgent_rtprio;        /* SCHED_RR priority of the relay's threads (0: ordinary) */
     int urgent_fetch_wait_ms; /* fetch.wait.max.ms of the relay's consumer */        /* nice value of the relay's threads (negative: ahead of the rest) */
 } level_cfg;
 

@@ -52,6 +52,9 @@ static const rc_cfg_item items[] = {
     {"urgent", RC_CFG_BOOL, &cfg.urgent, "yes", 0, 0, "run the urgent relay", 0},
     {"urgent_nice", RC_CFG_INT, &cfg.urgent_nice, "-10", -20, 19,
      "nice value of the urgent relay's threads (lowering it needs CAP_SYS_NICE; 0: leave it)", 0},
+    {"urgent_rtprio", RC_CFG_INT, &cfg.urgent_rtprio, "10", 0, 99,
+     "real-time (SCHED_RR) priority of the urgent relay's threads, ahead of every ordinary "
+     "thread on the machine; needs CAP_SYS_NICE, else urgent_nice alone (0: off)", 0},
     {"urgent_fetch_wait", RC_CFG_MS, &cfg.urgent_fetch_wait_ms, "2ms", 0, 500,
      "the relay consumer's fetch.wait.max.ms (the development broker holds an empty fetch that long)", 0},
     {"log_level", RC_CFG_LOGLEVEL, &log_level, "info", 0, 0, "debug, info, warn, error", 0},

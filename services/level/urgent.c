@@ -10,6 +10,7 @@
 #include "rc_level.h"
 #include "rc_log.h"
 #include "rc_report.h"
+#include "rc_sched.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -300,6 +301,12 @@ void *level_urgent_main(void *arg)
         setpriority(PRIO_PROCESS, (id_t)gettid(), ctx->cfg->urgent_nice) < 0)
         rc_warn("urgent relay keeps the default priority (urgent_nice=%d: %s)", ctx->cfg->urgent_nice,
                 strerror(errno));
+    /* nice counts only inside this session's autogroup: on a machine busy
+     * with other work the relay still waited its turn behind it, 200-400 ms
+     * a hop.  Real-time, it runs when its socket is readable. */
+    if (ctx->cfg->urgent_rtprio > 0 && rc_sched_realtime(ctx->cfg->urgent_rtprio, err, sizeof err) < 0)
+        rc_warn("urgent relay stays in the ordinary scheduling class (urgent_rtprio=%d): %s",
+                ctx->cfg->urgent_rtprio, err);
     for (size_t i = 0; i < ctx->nkafka_props && ncp < 64 && npp < 64; i++) {
         cprops[ncp++] = ctx->kafka_props[i];
         pprops[npp++] = ctx->kafka_props[i];

@@ -49,6 +49,9 @@ static const rc_cfg_item config_items[] = {
     {"urgent", RC_CFG_BOOL, &R.cfg.urgent, "yes", 0, 0, "consume reports.urgent (fast path)", 0},
     {"urgent_max_batch", RC_CFG_INT, &R.cfg.urgent_max_batch, "200", 1, 10000,
      "most urgent messages in one transaction", 0},
+    {"urgent_rtprio", RC_CFG_INT, &R.cfg.urgent_rtprio, "10", 0, 99,
+     "real-time (SCHED_RR) priority of the urgent path's threads, ahead of the daily batches "
+     "and every ordinary thread on the machine; needs CAP_SYS_NICE (0: off)", 0},
     {"max_past_days", RC_CFG_INT, &R.cfg.max_past_days, "400", 1, 36500,
      "oldest period accepted (days before today), for replays", 0},
     {"registry_reload", RC_CFG_MS, &R.cfg.registry_reload_ms, "6s", 0, 3600000,

@@ -53,6 +53,7 @@ typedef struct rollup_cfg {
     int max_batch;              /* reports per batch (backlog) */
     int lanes;                  /* parallel pipelines (consumers) in this process */
     int urgent_max_batch;
+    int urgent_rtprio;          /* SCHED_RR priority of the urgent path's threads (0: ordinary) */
     bool urgent;                /* run the reports.urgent path */
     int max_past_days;          /* validation window for replays */
     int registry_reload_ms;

@@ -5,6 +5,7 @@
 #include "rollup.h"
 #include "rc_rollup_sql.h"
 #include "rc_dlq.h"
+#include "rc_sched.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -577,14 +578,28 @@ int urgent_start(urgent_path *u, rollup *ru, char *errbuf, size_t errlen)
     const char *all[64];
     nprops = rollup_consumer_props(ru, own, nown, all, 64);
     rc_consumer_hooks hooks = {on_assign, NULL, u};
+    /* The consumer's threads and ours are started real-time (they inherit
+     * this thread's class, which is then put back): on a busy machine the
+     * path otherwise waited its turn behind the daily batches and everyone
+     * else's work before each read and each hop record. */
+    char why[256];
+    bool rt = ru->cfg.urgent_rtprio > 0;
+    if (rt && rc_sched_realtime(ru->cfg.urgent_rtprio, why, sizeof why) < 0) {
+        rc_warn("urgent: stays in the ordinary scheduling class (urgent_rtprio=%d): %s",
+                ru->cfg.urgent_rtprio, why);
+        rt = false;
+    }
     u->consumer = rc_consumer_new(ru->cfg.kafka_brokers, u->group, topics, 1, all, nprops,
                                   &hooks, errbuf, errlen);
+    int started = u->consumer ? pthread_create(&u->thread, NULL, urgent_main, u) : -1;
+    if (rt)
+        rc_sched_realtime(0, why, sizeof why);
     if (!u->consumer) {
         rc_pg_free(u->pg);
         u->pg = NULL;
         return -1;
     }
-    if (pthread_create(&u->thread, NULL, urgent_main, u) != 0) {
+    if (started != 0) {
         snprintf(errbuf, errlen, "cannot start the urgent thread");
         rc_consumer_free(u->consumer);
         rc_pg_free(u->pg);

@@ -9,6 +9,7 @@
 #include "village.h"
 #include "rc_kafka.h"
 #include "rc_metrics.h"
+#include "rc_sched.h"
 #include "rc_service.h"
 #include "rc_token.h"
 
@@ -69,6 +70,7 @@ typedef struct job {
     char report_id[37];
     int64_t version;
     int pending;                /* delivery reports still to come */
+    bool fast;                  /* its reports.village copy went by in->single */
     rd_kafka_resp_err_t err;
     int64_t t0;                 /* monotonic µs, when produced */
     int64_t slot;               /* dedupe slot */
@@ -84,12 +86,16 @@ struct intake {
     connlimit *cl;              /* borrowed; NULL: none */
     dedupe *dd;
     rc_validate_opts vopts;
-    rc_producer *prod, *urgent;
-    struct event *prod_ev, *urgent_ev, *tick;
+    /* prod: batches, and single reports while `single` is busy (linger.ms
+     * 20, lz4); single: single reports (linger.ms 0, uncompressed); urgent:
+     * the reports.urgent copy of URGENT reports, a connection of its own. */
+    rc_producer *prod, *single, *urgent;
+    struct event *prod_ev, *single_ev, *urgent_ev, *tick;
     int64_t last_version;
     uint8_t rand_pool[4096];
     size_t rand_left;
     size_t inflight;            /* jobs waiting for Kafka */
+    size_t single_inflight;     /* of which on in->single */
     int64_t poll_us;            /* monotonic clock while serving delivery reports */
     EVP_MD_CTX *md_ctx;         /* fingerprints, reused */
     EVP_MD *sha256;
@@ -233,17 +239,57 @@ static char *error_body(const char *error, const char *reason, const char *repor
     return json_text(o);
 }
 
-/* Appends one result as a JSON object; `index` < 0 leaves it out. */
+/* Writes v in decimal at p; returns the end. */
+static char *put_int(char *p, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    if (v < 0)
+        *p++ = '-';
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Appends one result as a JSON object; `index` < 0 leaves it out.  The
+ * accepted answer, the one nearly every report gets, is put together by
+ * hand: through evbuffer_add_printf it cost a tenth of a single report's
+ * instructions. */
 static void add_result(struct evbuffer *out, const result *r, long index)
 {
     char head[64] = "{";
 
+    if (r->status == 202) {
+        char buf[160], *p = buf;
+        if (index >= 0) {
+            p = put_int(put_str(p, "{\"index\":"), index);
+            p = put_int(put_str(p, ",\"status\":"), r->status);
+            p = put_str(p, ",\"report_id\":\"");
+        } else {
+            p = put_str(p, "{\"report_id\":\"");
+        }
+        p = put_str(p, r->report_id);                      /* 36 characters at most */
+        p = put_int(put_str(p, "\",\"version\":"), r->version);
+        *p++ = '}';
+        evbuffer_add(out, buf, (size_t)(p - buf));
+        return;
+    }
     if (index >= 0)
         snprintf(head, sizeof head, "{\"index\":%ld,\"status\":%d,", index, r->status);
-    if (r->status == 202) {
-        evbuffer_add_printf(out, "%s\"report_id\":\"%s\",\"version\":%lld}", head, r->report_id,
-                            (long long)r->version);
-    } else {
+    {
         /* r->body is an object: splice its members after the head. */
         const char *b = r->body ? r->body : "{\"error\":\"unknown\"}";
         if (index >= 0)
@@ -349,6 +395,8 @@ static void job_finish(job *j)
 
     dedupe_set(in->dd, (uint32_t)j->slot, ok ? DD_DONE : DD_FAILED, NULL);
     in->inflight--;
+    if (j->fast)
+        in->single_inflight--;
     if (!ok)
         rc_warn("report not durable report_id=%s error=\"%s\"", j->report_id, rd_kafka_err2str(j->err));
     j->first.next = j->more;
@@ -406,7 +454,9 @@ static void on_producer_event(evutil_socket_t fd, short what, void *arg)
 {
     intake *in = arg;
     drain_fd(fd);
-    poll_producer(in, fd == rc_producer_event_fd(in->prod) ? in->prod : in->urgent);
+    poll_producer(in, fd == rc_producer_event_fd(in->prod)     ? in->prod
+                      : in->single && fd == rc_producer_event_fd(in->single) ? in->single
+                                                               : in->urgent);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -415,25 +465,39 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     /* A safety net for a wake-up lost between drain and poll. */
     if (in->prod)
         poll_producer(in, in->prod);
+    if (in->single)
+        poll_producer(in, in->single);
     if (in->urgent)
         poll_producer(in, in->urgent);
 }
 
 /* Produces a packed report; the job then waits for 1 (DAILY, ZERO) or 2
  * (URGENT: reports.village and reports.urgent) delivery reports.  A send
- * refused locally counts as a failed delivery. */
+ * refused locally counts as a failed delivery.
+ *
+ * The answer waits only for durability: a single report goes out at once
+ * (in->single, linger.ms=0) unless fast_inflight reports already wait there;
+ * then the queue is busy and it joins the lingering batches of in->prod,
+ * where under load a partition's reports travel together (see README.md).
+ * An URGENT report never lingers. */
 static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit, bool urgent,
-                        int64_t t0)
+                        bool single, int64_t t0)
 {
     intake *in = j->in;
     int sends = urgent ? 2 : 1;
+    rc_producer *p = in->prod;
 
     j->t0 = t0;
     j->pending = sends;
     in->inflight++;
+    if (in->single && (urgent || (single && in->single_inflight < (size_t)in->cfg->fast_inflight))) {
+        p = in->single;
+        j->fast = true;
+        in->single_inflight++;
+    }
     /* Village reports are keyed by their township: one township's villages
      * share a partition. */
-    if (rc_producer_send(in->prod, TOPIC_VILLAGE, RD_KAFKA_PARTITION_UA, unit, 9, buf, len, j, 0) < 0) {
+    if (rc_producer_send(p, TOPIC_VILLAGE, RD_KAFKA_PARTITION_UA, unit, 9, buf, len, j, 0) < 0) {
         j->err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
         j->pending--;
     }
@@ -719,7 +783,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
     rc_debug("report received report_id=%s unit=%s version=%lld", idstr, unit, (long long)version);
-    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT, t0);
+    job_produce(j, packed, len, unit, r->kind == ROLLCALL__KIND__KIND_URGENT, !ctx->batch, t0);
 done:
     free(packed);
     if (saved_id)
@@ -1031,11 +1095,11 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
 {
     intake *in = calloc(1, sizeof *in);
     const char **props = NULL;
-    char timeout[64];
+    char timeout[64], why[256];
     size_t np = 0;
     struct timeval tick = {0, 100 * 1000};
 
-    if (!in || !(props = calloc(nprops + 4, sizeof *props))) {
+    if (!in || !(props = calloc(nprops + 5, sizeof *props))) {
         snprintf(errbuf, errlen, "out of memory");
         free(in);
         return NULL;
@@ -1077,11 +1141,27 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
         props[np++] = kafka_props[i];
     if (!(in->prod = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
         goto err;
-    /* The fast path: nothing waits for a batch to fill. */
+    /* The fast paths: nothing waits for a batch to fill.  Uncompressed: a
+     * batch of one or two reports does not shrink, and lz4 set-up (a zeroed
+     * 16 KiB table a batch) cost more than the rest of librdkafka's work
+     * for a single report. */
     props[np++] = "linger.ms=0";
-    if (!(in->urgent = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
+    props[np++] = "compression.type=none";
+    /* The urgent producer's threads send the moment a report is handed
+     * over, ahead of everything else on a busy machine (see rc_sched.h):
+     * started real-time, they keep it; this thread goes back. */
+    if (cfg->urgent_rtprio > 0 && rc_sched_realtime(cfg->urgent_rtprio, why, sizeof why) < 0)
+        rc_warn("the urgent producer stays in the ordinary scheduling class: %s", why);
+    in->urgent = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen);
+    if (cfg->urgent_rtprio > 0)
+        rc_sched_realtime(0, why, sizeof why);
+    if (!in->urgent)
+        goto err;
+    if (cfg->fast_inflight > 0
+        && !(in->single = rc_producer_new(cfg->kafka_brokers, props, np, on_delivery, in, errbuf, errlen)))
         goto err;
     if (hook_producer(in, in->prod, &in->prod_ev, errbuf, errlen) < 0
+        || (in->single && hook_producer(in, in->single, &in->single_ev, errbuf, errlen) < 0)
         || hook_producer(in, in->urgent, &in->urgent_ev, errbuf, errlen) < 0)
         goto err;
     in->tick = event_new(base, -1, EV_PERSIST, on_tick, in);
@@ -1157,6 +1237,8 @@ void intake_stop(void *arg)
      * by rc_producer_free, whose delivery reports answer 503. */
     if (in->prod && rc_producer_flush(in->prod, in->cfg->produce_timeout_ms + 1000) < 0)
         rc_warn("stopping with reports not acknowledged in_flight=%zu", in->inflight);
+    if (in->single && rc_producer_flush(in->single, in->cfg->produce_timeout_ms + 1000) < 0)
+        rc_warn("stopping with single reports not acknowledged in_flight=%zu", in->single_inflight);
     if (in->urgent)
         rc_producer_flush(in->urgent, 1000);
     left = (int64_t)in->inflight;
@@ -1164,12 +1246,15 @@ void intake_stop(void *arg)
         event_free(in->prod_ev);
     if (in->urgent_ev)
         event_free(in->urgent_ev);
+    if (in->single_ev)
+        event_free(in->single_ev);
     if (in->tick)
         event_free(in->tick);
-    in->prod_ev = in->urgent_ev = in->tick = NULL;
+    in->prod_ev = in->single_ev = in->urgent_ev = in->tick = NULL;
     rc_producer_free(in->prod);
+    rc_producer_free(in->single);
     rc_producer_free(in->urgent);
-    in->prod = in->urgent = NULL;
+    in->prod = in->single = in->urgent = NULL;
     rc_info("intake stopped unanswered=%lld", (long long)left);
 }
 
@@ -1182,9 +1267,12 @@ void intake_free(intake *in)
         event_free(in->prod_ev);
     if (in->urgent_ev)
         event_free(in->urgent_ev);
+    if (in->single_ev)
+        event_free(in->single_ev);
     if (in->tick)
         event_free(in->tick);
     rc_producer_free(in->prod);
+    rc_producer_free(in->single);
     rc_producer_free(in->urgent);
     dedupe_free(in->dd);
     EVP_MD_CTX_free(in->md_ctx);

@@ -47,6 +47,12 @@ static const rc_cfg_item items[] = {
      "... and at most this many days after today", 0},
     {"bounds", RC_CFG_STRING, &cfg.bounds, "", 0, 4096,
      "indicator bounds overriding the codec's: \"masks=500000000,extra=1000000\"", 0},
+    {"fast_inflight", RC_CFG_INT, &cfg.fast_inflight, "64", 0, 1000000,
+     "single reports go to Kafka at once (linger.ms=0) while fewer than this many wait there; "
+     "beyond, they join the lingering batches (0: always batch)", 0},
+    {"urgent_rtprio", RC_CFG_INT, &cfg.urgent_rtprio, "10", 0, 99,
+     "real-time (SCHED_RR) priority of the reports.urgent producer's threads; needs "
+     "CAP_SYS_NICE (0: off)", 0},
     {"produce_timeout", RC_CFG_MS, &cfg.produce_timeout_ms, "5s", 100, 300000,
      "a report not acknowledged by Kafka within this gets 503 (message.timeout.ms)", 0},
     {"retry_after", RC_CFG_INT, &cfg.retry_after_s, "1", 0, 3600,

@@ -38,6 +38,8 @@ typedef struct {
     int window_days;        /* a period may be this many days in the past */
     int future_days;
     char *bounds;           /* "name=max,..."; "extra=max" for extra indicators */
+    int fast_inflight;      /* single reports produced at once while fewer wait */
+    int urgent_rtprio;      /* SCHED_RR priority of the urgent producer's threads */
     int produce_timeout_ms; /* message.timeout.ms: after it, 503 */
     int retry_after_s;
     bool auth;
