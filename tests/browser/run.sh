@@ -2,9 +2,10 @@
 # The dashboard's browser tests against the running stack (tests/run.sh runs
 # it after the integration tests, var/stack.env sourced).  Prepares what the
 # pages are checked on, then runs dashboard.test.mjs in headless chromium:
-#   - the sample county 130102 with 30 days of reports (each day once:
-#     days already in PostgreSQL are kept; today is played afresh through
-#     the intake, so that villages are missing and one can report live);
+#   - the sample county 130102 with 30 days of reports (days already in
+#     PostgreSQL are kept, all 30 are cleared at exit; today is played
+#     afresh through the intake, so that villages are missing and one can
+#     report live);
 #   - a second county, 110101 (tests/data/registry-110101.csv), with today;
 #     in a province of its own, so that the sample province 13 stays the
 #     sample county alone (the other tests compare it with their ledgers);
@@ -71,8 +72,18 @@ for back in $(seq 29 -1 2); do
 done
 echo "browser: 30 days of $COUNTY in PostgreSQL ($loaded loaded now, $(( $(date +%s) - started )) s)"
 
+# At exit: the county sign-off policy as it was, and the 30 days cleared
+# again, so that the tests that play one of these days with their own seed
+# (and compare with their own ledger) find it empty on the next run.
 restore_policy=$(sql "SELECT signoff_required::text FROM rollcall.level_policy WHERE level = 3")
-trap 'sql "UPDATE rollcall.level_policy SET signoff_required = $restore_policy WHERE level = 3" >/dev/null' EXIT
+cleanup() {
+    sql "UPDATE rollcall.level_policy SET signoff_required = $restore_policy WHERE level = 3" >/dev/null
+    for back in $(seq 29 -1 0); do
+        deploy/clear-day.sh "$COUNTY" "$(TZ=Asia/Shanghai date -d "$back days ago" +%F)" >/dev/null 2>&1
+    done
+    deploy/clear-day.sh "$OTHER" "$TODAY" >/dev/null 2>&1
+}
+trap cleanup EXIT
 sql "UPDATE rollcall.level_policy SET signoff_required = true WHERE level = 3" >/dev/null
 deploy/clear-day.sh "$COUNTY" "$SIGN_PERIOD" || fail "could not clear $SIGN_PERIOD"
 loadgen "$COUNTY" "$SIGN_PERIOD" "$(date +%s)" --direct --wait "$WAIT"
