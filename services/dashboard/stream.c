@@ -54,11 +54,17 @@ static void drop(stream *s, client *gone)
         }
 }
 
-/* The client went away: libevent frees the request itself. */
+/* The connection closed (the client went away, or a write failed).  When
+ * it fails in the middle of a reply that was not ended, libevent detaches
+ * the request from the connection and leaves it to us: ending it then only
+ * frees it (evhttp_send_reply_end without a connection). */
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     client *c = arg;
+    struct evhttp_request *req = c->req;
     drop(c->s, c);
+    if (!evhttp_request_get_connection(req))
+        evhttp_send_reply_end(req);
 }
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
