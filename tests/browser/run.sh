@@ -2,20 +2,23 @@
 # The dashboard's browser tests against the running stack (tests/run.sh runs
 # it after the integration tests, var/stack.env sourced).  Prepares what the
 # pages are checked on, then runs dashboard.test.mjs in headless chromium:
-#   - the sample county 130102 with 30 days of reports (each day once:
-#     days already in PostgreSQL are kept; today is played afresh through
-#     the intake, so that villages are missing and one can report live);
-#   - a second county, 130104 (tests/data/registry-130104.csv), with today;
+#   - the sample county 130102 with 30 days of reports (days already in
+#     PostgreSQL are kept, all 30 are cleared at exit; today is played
+#     afresh through the intake, so that villages are missing and one can
+#     report live);
+#   - a second county, 110101 (tests/data/registry-110101.csv), with today;
+#     in a province of its own, so that the sample province 13 stays the
+#     sample county alone (the other tests compare it with their ledgers);
 #   - yesterday played again with county sign-off required, so it waits for
 #     a signer (the policy is put back at exit);
-#   - a signer account of 130102 and a viewer of 130104.
+#   - a signer account of 130102 and a viewer of 110101.
 # Screenshots of every page go to $BUILD/screenshots/.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
 WORK=var/browser
 COUNTY=130102
-OTHER=130104
+OTHER=110101
 WAIT=${BROWSER_WAIT:-90}
 
 skip() { echo "SKIP browser: $*"; exit 0; }
@@ -69,14 +72,24 @@ for back in $(seq 29 -1 2); do
 done
 echo "browser: 30 days of $COUNTY in PostgreSQL ($loaded loaded now, $(( $(date +%s) - started )) s)"
 
+# At exit: the county sign-off policy as it was, and the 30 days cleared
+# again, so that the tests that play one of these days with their own seed
+# (and compare with their own ledger) find it empty on the next run.
 restore_policy=$(sql "SELECT signoff_required::text FROM rollcall.level_policy WHERE level = 3")
-trap 'sql "UPDATE rollcall.level_policy SET signoff_required = $restore_policy WHERE level = 3" >/dev/null' EXIT
+cleanup() {
+    sql "UPDATE rollcall.level_policy SET signoff_required = $restore_policy WHERE level = 3" >/dev/null
+    for back in $(seq 29 -1 0); do
+        deploy/clear-day.sh "$COUNTY" "$(TZ=Asia/Shanghai date -d "$back days ago" +%F)" >/dev/null 2>&1
+    done
+    deploy/clear-day.sh "$OTHER" "$TODAY" >/dev/null 2>&1
+}
+trap cleanup EXIT
 sql "UPDATE rollcall.level_policy SET signoff_required = true WHERE level = 3" >/dev/null
 deploy/clear-day.sh "$COUNTY" "$SIGN_PERIOD" || fail "could not clear $SIGN_PERIOD"
 loadgen "$COUNTY" "$SIGN_PERIOD" "$(date +%s)" --direct --wait "$WAIT"
 
-# Today: both counties cleared first, since --wait compares the province
-# row with one county's ledger; the second county is then waited for here.
+# Today: the second county (no --wait: its province is not in the
+# sample's ledger) is waited for here.
 deploy/clear-day.sh "$COUNTY" "$TODAY" || fail "could not clear $TODAY"
 deploy/clear-day.sh "$OTHER" "$TODAY" || fail "could not clear $TODAY for $OTHER"
 loadgen "$COUNTY" "$TODAY" "$(date +%s)" --http "$ROLLCALL_HTTP" --tokens "$WORK/tokens.tsv" --missing-share 0.05 --wait "$WAIT"
