@@ -44,11 +44,22 @@ for csv in tests/data/registry-$COUNTY.csv tests/data/registry-$OTHER.csv; do
     out=$("$BUILD/rollcall" registry import --csv "$csv" 2>&1) || fail "registry import $csv: $out"
 done
 if [ "$new_other" = 0 ]; then
+    pids=()
     for s in village rollup township county province; do
-        [ -f "var/run/$s.pid" ] && kill "$(cat "var/run/$s.pid")" 2>/dev/null
+        [ -f "var/run/$s.pid" ] || continue
+        pid=$(cat "var/run/$s.pid")
+        kill "$pid" 2>/dev/null && pids+=("$pid")
     done
-    sleep 1
+    # The stack starts only what is not running: wait until every one is gone.
+    for pid in "${pids[@]}"; do
+        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && fail "pid $pid did not stop within 30 s of SIGTERM"
+    done
     BUILD=$BUILD deploy/stack.sh up >/dev/null 2>&1 || fail "the stack did not come back after the registry import"
+    for s in village rollup township county province; do
+        [ -f "var/run/$s.pid" ] && kill -0 "$(cat "var/run/$s.pid")" 2>/dev/null \
+            || fail "rollcall-$s is not running after the restart (see var/log/$s.log)"
+    done
 fi
 
 TODAY=$(TZ=Asia/Shanghai date +%F)
