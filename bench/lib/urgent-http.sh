@@ -10,7 +10,8 @@ UNIT=$1 PROBES=$2 EVERY=$3 CONNECTIONS=$4
 SEED=${SEED:-$RANDOM}
 OUT=var/bench/urgent
 RUN=var/run
-say() { printf 'urgent-latency: %s\n' "$*" >&2; }
+SAY_AS=urgent-latency
+. scripts/lib.sh
 
 for b in rollcall rollcall-village rollcall-rollup rollcall-level; do
     [ -x "$BUILD/$b" ] || { say "$BUILD/$b is not built (make)"; exit 1; }
@@ -19,7 +20,7 @@ command -v curl >/dev/null || { say "curl is not installed"; exit 1; }
 mkdir -p "$OUT"
 rm -f "$OUT"/probe-*.txt
 BUILD=$BUILD deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 export PGOPTIONS="-c client_min_messages=warning"
 PSQL=(psql -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN")
 BASE=$ROLLCALL_PORT_BASE
@@ -82,7 +83,7 @@ probe_units=$("${PSQL[@]}" -c "SELECT code FROM rollcall.unit WHERE level = 1 AN
 "$BUILD/rollcall" token issue $probe_units >"$OUT/probe-tokens.txt" 2>/dev/null
 mapfile -t ptok <"$OUT/probe-tokens.txt"
 BUILD=$BUILD setsid -w deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 for port in $((BASE + 82)) $((BASE + 83)) $((BASE + 84)); do
     for _ in $(seq 1 300); do
         n=$(curl -fsS "http://127.0.0.1:$port/v1/status" 2>/dev/null | jq -r '.urgent.partitions' 2>/dev/null || echo 0)
