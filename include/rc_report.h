@@ -51,6 +51,12 @@ Rollcall__Report *rc_report_from_json(const json_t *obj, rc_errors *errs);
  * key) is reported on field "" with jansson's line and column. */
 Rollcall__Report *rc_report_from_json_text(const char *buf, size_t len, rc_errors *errs);
 
+/* The JSON mapping's two descriptor rules, shared by both JSON decoders:
+ * int64 fields named *_at (and Hop.at) are instants, RFC 3339 text in JSON;
+ * protobuf-c represents map<K,V> as repeated KEntry {key = 1; value = 2}. */
+bool rc_report_field_is_timestamp(const ProtobufCFieldDescriptor *f);
+bool rc_report_field_is_map(const ProtobufCFieldDescriptor *f);
+
 /* The common case of rc_report_from_json_text in one pass (lib/report_json.c):
  * the report, or NULL when the text holds anything it leaves to jansson
  * (escapes, non-ASCII text, doubles, nulls, arrays, unknown or repeated keys,

@@ -99,14 +99,12 @@ static bool ends_with(const char *s, const char *suffix)
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-/* int64 fields named *_at (and Hop.at) are instants: RFC 3339 in JSON. */
-static bool is_timestamp(const ProtobufCFieldDescriptor *f)
+bool rc_report_field_is_timestamp(const ProtobufCFieldDescriptor *f)
 {
     return f->type == PROTOBUF_C_TYPE_INT64 && (strcmp(f->name, "at") == 0 || ends_with(f->name, "_at"));
 }
 
-/* protobuf-c represents map<K,V> as repeated KEntry {key = 1; value = 2}. */
-static bool is_map(const ProtobufCFieldDescriptor *f)
+bool rc_report_field_is_map(const ProtobufCFieldDescriptor *f)
 {
     const ProtobufCMessageDescriptor *d = f->descriptor;
 
@@ -251,7 +249,7 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, v
         *(uint64_t *)slot = (uint64_t)x;
         return 0;
     case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-        if (is_timestamp(f)) {
+        if (rc_report_field_is_timestamp(f)) {
             if (!json_is_string(v) || rc_time_parse_rfc3339(json_string_value(v), &x) < 0) {
                 rc_errors_add(errs, path,
                               "must be an RFC 3339 timestamp like 2021-08-01T09:30:00+08:00");
@@ -419,7 +417,7 @@ static ProtobufCMessage *msg_from_json(const ProtobufCMessageDescriptor *d, cons
                 rc_errors_add(errs, sub, "given twice");
                 continue;
             }
-            if (is_map(f))
+            if (rc_report_field_is_map(f))
                 map_from_json(m, f, v, sub, errs);
             else
                 array_from_json(m, f, v, sub, errs);
@@ -495,7 +493,7 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *slot
     case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
         return json_integer((json_int_t)*(const uint64_t *)slot);
     case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-        if (is_timestamp(f)) {
+        if (rc_report_field_is_timestamp(f)) {
             char ts[40];
 
             rc_time_format_rfc3339(*(const int64_t *)slot, ts);
@@ -575,7 +573,7 @@ static json_t *msg_to_json(const ProtobufCMessage *m)
 
             if (n == 0 && !all)
                 continue;
-            if (is_map(f)) {
+            if (rc_report_field_is_map(f)) {
                 const ProtobufCMessageDescriptor *ed = f->descriptor;
 
                 v = json_object();

@@ -105,26 +105,6 @@ static bool literal(cursor *c, const char *word)
     return true;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t ls = strlen(s), lx = strlen(suffix);
-    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
-/* As lib/report.c: int64 fields named *_at (and Hop.at) are RFC 3339 text. */
-static bool is_timestamp(const ProtobufCFieldDescriptor *f)
-{
-    return f->type == PROTOBUF_C_TYPE_INT64 && (strcmp(f->name, "at") == 0 || ends_with(f->name, "_at"));
-}
-
-static bool is_map(const ProtobufCFieldDescriptor *f)
-{
-    const ProtobufCMessageDescriptor *d = f->descriptor;
-    return f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-           d->n_fields == 2 && ends_with(d->short_name, "Entry") &&
-           strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
-}
-
 /* An enum value by its proto name or its JSON name (the name without the
  * enum's prefix, lower case: ZONE_STATUS_NORMAL -> "normal"), as
  * lib/report.c's enum_lookup. */
@@ -184,7 +164,7 @@ static int value(cursor *c, const ProtobufCFieldDescriptor *f, void *slot, int d
         *(uint64_t *)slot = (uint64_t)x;
         return 0;
     case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
-        if (is_timestamp(f)) {
+        if (rc_report_field_is_timestamp(f)) {
             char text[64];
             if (plain_string(c, &s, &n) < 0 || n >= sizeof text)
                 return -1;
@@ -307,7 +287,7 @@ static ProtobufCMessage *object(cursor *c, const ProtobufCMessageDescriptor *d, 
             goto give_up;                           /* a duplicate key */
         seen |= bit;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            if (!is_map(f) || map(c, m, f, depth) < 0)
+            if (!rc_report_field_is_map(f) || map(c, m, f, depth) < 0)
                 goto give_up;
             continue;
         }
