@@ -112,6 +112,21 @@ for o in $objects; do
     pass "$t: no scope, an empty or malformed scope: 0 rows"
 done
 
+# An incident's hops follow the incident: county 130102 sees the province hop
+# (unit 13, above its subtree) of its own villages' incidents, none of 130104's.
+psql -X -qAt "$OWNER" -c "INSERT INTO rollcall.urgent_hop (report_id, level, unit_code, at)
+    SELECT report_id, 5, '13', now() FROM rollcall.urgent_report" >/dev/null
+own=$(psql -X -qAt "$OWNER" -c "SELECT count(*) FROM rollcall.urgent_report WHERE unit_code LIKE '130102%'")
+all=$(psql -X -qAt "$OWNER" -c "SELECT count(*) FROM rollcall.urgent_hop WHERE level = 5")
+n=$(scoped 130102 "SELECT count(*) FROM rollcall.urgent_hop WHERE level = 5")
+seen=$(scoped 130102 "SELECT count(*) FROM rollcall.v_urgent WHERE province_at IS NOT NULL")
+if [ "$n" = "$own" ] && [ "$seen" = "$own" ] && [ "$all" -gt "$own" ]; then
+    pass "urgent hops: county 130102 sees the province hop of its $own incidents, 0 of the other $((all - own))"
+else
+    fail "urgent hops: province hops seen $n (v_urgent $seen), own incidents $own, all province hops $all"
+fi
+psql -X -qAt "$OWNER" -c "DELETE FROM rollcall.urgent_hop WHERE level = 5" >/dev/null
+
 # Prefix edges: the prefecture 1301 sees both counties, the township only itself.
 n=$(scoped 1301 "SELECT count(*) FROM rollcall.aggregate")
 [ "$n" = 4 ] && pass "prefecture scope 1301 sees both counties' aggregates" || fail "prefecture scope: $n aggregates"
