@@ -67,7 +67,14 @@ fault_finish() {
         sleep 2
     done
     local recovered_ms=$(( $(now_ms) - since ))
-    [ -n "$ok" ] || fail "verify still finds differences after ${RECOVER_S}s: $(head -5 "$WORK/verify.out")"
+    if [ -z "$ok" ]; then
+        # What tells a stall from a loss: the rest of verify's account, what
+        # the rollup says of itself, and its last complaints.
+        echo "$NAME: verify after ${RECOVER_S}s:"; tail -4 "$WORK/verify.out"
+        echo "$NAME: rollup /healthz: $(healthz_body 81)"
+        grep -E 'level=(warn|error)' var/log/rollup.log 2>/dev/null | tail -8 | cut -c1-300
+        fail "verify still finds differences after ${RECOVER_S}s: $(head -5 "$WORK/verify.out")"
+    fi
     local twice
     twice=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM (SELECT report_id FROM rollcall.report_archive
               WHERE period = '$PERIOD' AND unit_code LIKE '$UNIT%' GROUP BY report_id HAVING count(*) > 1) d") \
