@@ -1,11 +1,15 @@
 /* rollcall-level — one program for the township, county and province desks
  * (run as rollcall-township / rollcall-county / rollcall-province, or with
  * --level).  Starts the daily desk and the urgent relay in threads of their
- * own and serves /healthz, /metrics, /v1/status and /v1/clock. */
+ * own and serves /healthz, /metrics, /v1/status and /v1/clock.  /healthz
+ * reads an rc_probe of PostgreSQL and Kafka beside the workers' own state:
+ * a worker waiting out an outage in rc_pg's reconnect backoff cannot say so. */
 #include "level.h"
 #include "rc_config.h"
+#include "rc_kafka.h"
 #include "rc_level.h"
 #include "rc_log.h"
+#include "rc_probe.h"
 #include "rc_service.h"
 #include "rc_time.h"
 
@@ -63,6 +67,9 @@ static const rc_cfg_item items[] = {
 
 static level_ctx ctx;
 static rc_service *svc;
+/* The probe's Kafka handle: its own, so a metadata request never queues
+ * behind the workers' traffic and its lifetime is main's.  Never sends. */
+static rc_producer *probe_kafka;
 
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
 {
@@ -186,8 +193,30 @@ static void watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    /* Serves the probe handle's error events, which nothing else reads. */
+    rc_producer_poll(probe_kafka, 0);
     if (!atomic_load(&ctx.running))
         rc_service_stop(svc);
+}
+
+/* The probe's handle: the desk's Kafka settings, without idempotence (it
+ * never produces, so it need not ask the broker for a producer id).
+ * Returns NULL with errbuf filled. */
+static rc_producer *probe_handle_new(char *errbuf, size_t errlen)
+{
+    const char **props = calloc(ctx.nkafka_props + 1, sizeof *props);
+    rc_producer *p = NULL;
+
+    if (!props) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < ctx.nkafka_props; i++)
+        props[i] = ctx.kafka_props[i];
+    props[ctx.nkafka_props] = "enable.idempotence=false";
+    p = rc_producer_new(cfg.kafka_brokers, props, ctx.nkafka_props + 1, NULL, NULL, errbuf, errlen);
+    free(props);
+    return p;
 }
 
 static void create_metrics(void)
@@ -266,10 +295,11 @@ static int pick_level(int argc, char **argv)
 int main(int argc, char **argv)
 {
     rc_config *conf = NULL;
+    rc_probe *probe = NULL;
     struct event *wd = NULL;
     pthread_t daily_thread, urgent_thread;
     bool daily_started = false, urgent_started = false;
-    char err[512];
+    char err[512], appname[64];
     int status = 1;
 
     rc_service_limit_arenas();
@@ -306,6 +336,13 @@ int main(int argc, char **argv)
         rc_die("%s", err);
     rc_service_route(svc, "/v1/clock", clock_route, NULL);
     rc_service_route(svc, "/v1/status", status_route, NULL);
+    if (!(probe_kafka = probe_handle_new(err, sizeof err)))
+        rc_die("kafka: %s", err);
+    snprintf(appname, sizeof appname, "%s-health", ctx.submitter);
+    if (!(probe = rc_probe_new(cfg.pg_dsn, appname, rc_producer_handle(probe_kafka), NULL, NULL, err,
+                               sizeof err)))
+        rc_die("%s", err);
+    rc_service_add_health_check(svc, ctx.name, rc_probe_check, probe);
     rc_service_add_health_check(svc, "desk", check_daily, NULL);
     rc_service_add_health_check(svc, "urgent", check_urgent, NULL);
     rc_service_on_stop(svc, on_stop, NULL);
@@ -339,6 +376,8 @@ int main(int argc, char **argv)
     if ((cfg.daily && !atomic_load(&ctx.daily_ok)) || (cfg.urgent && !atomic_load(&ctx.urgent_ok)))
         status = 1;
     event_free(wd);
+    rc_probe_free(probe);
+    rc_producer_free(probe_kafka);
     rc_service_free(svc);
     rc_clock_free(ctx.clock);
     rc_config_free(conf);

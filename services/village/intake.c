@@ -9,6 +9,7 @@
 #include "village.h"
 #include "rc_kafka.h"
 #include "rc_metrics.h"
+#include "rc_probe.h"
 #include "rc_sched.h"
 #include "rc_service.h"
 #include "rc_token.h"
@@ -21,8 +22,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +30,6 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#define HEALTH_EVERY_MS 2000
-#define HEALTH_TIMEOUT_MS 1000
 #define MAX_TOKEN 512
 
 /* ------------------------------------------------------------------ types */
@@ -102,13 +99,7 @@ struct intake {
     bool stopping;
 
     /* Kafka health, kept by a thread: /healthz must not block the loop. */
-    pthread_t health_thread;
-    bool health_started;
-    pthread_mutex_t health_lock;
-    pthread_cond_t health_cond;
-    bool health_stop;
-    atomic_bool kafka_ok;
-    char kafka_err[256];
+    rc_probe *probe;            /* borrows prod's handle: freed before it */
 
     rc_counter *by_status[600];
     rc_counter *auth_missing, *auth_unknown, *auth_forbidden, *replays, *conflicts, *shed;
@@ -997,76 +988,6 @@ static void on_batch(struct evhttp_request *req, void *arg)
         ctx_reply(ctx);
 }
 
-/* ----------------------------------------------------------------- health */
-
-static int kafka_check(void *opaque, char *msg, size_t len)
-{
-    intake *in = opaque;
-    if (atomic_load(&in->kafka_ok))
-        return 0;
-    pthread_mutex_lock(&in->health_lock);
-    snprintf(msg, len, "%s", in->kafka_err);
-    pthread_mutex_unlock(&in->health_lock);
-    return -1;
-}
-
-static void probe_kafka(intake *in)
-{
-    char err[256];
-    int rc = rc_kafka_ping(rc_producer_handle(in->prod), HEALTH_TIMEOUT_MS, err, sizeof err);
-
-    pthread_mutex_lock(&in->health_lock);
-    if (rc < 0 && atomic_load(&in->kafka_ok))
-        rc_warn("Kafka unreachable error=\"%s\"", err);
-    else if (rc == 0 && !atomic_load(&in->kafka_ok))
-        rc_info("Kafka reachable");
-    snprintf(in->kafka_err, sizeof in->kafka_err, "%s", rc < 0 ? err : "");
-    atomic_store(&in->kafka_ok, rc == 0);
-    pthread_mutex_unlock(&in->health_lock);
-}
-
-static void *health_thread(void *arg)
-{
-    intake *in = arg;
-
-    pthread_mutex_lock(&in->health_lock);
-    while (!in->health_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        /* Every 2 s while healthy; every 250 ms while not, so a broker that
-         * is back shows in /healthz at once. */
-        if (atomic_load(&in->kafka_ok)) {
-            until.tv_sec += HEALTH_EVERY_MS / 1000;
-        } else {
-            until.tv_nsec += 250 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-        }
-        pthread_cond_timedwait(&in->health_cond, &in->health_lock, &until);
-        if (in->health_stop)
-            break;
-        pthread_mutex_unlock(&in->health_lock);
-        probe_kafka(in);
-        pthread_mutex_lock(&in->health_lock);
-    }
-    pthread_mutex_unlock(&in->health_lock);
-    return NULL;
-}
-
-static void stop_health(intake *in)
-{
-    if (!in->health_started)
-        return;
-    pthread_mutex_lock(&in->health_lock);
-    in->health_stop = true;
-    pthread_cond_signal(&in->health_cond);
-    pthread_mutex_unlock(&in->health_lock);
-    pthread_join(in->health_thread, NULL);
-    in->health_started = false;
-}
-
 /* --------------------------------------------------------------- lifetime */
 
 static int hook_producer(intake *in, rc_producer *p, struct event **ev, char *errbuf, size_t errlen)
@@ -1108,8 +1029,6 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
     in->base = base;
     in->reg = reg;
     in->auth = a;
-    pthread_mutex_init(&in->health_lock, NULL);
-    pthread_cond_init(&in->health_cond, NULL);
 
     rc_validate_opts_default(&in->vopts);
     in->vopts.max_past_days = cfg->window_days;
@@ -1198,14 +1117,10 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
         rc_metrics_gauge_fn("rollcall_village_tokens", "Valid tokens in the cache.", NULL,
                             gauge_tokens, a);
 
-    /* One synchronous probe so /healthz is right from the start; an
-     * unreachable Kafka is not fatal (reports get 503 until it is back). */
-    probe_kafka(in);
-    if (pthread_create(&in->health_thread, NULL, health_thread, in) != 0) {
-        snprintf(errbuf, errlen, "cannot start the health thread");
+    /* An unreachable Kafka is not fatal: reports get 503 until it is back. */
+    if (!(in->probe = rc_probe_new(NULL, NULL, rc_producer_handle(in->prod), NULL, NULL, errbuf,
+                                   errlen)))
         goto err;
-    }
-    in->health_started = true;
     free(props);
     return in;
 err:
@@ -1219,7 +1134,7 @@ int intake_attach(intake *in, rc_service *svc)
     if (rc_service_route(svc, "/v1/reports", on_report, in) < 0
         || rc_service_route(svc, "/v1/reports:batch", on_batch, in) < 0)
         return -1;
-    rc_service_add_health_check(svc, "kafka", kafka_check, in);
+    rc_service_add_health_check(svc, "intake", rc_probe_check, in->probe);
     return 0;
 }
 
@@ -1231,7 +1146,8 @@ void intake_stop(void *arg)
     if (in->stopping)
         return;
     in->stopping = true;
-    stop_health(in);
+    rc_probe_free(in->probe);
+    in->probe = NULL;
     /* Every report in flight gets its real answer: delivered, or 503 once
      * message.timeout.ms passes.  What is still queued after that is purged
      * by rc_producer_free, whose delivery reports answer 503. */
@@ -1262,7 +1178,7 @@ void intake_free(intake *in)
 {
     if (!in)
         return;
-    stop_health(in);
+    rc_probe_free(in->probe);
     if (in->prod_ev)
         event_free(in->prod_ev);
     if (in->urgent_ev)
@@ -1277,7 +1193,5 @@ void intake_free(intake *in)
     dedupe_free(in->dd);
     EVP_MD_CTX_free(in->md_ctx);
     EVP_MD_free(in->sha256);
-    pthread_mutex_destroy(&in->health_lock);
-    pthread_cond_destroy(&in->health_cond);
     free(in);
 }

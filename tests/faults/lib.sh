@@ -14,16 +14,66 @@ RECOVER_S=${FAULT_RECOVER_S:-120}
 skip() { echo "SKIP $NAME: $*"; exit 0; }
 fail() { echo "FAIL $NAME: $*"; [ -n "${LOADGEN_PID:-}" ] && kill "$LOADGEN_PID" 2>/dev/null; exit 1; }
 now_ms() { date +%s%3N; }
-healthz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((BASE + $1))/healthz"; }
-healthz_body() { curl -s "http://127.0.0.1:$((BASE + $1))/healthz"; }
+# /healthz must answer at once whatever the service's workers are waiting
+# for: an answer slower than 2 s counts as none (code 000).
+healthz() { curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((BASE + $1))/healthz"; }
+healthz_body() { curl -s -m 2 "http://127.0.0.1:$((BASE + $1))/healthz"; }
+
+# Polls /healthz of the services on the offsets $4... together until each
+# has answered status $1 once, for up to $2 s; fills AWAITED[offset] with
+# the seconds (one decimal) from $3 (ms) to that answer, and returns the
+# number of services that never gave it.
+declare -A AWAITED
+await_status() {
+    local code=$1 limit_ms=$(($2 * 1000)) since=$3 off left; shift 3
+    local start; start=$(now_ms)
+    AWAITED=()
+    while :; do
+        left=0
+        for off in "$@"; do
+            [ -n "${AWAITED[$off]:-}" ] && continue
+            if [ "$(healthz "$off")" = "$code" ]; then
+                AWAITED[$off]=$(awk "BEGIN{printf \"%.1f\", ($(now_ms) - $since)/1000}")
+            else
+                left=$((left + 1))
+            fi
+        done
+        [ "$left" = 0 ] && return 0
+        [ $(( $(now_ms) - start )) -ge "$limit_ms" ] && return "$left"
+        sleep 0.25
+    done
+}
 
 # Waits up to $2 s for the service on offset $1 to be healthy.
-wait_healthy() {
-    for _ in $(seq 1 $(($2 * 2))); do
-        [ "$(healthz "$1")" = 200 ] && return 0
-        sleep 0.5
+wait_healthy() { await_status 200 "$2" "$(now_ms)" "$1"; }
+
+# Every service on the offsets $3... answers /healthz 503 naming $2 (an
+# extended pattern, case-insensitive) within OUTAGE_HEALTH_S (15) seconds of
+# $1 (ms, when the fault began); prints the seconds each took, fails
+# otherwise.
+expect_unhealthy() {
+    local since=$1 cause=$2 off body; shift 2
+    await_status 503 "${OUTAGE_HEALTH_S:-15}" "$since" "$@"
+    for off in "$@"; do
+        [ -n "${AWAITED[$off]:-}" ] \
+            || fail "service on port $((BASE + off)) still answers /healthz $(healthz "$off"), not 503, ${OUTAGE_HEALTH_S:-15}s into the fault"
+        body=$(healthz_body "$off")
+        grep -Eqi "$cause" <<<"$body" || fail "service on port $((BASE + off)) answers /healthz without naming /$cause/: $body"
+        echo "$NAME: port $((BASE + off)) /healthz 503 after ${AWAITED[$off]}s: $(head -1 <<<"$body" | cut -c1-160)"
     done
-    return 1
+}
+
+# Every service on the offsets $2... answers /healthz 200 within
+# RECOVER_HEALTH_S (60) seconds of $1 (ms, when the fault ended); prints the
+# seconds each took, fails otherwise.
+expect_healthy_again() {
+    local since=$1 off; shift
+    await_status 200 "${RECOVER_HEALTH_S:-60}" "$since" "$@"
+    for off in "$@"; do
+        [ -n "${AWAITED[$off]:-}" ] \
+            || fail "service on port $((BASE + off)) did not recover: $(healthz_body "$off")"
+        echo "$NAME: port $((BASE + off)) /healthz 200 ${AWAITED[$off]}s after the fault ended"
+    done
 }
 
 fault_setup() {

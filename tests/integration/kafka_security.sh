@@ -68,10 +68,10 @@ probe village 2 kafka "$TLS" --kafka.security.protocol=SASL_SSL --kafka.sasl.mec
     --kafka.sasl.username=rollcall-intake --kafka.sasl.password=not-the-password
 # rollup: producer (outbox), daily consumer, urgent consumer; settings from a file.
 probe rollup 3 kafka "$SCRAM" --config "$TMP/sasl.conf" --group=sasl-probe-rollup
-# a level desk: desk producer and consumer, urgent relay producer and consumer.
-# Its /healthz reports the desk's and relay's loops, not Kafka (not checked).
-probe township 4 loops "$SCRAM" "${SASL_ARGS[@]}" --group=sasl-probe-township
-probe county 4 loops "$TLS" --kafka.security.protocol=SASL_SSL --kafka.sasl.mechanism=PLAIN \
+# a level desk: desk producer and consumer, urgent relay producer and
+# consumer, and the health probe's own handle.
+probe township 5 kafka "$SCRAM" "${SASL_ARGS[@]}" --group=sasl-probe-township
+probe county 5 kafka "$TLS" --kafka.security.protocol=SASL_SSL --kafka.sasl.mechanism=PLAIN \
     --kafka.sasl.username=rollcall-level --kafka.sasl.password=not-the-password --group=sasl-probe-county
 
 # The operator commands.
