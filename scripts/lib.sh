@@ -14,6 +14,8 @@
 #                    (a caller's own database wins); nothing when absent
 #   psql_at DSN ...  psql quiet, unaligned, tuples only, stopping on error
 #   psql_admin ...   psql_at on the maintenance database of ROLLCALL_PG_DSN
+#   stop_pidfiles RUNDIR NAME...  stops each process RUNDIR/NAME.pid names
+#                    (TERM, KILL after 10 s) and removes the pid file
 SAY_AS=${SAY_AS:-$(basename "$0" .sh)}
 FAILED=${FAILED:-0}
 
@@ -37,3 +39,18 @@ stack_env_unless_set() {
 
 psql_at() { local dsn=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 "$dsn" "$@"; }
 psql_admin() { psql_at "$ROLLCALL_PG_DSN dbname=postgres" "$@"; }
+
+stop_pidfiles() {
+    local run=$1 name pid
+    shift
+    for name in "$@"; do
+        [ -f "$run/$name.pid" ] || continue
+        pid=$(cat "$run/$name.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+        fi
+        rm -f "$run/$name.pid"
+    done
+}
