@@ -257,17 +257,20 @@ static bool touches_parents(const slot *s)
            s->filing_provinces.n;
 }
 
-/* How many parents this batch touched have an aggregate that their
- * children's latest reports alone would not give: none at all (lost, e.g.
- * deleted by hand) or one counting another number of expected children
- * than the registry now does (a registry import since it was computed).
- * Returns the count, or -1. */
-static long parents_out_of_date(rollup *ru, rc_pg *pg, const slot *s, char *errbuf,
-                                size_t errlen)
+/* The parents this batch touched whose aggregate the batch's own writes
+ * would not make right, counted before them: a township whose row is gone
+ * while its villages have latest reports (deleted by hand: the trigger of
+ * 009 would start it from nothing), and any parent whose expected children
+ * differ from the registry's (a registry import since it was computed);
+ * counties and provinces also when their row is gone.  Sets *townships and
+ * *upper; returns 0, or -1. */
+static int parents_out_of_date(rollup *ru, rc_pg *pg, const slot *s, long *townships,
+                               long *upper, char *errbuf, size_t errlen)
 {
     parent_arrays t;
-    long n = -1;
+    int rc = -1;
 
+    *townships = *upper = 0;
     if (!touches_parents(s))
         return 0;
     if (touched_parents(ru, s, &t, errbuf, errlen) == 0) {
@@ -275,19 +278,31 @@ static long parents_out_of_date(rollup *ru, rc_pg *pg, const slot *s, char *errb
         /* expected children as rollcall.refresh_level counts them: a
          * township's from the registry row, a county's or province's by
          * its children in the registry */
-        n = exec_count(pg,
-                       "SELECT count(*) FROM unnest($1::text[], $2::date[]) AS p(code, period) "
-                       "LEFT JOIN rollcall.aggregate a "
-                       "ON a.unit_code = p.code AND a.period = p.period "
-                       "LEFT JOIN rollcall.unit u ON u.code = p.code "
-                       "WHERE a.unit_code IS NULL OR a.expected_children IS DISTINCT FROM "
-                       "CASE WHEN length(p.code) = 9 THEN u.expected_children "
-                       "ELSE (SELECT count(*)::int FROM rollcall.unit c WHERE c.rollup_parent = p.code "
-                       "AND c.level = CASE length(p.code) WHEN 6 THEN 2 ELSE 3 END) END",
-                       2, params, errbuf, errlen);
+        PGresult *res = rc_pg_exec_params(
+            pg,
+            "SELECT count(*) FILTER (WHERE length(p.code) = 9), "
+            "       count(*) FILTER (WHERE length(p.code) <> 9) "
+            "FROM unnest($1::text[], $2::date[]) AS p(code, period) "
+            "LEFT JOIN rollcall.aggregate a ON a.unit_code = p.code AND a.period = p.period "
+            "LEFT JOIN rollcall.unit u ON u.code = p.code "
+            "WHERE CASE WHEN a.unit_code IS NULL "
+            "      THEN length(p.code) <> 9 OR EXISTS (SELECT 1 FROM rollcall.latest_report l "
+            "           WHERE l.period = p.period AND l.unit_code > p.code "
+            "             AND l.unit_code < p.code || ';' AND l.level = 1 AND l.kind IN (1, 2)) "
+            "      ELSE a.expected_children IS DISTINCT FROM "
+            "           CASE WHEN length(p.code) = 9 THEN u.expected_children "
+            "           ELSE (SELECT count(*)::int FROM rollcall.unit c WHERE c.rollup_parent = p.code "
+            "                 AND c.level = CASE length(p.code) WHEN 6 THEN 2 ELSE 3 END) END END",
+            2, params, errbuf, errlen);
+        if (res) {
+            *townships = atol(PQgetvalue(res, 0, 0));
+            *upper = atol(PQgetvalue(res, 0, 1));
+            PQclear(res);
+            rc = 0;
+        }
     }
     pa_free(&t);
-    return n;
+    return rc;
 }
 
 /* The changed aggregates of every parent this batch touched go to the
@@ -312,6 +327,7 @@ int flush_slot(rollup *ru, slot *s, const char *group, rc_pg_error_class *cls, c
     double t0 = now_s(), t_arch = 0, t_latest = 0, t_townships = 0, t_parents = 0, t_outbox = 0,
            t_commit = 0;
     long archived = 0, latest = 0, townships = 0, counties = 0, provinces = 0, aggs = 0;
+    long stale_townships = 0, stale_upper = 0;
     keyset no_keys;
     int64_t lo = -1, hi = -1;
     double t;
@@ -323,6 +339,8 @@ int flush_slot(rollup *ru, slot *s, const char *group, rc_pg_error_class *cls, c
     if (outbox_delete_done(ru, s->pg, errbuf, errlen) < 0)
         goto failed;
     if (rc_pg_begin(s->pg, errbuf, errlen) < 0)
+        goto failed;
+    if (parents_out_of_date(ru, s->pg, s, &stale_townships, &stale_upper, errbuf, errlen) < 0)
         goto failed;
     if (s->rows) {
         t = now_s();
@@ -366,25 +384,22 @@ int flush_slot(rollup *ru, slot *s, const char *group, rc_pg_error_class *cls, c
             t_latest = now_s() - t;
         }
     }
-    /* An aggregate follows its children's latest reports and the registry:
-     * when no latest report changed (a replay of what is already there, a
-     * re-delivery), none needs recomputing — unless one was lost or the
-     * registry changed beneath it, and then all the batch touched are. */
-    bool refresh = latest > 0;
-    if (!refresh) {
-        long stale = parents_out_of_date(ru, s->pg, s, errbuf, errlen);
-        if (stale < 0)
-            goto failed;
-        refresh = stale > 0;
-    }
-    if (refresh) {
+    /* Townships followed the upserts by their differences (the trigger of
+     * 009); they are recomputed only when that could not make them right.
+     * Counties and provinces are recomputed from their townships whenever
+     * a latest report changed, or when one is out of date; a batch that
+     * changed none (a replay of what is there, a re-delivery) leaves them. */
+    bool refresh = latest > 0 || stale_townships > 0 || stale_upper > 0;
+    if (stale_townships > 0) {
         t = now_s();
-        /* Level by level, so each recompute sees the one below it. */
         townships = refresh_level(ru, s->pg, 2, &s->townships, &no_keys, errbuf, errlen);
         if (townships < 0)
             goto failed;
         t_townships = now_s() - t;
+    }
+    if (refresh) {
         t = now_s();
+        /* Level by level, so each recompute sees the one below it. */
         if ((counties = refresh_level(ru, s->pg, 3, &s->counties, &s->filing_counties, errbuf,
                                       errlen)) < 0)
             goto failed;
