@@ -7,7 +7,8 @@
 # machine at the same moment (\copy of the same rows + three GROUP BY
 # rollups, as bench/national-day.sh measures it), the ratio, the rollup's
 # peak RSS and where its time went (per step, summed over its batches);
-# then `rollcall verify` checks every row of the day, and the writes floor
+# then `rollcall verify` checks every row of the day, a recompute from
+# scratch must find the live aggregates exact (bench/lib/drift.sh), and the writes floor
 # (bench/lib/writes-floor.sh) shows what inserting the day's revisions
 # alone costs.
 #
@@ -143,6 +144,8 @@ kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 
 verify=PASSED
 "$RC" verify --ledger "$OUT/ledger.jsonl" --dsn "$dsn" >"$OUT/verify.out" 2>&1 || verify=FAILED
+# The live aggregates against a recompute of the day from scratch.
+drift=$(bench/lib/drift.sh "$dsn" "$period") || verify=FAILED
 
 # Where the time went: each step summed over the batches (the lanes overlap).
 breakdown=$(grep "batch committed" "$log" | awk '{
@@ -162,5 +165,5 @@ echo "  peak RSS $((rss / 1024)) MB"
 read -r un up50 up99 umax <<<"$urgent"
 echo "  urgent fast path during the load: $un probes, latency p50 ${up50} ms, p99 ${up99} ms, max ${umax} ms (target p99 <= 100 ms)"
 echo "  $breakdown"
-echo "  verify: $verify ($(tail -n 1 "$OUT/verify.out"))"
+echo "  verify: $verify ($(tail -n 1 "$OUT/verify.out")); $drift"
 [ "$verify" = PASSED ]

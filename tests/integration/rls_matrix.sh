@@ -59,7 +59,8 @@ BEGIN
     INSERT INTO rollcall.latest_report (unit_code, period, level, kind, version, report_id, confirmed)
       VALUES (v, '$P', 1, 1, 1, id, 1);
     INSERT INTO rollcall.aggregate (unit_code, period, level, version, rollup_parent)
-      VALUES (t, '$P', 2, 1, c), (c, '$P', 3, 1, '13');
+      VALUES (t, '$P', 2, 1, c), (c, '$P', 3, 1, '13')
+      ON CONFLICT (unit_code, period) DO NOTHING;   -- the township's follows latest_report (009)
     INSERT INTO rollcall.filing (unit_code, period, level, live_version, live_report_id, live_payload,
                                  live_expected, live_reported, live_missing, live_complete, live_at,
                                  source_partition, ready_at)
