@@ -8,7 +8,7 @@
 # rollups, as bench/national-day.sh measures it), the ratio, the rollup's
 # peak RSS and where its time went (per step, summed over its batches);
 # then `rollcall verify` checks every row of the day, a recompute from
-# scratch must find the live aggregates exact (bench/lib/drift.sh), and the writes floor
+# scratch must find the live aggregates exact (scripts/drift.sh), and the writes floor
 # (bench/lib/writes-floor.sh) shows what inserting the day's revisions
 # alone costs.
 #
@@ -145,7 +145,7 @@ kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 verify=PASSED
 "$RC" verify --ledger "$OUT/ledger.jsonl" --dsn "$dsn" >"$OUT/verify.out" 2>&1 || verify=FAILED
 # The live aggregates against a recompute of the day from scratch.
-drift=$(bench/lib/drift.sh "$dsn" "$period") || verify=FAILED
+drift=$(scripts/drift.sh "$dsn" "$period") || verify=FAILED
 
 # Where the time went: each step summed over the batches (the lanes overlap).
 breakdown=$(grep "batch committed" "$log" | awk '{

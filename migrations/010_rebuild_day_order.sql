@@ -2,7 +2,7 @@
 -- counties' (and provinces') codes sorted but their village counts in
 -- whatever order the grouping produced them, so with more than one county
 -- a recomputed day gave each county another's villages_expected.  The
--- arrays are now built in one order.  Found by bench/lib/drift.sh, which
+-- arrays are now built in one order.  Found by scripts/drift.sh, which
 -- compares the live aggregates of a national day with rebuild_day's.
 CREATE OR REPLACE FUNCTION rollcall.rebuild_day(day date) RETURNS bigint
 LANGUAGE plpgsql AS $fn$
