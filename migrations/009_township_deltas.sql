@@ -40,13 +40,14 @@ CREATE AGGREGATE rollcall.jsonb_concat_arrays(jsonb[]) (SFUNC = array_cat, STYPE
 -- reported; a statement that only deletes changes rows, never creates them
 -- (a repair deleting a day may delete the aggregates first).
 --
--- The statements are run with EXECUTE against the transition tables, which
--- only the trigger function itself can see: planned each time with their
--- true sizes (thousands of rows, where a plan cached for a parameter would
--- guess one).  Inserts and deletes hold each village once; an update may
--- hold a village twice (old and new), so only there is it summed per
--- village before per township, to tell a replaced report from one that came
--- or went.
+-- The statements run here, with EXECUTE, because only the trigger function
+-- itself can see the transition tables (a function it called could not).
+-- Each is one chain of groupings with no join: the planner cannot know how
+-- many rows a statement changed, and a join it took for small would be
+-- repeated per township.  Inserts and deletes hold each village once; an
+-- update may hold a village twice (old and new), so only there is it summed
+-- per village before per township, to tell a replaced report from one that
+-- came or went.
 CREATE FUNCTION rollcall.latest_report_deltas() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
