@@ -53,7 +53,6 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
   src text;
   villages text;
-  deltas text;
 BEGIN
   src := CASE TG_OP
            WHEN 'INSERT' THEN 'SELECT n.*, 1 AS sign FROM new_rows n'
@@ -91,7 +90,27 @@ BEGIN
         FROM c $q$;
   END IF;
 
-  deltas := format($q$
+  IF TG_OP <> 'DELETE' THEN
+    -- ON CONFLICT DO NOTHING waits for a row another writer is creating and
+    -- then leaves it: the UPDATE below adds to whichever row exists.
+    EXECUTE format($q$
+      INSERT INTO rollcall.aggregate AS a
+            (unit_code, period, level, rollup_parent, version, expected_children,
+             villages_expected, missing_children, updated_at)
+      SELECT d.code, d.period, 2, left(d.code, 6), 0, u.expected_children, u.expected_children,
+             ARRAY(SELECT m.code FROM rollcall.unit m
+                    WHERE m.rollup_parent = d.code AND m.level = 1 ORDER BY m.code),
+             now()
+        FROM (SELECT DISTINCT left(n.unit_code, 9) AS code, n.period
+                FROM new_rows n WHERE n.level = 1 AND n.kind IN (1, 2)) d
+        JOIN rollcall.unit u ON u.code = d.code
+       WHERE NOT EXISTS (SELECT 1 FROM rollcall.aggregate e
+                          WHERE e.unit_code = d.code AND e.period = d.period)
+       ORDER BY 1, 2
+      ON CONFLICT (unit_code, period) DO NOTHING $q$);
+  END IF;
+
+  EXECUTE format($q$
     WITH c AS (SELECT * FROM (%s) r WHERE r.level = 1 AND r.kind IN (1, 2)),
       v AS (%s),
       d AS (SELECT left(unit_code, 9) AS t, period,
@@ -108,75 +127,7 @@ BEGIN
                    array_agg(unit_code ORDER BY unit_code) FILTER (WHERE net < 0) AS gone,
                    nullif(rollcall.jsonb_sum_array(rollcall.jsonb_concat_arrays(extras)), '{}'::jsonb)
                      AS extra
-              FROM v GROUP BY 1, 2) $q$, src, villages);
-
-  IF TG_OP = 'INSERT' THEN
-    -- Villages only came: one upsert per township.  The row it would
-    -- create is the township with just these villages (its missing list the
-    -- registry's villages but these); a row that exists takes the
-    -- differences, and its missing list loses these villages — the
-    -- intersection, since both lists hold registry villages only (a
-    -- registry change sends the rollup to the recompute).
-    EXECUTE deltas || $q$
-      INSERT INTO rollcall.aggregate AS a
-            (unit_code, period, level, rollup_parent, version, expected_children,
-             reported_children, zero_children, late_children, missing_children, zone_normal,
-             zone_prevention, zone_control, zone_lockdown, villages_expected, villages_reported,
-             villages_zero, villages_late, @indicators({}), extra, updated_at)
-      SELECT d.t, d.period, 2, left(d.t, 6), rollcall.period_start_us(d.period) + d.dversion,
-             u.expected_children, d.dn, d.dz, d.dl,
-             ARRAY(SELECT m.code FROM rollcall.unit m
-                    WHERE m.rollup_parent = d.t AND m.level = 1 AND m.code <> ALL (d.came)
-                    ORDER BY m.code),
-             d.z1, d.z2, d.z3, d.z4, u.expected_children, d.dn, d.dz, d.dl,
-             @indicators(d.{}), coalesce(d.extra, '{}'::jsonb), now()
-        FROM d JOIN rollcall.unit u ON u.code = d.t
-       ORDER BY 1, 2
-      ON CONFLICT (unit_code, period) DO UPDATE SET
-        version = CASE WHEN a.reported_children = 0 THEN excluded.version
-                       ELSE a.version + excluded.version - rollcall.period_start_us(a.period) END,
-        reported_children = a.reported_children + excluded.reported_children,
-        villages_reported = a.villages_reported + excluded.villages_reported,
-        zero_children = a.zero_children + excluded.zero_children,
-        villages_zero = a.villages_zero + excluded.villages_zero,
-        late_children = a.late_children + excluded.late_children,
-        villages_late = a.villages_late + excluded.villages_late,
-        zone_normal = a.zone_normal + excluded.zone_normal,
-        zone_prevention = a.zone_prevention + excluded.zone_prevention,
-        zone_control = a.zone_control + excluded.zone_control,
-        zone_lockdown = a.zone_lockdown + excluded.zone_lockdown,
-        @indicators({} = a.{} + excluded.{}),
-        missing_children = ARRAY(SELECT unnest(a.missing_children)
-                                 INTERSECT SELECT unnest(excluded.missing_children) ORDER BY 1),
-        extra = CASE WHEN excluded.extra = '{}'::jsonb THEN a.extra
-                     ELSE rollcall.jsonb_sum_array(ARRAY[a.extra, excluded.extra]) END,
-        updated_at = now() $q$;
-    RETURN NULL;
-  END IF;
-
-  IF TG_OP = 'UPDATE' THEN
-    -- A revision's township has its row (its village reported before)
-    -- unless the row was deleted by hand; then it starts from nothing here
-    -- and the rollup's recompute repairs it.  ON CONFLICT DO NOTHING waits
-    -- for a row another writer is creating and then leaves it: the UPDATE
-    -- below adds to whichever row exists.
-    INSERT INTO rollcall.aggregate AS a
-          (unit_code, period, level, rollup_parent, version, expected_children,
-           villages_expected, missing_children, updated_at)
-    SELECT d.code, d.period, 2, left(d.code, 6), 0, u.expected_children, u.expected_children,
-           ARRAY(SELECT m.code FROM rollcall.unit m
-                  WHERE m.rollup_parent = d.code AND m.level = 1 ORDER BY m.code),
-           now()
-      FROM (SELECT DISTINCT left(n.unit_code, 9) AS code, n.period
-              FROM new_rows n WHERE n.level = 1 AND n.kind IN (1, 2)) d
-      JOIN rollcall.unit u ON u.code = d.code
-     WHERE NOT EXISTS (SELECT 1 FROM rollcall.aggregate e
-                        WHERE e.unit_code = d.code AND e.period = d.period)
-     ORDER BY 1, 2
-    ON CONFLICT (unit_code, period) DO NOTHING;
-  END IF;
-
-  EXECUTE deltas || $q$
+              FROM v GROUP BY 1, 2)
     UPDATE rollcall.aggregate a SET
       version = CASE WHEN a.reported_children + d.dn <= 0 THEN 0
                      ELSE CASE WHEN a.reported_children = 0 THEN rollcall.period_start_us(a.period)
@@ -207,7 +158,7 @@ BEGIN
        -- earlier but on the same side of the deadline) leaves its row alone
        AND ((d.dversion, d.dn, d.dz, d.dl, d.z1, d.z2, d.z3, d.z4, @indicators(d.{}))
               IS DISTINCT FROM (0::bigint, 0, 0, 0, 0, 0, 0, 0, @indicators(0::bigint))
-            OR d.extra IS NOT NULL OR d.came IS NOT NULL OR d.gone IS NOT NULL) $q$;
+            OR d.extra IS NOT NULL OR d.came IS NOT NULL OR d.gone IS NOT NULL) $q$, src, villages);
   RETURN NULL;
 END
 $fn$;
