@@ -36,29 +36,11 @@ scope=()
 villages=$("${PSQL[@]}" -c "SELECT count(*) FROM rollcall.unit WHERE level = 1 AND code LIKE '${UNIT}%'")
 
 # ---- fresh services of this build, the day cleared ----
-stop_services() {
-    local name pid
-    for name in village rollup township county province; do
-        [ -f "$RUN/$name.pid" ] || continue
-        pid=$(cat "$RUN/$name.pid")
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-        fi
-        rm -f "$RUN/$name.pid"
-    done
-}
 PERIOD=$(TZ=Asia/Shanghai date +%F)
-stop_services
+stop_pidfiles "$RUN" village rollup township county province
 if [ "${BROKER_RTPRIO:-0}" -gt 0 ]; then
     # a fresh development broker with its thread real-time (see services/devbroker)
-    pid=$(cat "$RUN/devbroker.pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    rm -f "$RUN/devbroker.pid"
+    stop_pidfiles "$RUN" devbroker
     export ROLLCALL_DEVBROKER_RTPRIO=$BROKER_RTPRIO
 fi
 "${PSQL[@]}" >/dev/null <<SQL
