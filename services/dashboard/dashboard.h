@@ -1,10 +1,11 @@
 /* rollcall-dashboard — the read side's JSON API (services/dashboard/API.md),
  * its sign-in, the Server-Sent Events stream and the static front end.
  *
- * One libevent loop, one PostgreSQL connection as rollcall_dashboard for
- * the requests (each request: BEGIN; set_config('rollcall.scope', the
- * account's unit, true); one named, parameterised query; COMMIT) and one
- * more that LISTENs for rollcall_aggregate. */
+ * One libevent loop for HTTP, the static files and the stream; `workers`
+ * threads, each with a PostgreSQL connection as rollcall_dashboard, for the
+ * API requests (each request: BEGIN; set_config('rollcall.scope', the
+ * account's unit, true); one named, parameterised query; COMMIT); one more
+ * connection that LISTENs for rollcall_aggregate and one for /healthz. */
 #ifndef DASHBOARD_H
 #define DASHBOARD_H
 
@@ -29,6 +30,8 @@ typedef struct dashboard_config {
     int login_max_account;
     int login_max_address;
     int timeout_ms;
+    int workers;
+    int queue_max;
     rc_log_level log_level;
 } dashboard_config;
 

@@ -30,6 +30,10 @@ static const rc_cfg_item items[] = {
      "failed sign-ins per client address in the window before 429", 0},
     {"timeout", RC_CFG_MS, &cfg.timeout_ms, "30s", 1000, 3600000,
      "read/write timeout of a request (whole seconds); the stream is exempt", 0},
+    {"workers", RC_CFG_INT, &cfg.workers, "4", 1, 64,
+     "threads answering API requests, each with its own PostgreSQL connection", 0},
+    {"queue_max", RC_CFG_INT, &cfg.queue_max, "256", 1, 100000,
+     "API requests that may wait for a worker; beyond, 503 with Retry-After", 0},
     {"log_level", RC_CFG_LOGLEVEL, &cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
     {NULL},
 };

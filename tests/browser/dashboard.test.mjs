@@ -7,8 +7,7 @@
 // Environment (run.sh sets it): ROLLCALL_DASHBOARD, ROLLCALL_PG_DSN,
 // ROLLCALL_HTTP, ROLLCALL_BUILD, RC_TODAY, RC_SIGN_PERIOD, RC_COUNTY,
 // RC_OTHER_COUNTY, RC_USER / RC_PASSWORD (signer of RC_COUNTY),
-// RC_OTHER_USER / RC_OTHER_PASSWORD (viewer of RC_OTHER_COUNTY), RC_TOKENS
-// (loadgen's unit tokens), RC_SHOTS.
+// RC_OTHER_USER / RC_OTHER_PASSWORD (viewer of RC_OTHER_COUNTY), RC_SHOTS.
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -258,13 +257,12 @@ try {
     const before = Number((await counters(page)).villages_reported);
     const village = psql(`SELECT unit_code FROM rollcall.v_missing WHERE period = '${period}'
                             AND unit_code LIKE '${COUNTY}%' AND length(unit_code) = 12 ORDER BY 1 LIMIT 1`)[0][0];
-    // The village's token from the day's loadgen (it issues one for every
-    // village of the subtree); the intake reloads tokens periodically, so a
-    // refusal is retried, and the clock starts at the accepted submission.
-    const tokens = fs.existsSync(env('RC_TOKENS')) ? fs.readFileSync(env('RC_TOKENS'), 'utf8') : '';
-    const line = tokens.split('\n').find(l => l.startsWith(village + '\t'));
-    const token = line ? line.split('\t')[1].trim()
-      : execFileSync(`${BUILD}/rollcall`, ['token', 'issue', village], { encoding: 'utf8' }).trim().split(/\s+/).pop();
+    // A token of its own: the day's token file keeps, for the villages the
+    // day left missing, whatever an earlier run wrote (on a database since
+    // wiped, unknown).  The intake learns a new token from a notification,
+    // so a refusal is retried, and the clock starts at the accepted submission.
+    const token = execFileSync(`${BUILD}/rollcall`, ['token', 'issue', village], { encoding: 'utf8' })
+      .trim().split(/\s+/).pop();
     let t0 = 0;
     for (let attempt = 0; ; attempt++) {
       t0 = Date.now();

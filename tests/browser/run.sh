@@ -134,6 +134,6 @@ account "$RC_USER" "$COUNTY" signer "$RC_PASSWORD"
 account "$RC_OTHER_USER" "$OTHER" viewer "$RC_OTHER_PASSWORD"
 
 export RC_TODAY=$TODAY RC_SIGN_PERIOD=$SIGN_PERIOD RC_COUNTY=$COUNTY RC_OTHER_COUNTY=$OTHER
-export RC_SHOTS=$BUILD/screenshots ROLLCALL_BUILD=$BUILD RC_TOKENS=$WORK/tokens.tsv
+export RC_SHOTS=$BUILD/screenshots ROLLCALL_BUILD=$BUILD
 echo "browser: data and accounts ready ($(( $(date +%s) - started )) s)"
 node tests/browser/dashboard.test.mjs

@@ -9,7 +9,9 @@
 #   - 20 wrong passwords in a row are throttled (429);
 #   - CSV equals JSON; ETag and If-None-Match give 304;
 #   - an event stream sees a new village report's township aggregate within
-#     2 s of its submission through the intake.
+#     2 s of its submission through the intake;
+#   - requests held by a slow query occupy workers, not the loop: beyond the
+#     queue they are refused with 503 at once, /healthz and files still answer.
 # Skips without the stack's dashboard.
 set -u
 cd "$(dirname "$0")/../.."
@@ -191,7 +193,7 @@ echo 'secret' >"$T/outside/secret.txt"
 ln -s "$T/outside" "$T/web/out"
 SPORT=$(( ${ROLLCALL_PORT_BASE:-25400} + 87 ))
 ROLLCALL_PG_DSN=$ROLLCALL_PG_DSN_DASHBOARD "$BUILD/rollcall-dashboard" --http_port=$SPORT --web_root="$T/web" \
-    >"$T/static-dashboard.log" 2>&1 </dev/null &
+    --workers=2 --queue_max=1 >"$T/static-dashboard.log" 2>&1 </dev/null &
 SPID=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$SPORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 S=http://127.0.0.1:$SPORT
@@ -206,6 +208,44 @@ check "static: %2e%2e does not leave the root" "$(curl -s --path-as-is "$S/%2e%2
 check "static: a symlink out of the root is not followed" "$(curl -s "$S/out/secret.txt")" "<!doctype html><title>index</title>"
 check "static: index.html is revalidated" "$(curl -s -D - -o /dev/null "$S/unit/1" | tr -d '\r' | grep -i '^cache-control')" "Cache-Control: no-cache"
 check "static: an unknown /api/ path is JSON 401, not the page" "$(curl -s "$S/api/nothing")" '{"error":"not signed in"}'
+
+# ---- the workers (this dashboard has 2 and lets 1 request wait): while the
+# aggregates are locked, two day requests hold both workers and a third
+# waits; a fourth is refused at once with 503 and Retry-After, and the loop
+# still answers /healthz and the files.  Once the lock goes, the three held
+# requests are answered.
+blocked() {  # dashboard backends waiting for the lock
+    OWN "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rollcall-dashboard'
+           AND wait_event_type = 'Lock'"
+}
+psql -X -qAt "$ROLLCALL_PG_DSN" -c "BEGIN; LOCK TABLE rollcall.aggregate IN ACCESS EXCLUSIVE MODE;
+    SELECT pg_sleep(4); COMMIT" >/dev/null 2>&1 &
+LOCK_PID=$!
+for _ in $(seq 1 50); do
+    [ "$(OWN "SELECT count(*) FROM pg_locks WHERE relation = 'rollcall.aggregate'::regclass AND mode = 'AccessExclusiveLock' AND granted")" = 1 ] && break
+    sleep 0.1
+done
+held=()
+for i in 1 2; do
+    curl -s -o "$T/held$i" -w '%{http_code}' -b "$T/county.jar" "$S/api/units/$COUNTY/day?period=$P" >"$T/held$i.code" &
+    held+=($!)
+done
+for _ in $(seq 1 50); do [ "$(blocked)" -ge 2 ] && break; sleep 0.1; done
+check "workers: two slow requests hold both workers" "$(blocked)" 2
+curl -s -o "$T/held3" -w '%{http_code}' -b "$T/county.jar" "$S/api/units/$COUNTY/day?period=$P" >"$T/held3.code" &
+held+=($!)
+sleep 0.3
+busy=$(curl -s -D - -o /dev/null --max-time 2 -b "$T/county.jar" "$S/api/me" | tr -d '\r')
+check "workers: a request beyond the queue is refused at once" "$(head -n 1 <<<"$busy" | cut -d' ' -f2)" 503
+check "workers: the refusal says when to retry" "$(grep -i '^retry-after' <<<"$busy")" "Retry-After: 1"
+check "workers: /healthz answers while every worker is busy" \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$S/healthz")" 200
+check "workers: files are served while every worker is busy" \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$S/index.html")" 200
+wait "$LOCK_PID" "${held[@]}"
+check "workers: the held requests are answered once the lock goes" \
+    "$(cat "$T/held1.code" "$T/held2.code" "$T/held3.code" | tr -d '\n')" 200200200
+check "workers: a held answer is the county's day" "$(jq -r .unit.code "$T/held3")" "$COUNTY"
 kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null
 
 if [ "$FAILED" -eq 0 ]; then say "all passed"; else say "$FAILED failure(s); files in $T"; exit 1; fi
