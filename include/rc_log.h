@@ -9,6 +9,7 @@
 #define RC_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdnoreturn.h>
 
 typedef enum {
@@ -32,6 +33,12 @@ void rc_log_write(rc_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void rc_log_vwrite(rc_log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+
+/* The error idiom: a function that can fail takes (char *errbuf, size_t
+ * errlen) last and writes there one line saying what failed.  rc_errf
+ * formats it; a NULL or empty errbuf is left alone. */
+void rc_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Logs at error level and exits with status 1.  For start-up only. */
 noreturn void rc_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

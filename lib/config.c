@@ -7,7 +7,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,19 +50,6 @@ struct rc_config {
     char **graveyard;           /* strings replaced by reloads */
     size_t ngrave;
 };
-
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!errbuf || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *type_name(rc_cfg_type t)
 {
@@ -222,12 +208,12 @@ static int convert(const rc_cfg_item *it, const char *raw, const char *src,
         out->s = NULL;
         v = raw ? (long long)strlen(raw) : 0;
         if (v < lo || v > hi) {
-            errf(errbuf, errlen, "config: %s = %s (from %s) must be %lld..%lld characters long",
+            rc_errf(errbuf, errlen, "config: %s = %s (from %s) must be %lld..%lld characters long",
                  it->key, shown(it, raw), src, lo, hi);
             return -1;
         }
         if (raw && !(out->s = strdup(raw))) {
-            errf(errbuf, errlen, "config: out of memory");
+            rc_errf(errbuf, errlen, "config: out of memory");
             return -1;
         }
         return 0;
@@ -257,7 +243,7 @@ static int convert(const rc_cfg_item *it, const char *raw, const char *src,
         break;
     }
     if (what) {
-        errf(errbuf, errlen, "config: %s = %s (from %s) %s", it->key, shown(it, raw), src, what);
+        rc_errf(errbuf, errlen, "config: %s = %s (from %s) %s", it->key, shown(it, raw), src, what);
         return -1;
     }
     if (it->type == RC_CFG_INT || it->type == RC_CFG_MS || it->type == RC_CFG_CLOCK) {
@@ -265,7 +251,7 @@ static int convert(const rc_cfg_item *it, const char *raw, const char *src,
             char l[32], h[32];
             format_bound(it, lo, l, sizeof l);
             format_bound(it, hi, h, sizeof h);
-            errf(errbuf, errlen, "config: %s = %s (from %s) is out of range %s..%s",
+            rc_errf(errbuf, errlen, "config: %s = %s (from %s) is out of range %s..%s",
                  it->key, shown(it, raw), src, l, h);
             return -1;
         }
@@ -353,7 +339,7 @@ static int read_file(const rc_config *cfg, struct pass *p, const char *named_by,
 
     f = fopen(p->file, "r");
     if (!f) {
-        errf(errbuf, errlen, "config: cannot read %s (from %s): %s", p->file, named_by, strerror(errno));
+        rc_errf(errbuf, errlen, "config: cannot read %s (from %s): %s", p->file, named_by, strerror(errno));
         goto done;
     }
     while (getline(&line, &cap, f) >= 0) {
@@ -365,7 +351,7 @@ static int read_file(const rc_config *cfg, struct pass *p, const char *named_by,
         snprintf(src, sizeof src, "%s:%d", p->file, lineno);
         eq = strchr(key, '=');
         if (!eq) {
-            errf(errbuf, errlen, "config: line \"%s\" (from %s) is not key = value", key, src);
+            rc_errf(errbuf, errlen, "config: line \"%s\" (from %s) is not key = value", key, src);
             goto done;
         }
         *eq = '\0';
@@ -383,20 +369,20 @@ static int read_file(const rc_config *cfg, struct pass *p, const char *named_by,
         }
         int i = find_item(cfg, key, strlen(key));
         if (i < 0) {
-            errf(errbuf, errlen, "config: unknown key %s (from %s)", key, src);
+            rc_errf(errbuf, errlen, "config: unknown key %s (from %s)", key, src);
             goto done;
         }
         if (set_raw(p, (size_t)i, val, src) < 0)
             goto oom;
     }
     if (ferror(f)) {
-        errf(errbuf, errlen, "config: error reading %s: %s", p->file, strerror(errno));
+        rc_errf(errbuf, errlen, "config: error reading %s: %s", p->file, strerror(errno));
         goto done;
     }
     rc = 0;
     goto done;
 oom:
-    errf(errbuf, errlen, "config: out of memory");
+    rc_errf(errbuf, errlen, "config: out of memory");
 done:
     free(line);
     if (f)
@@ -440,7 +426,7 @@ static int collect(const rc_config *cfg, struct pass *p, char *errbuf, size_t er
             named_by = "--config";
         } else if (strcmp(argv[a], "--config") == 0) {
             if (a + 1 >= argc) {
-                errf(errbuf, errlen, "config: option --config needs a value (from command line)");
+                rc_errf(errbuf, errlen, "config: option --config needs a value (from command line)");
                 return -1;
             }
             cfgpath = argv[++a];
@@ -494,7 +480,7 @@ static int collect(const rc_config *cfg, struct pass *p, char *errbuf, size_t er
         snprintf(src, sizeof src, "--%.*s", (int)keylen, key);
         if (keylen > 6 && strncmp(key, "kafka.", 6) == 0) {
             if (!eq && a + 1 >= argc) {
-                errf(errbuf, errlen, "config: option %s needs a value (from command line)", src);
+                rc_errf(errbuf, errlen, "config: option %s needs a value (from command line)", src);
                 return -1;
             }
             if (add_kafka(p, key + 6, keylen - 6, eq ? eq + 1 : argv[++a]) < 0)
@@ -503,7 +489,7 @@ static int collect(const rc_config *cfg, struct pass *p, char *errbuf, size_t er
         }
         int i = find_item(cfg, key, keylen);
         if (i < 0) {
-            errf(errbuf, errlen, "config: unknown option %s (from command line)", src);
+            rc_errf(errbuf, errlen, "config: unknown option %s (from command line)", src);
             return -1;
         }
         if (eq)
@@ -513,7 +499,7 @@ static int collect(const rc_config *cfg, struct pass *p, char *errbuf, size_t er
         else if (a + 1 < argc)
             v = argv[++a];
         else {
-            errf(errbuf, errlen, "config: option %s needs a value (from command line)", src);
+            rc_errf(errbuf, errlen, "config: option %s needs a value (from command line)", src);
             return -1;
         }
         if (set_raw(p, (size_t)i, v, src) < 0)
@@ -525,7 +511,7 @@ static int collect(const rc_config *cfg, struct pass *p, char *errbuf, size_t er
             return -1;
     return 0;
 oom:
-    errf(errbuf, errlen, "config: out of memory");
+    rc_errf(errbuf, errlen, "config: out of memory");
     return -1;
 }
 
@@ -626,7 +612,7 @@ rc_config *rc_config_load(const rc_cfg_item *items, int argc, char **argv,
     pass_free(&p, cfg->nitems, items);
     return cfg;
 oom:
-    errf(errbuf, errlen, "config: out of memory");
+    rc_errf(errbuf, errlen, "config: out of memory");
 err:
     if (cfg)
         pass_free(&p, cfg->nitems, items);
@@ -651,7 +637,7 @@ int rc_config_reload(rc_config *cfg, char *errbuf, size_t errlen)
         goto done;
     }
     if (commit(cfg, &p, true) < 0) {
-        errf(errbuf, errlen, "config: out of memory");
+        rc_errf(errbuf, errlen, "config: out of memory");
         goto done;
     }
     rc = 0;

@@ -80,3 +80,13 @@ void rc_die(const char *fmt, ...)
     va_end(ap);
     exit(1);
 }
+
+void rc_errf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!errbuf || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}

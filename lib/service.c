@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <malloc.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,19 +56,6 @@ struct rc_service {
     int grace_ms;
     bool stopping;
 };
-
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (!errbuf || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- request counting ---- */
 
@@ -268,7 +254,7 @@ rc_service *rc_service_new(const char *name, const char *listen_addr, int port,
         goto oom;
     svc->grace_ms = 100;
     if (!(svc->base = event_base_new())) {
-        errf(errbuf, errlen, "service: event_base_new failed");
+        rc_errf(errbuf, errlen, "service: event_base_new failed");
         goto err;
     }
     if (!(svc->http = evhttp_new(svc->base)))
@@ -279,11 +265,11 @@ rc_service *rc_service_new(const char *name, const char *listen_addr, int port,
     evhttp_set_flags(svc->http, EVHTTP_SERVER_LINGERING_CLOSE);
     svc->listener = evhttp_bind_socket_with_handle(svc->http, listen_addr, (ev_uint16_t)port);
     if (!svc->listener) {
-        errf(errbuf, errlen, "service: cannot listen on %s:%d", listen_addr, port);
+        rc_errf(errbuf, errlen, "service: cannot listen on %s:%d", listen_addr, port);
         goto err;
     }
     if (getsockname(evhttp_bound_socket_get_fd(svc->listener), (struct sockaddr *)&ss, &sslen) < 0) {
-        errf(errbuf, errlen, "service: getsockname failed");
+        rc_errf(errbuf, errlen, "service: getsockname failed");
         goto err;
     }
     svc->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -295,12 +281,12 @@ rc_service *rc_service_new(const char *name, const char *listen_addr, int port,
     if (!(svc->sigterm = evsignal_new(svc->base, SIGTERM, on_signal, svc)) ||
         !(svc->sigint = evsignal_new(svc->base, SIGINT, on_signal, svc)) ||
         evsignal_add(svc->sigterm, NULL) < 0 || evsignal_add(svc->sigint, NULL) < 0) {
-        errf(errbuf, errlen, "service: cannot install signal events");
+        rc_errf(errbuf, errlen, "service: cannot install signal events");
         goto err;
     }
     return svc;
 oom:
-    errf(errbuf, errlen, "service: out of memory");
+    rc_errf(errbuf, errlen, "service: out of memory");
 err:
     rc_service_free(svc);
     return NULL;
