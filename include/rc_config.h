@@ -72,6 +72,11 @@ rc_config *rc_config_load(const rc_cfg_item *items, int argc, char **argv,
 /* True when the command line asked for --help (or -h). */
 int rc_config_help_requested(const rc_config *cfg);
 
+/* Strips leading and trailing white space in place: the one rule for the
+ * lines of a configuration or properties file.  Returns the first
+ * non-space character of s. */
+char *rc_config_trim(char *s);
+
 /* Re-reads file, environment and command line (SIGHUP).  Validates into
  * temporaries and swaps in only on success; returns 0, or -1 with errbuf and
  * every destination and the Kafka properties unchanged (PgBouncer: a bad

@@ -318,7 +318,7 @@ static int add_kafka(struct pass *p, const char *name, size_t namelen, const cha
     return 0;
 }
 
-static char *trim(char *s)
+char *rc_config_trim(char *s)
 {
     char *e;
     while (isspace((unsigned char)*s))
@@ -345,7 +345,7 @@ static int read_file(const rc_config *cfg, struct pass *p, const char *named_by,
     while (getline(&line, &cap, f) >= 0) {
         char src[SOURCE_LEN], *key, *val, *eq;
         lineno++;
-        key = trim(line);
+        key = rc_config_trim(line);
         if (*key == '\0' || *key == '#')
             continue;
         snprintf(src, sizeof src, "%s:%d", p->file, lineno);
@@ -355,8 +355,8 @@ static int read_file(const rc_config *cfg, struct pass *p, const char *named_by,
             goto done;
         }
         *eq = '\0';
-        key = trim(key);
-        val = trim(eq + 1);
+        key = rc_config_trim(key);
+        val = rc_config_trim(eq + 1);
         size_t vl = strlen(val);
         if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
             val[vl - 1] = '\0';

@@ -96,18 +96,34 @@ static int conf_set_props(rd_kafka_conf_t *conf, const char *const *props, size_
     return 0;
 }
 
-rd_kafka_conf_t *rc_kafka_conf_new(const char *brokers, const char *const *props,
-                                   size_t nprops, char *errbuf, size_t errlen)
+/* A configuration in the order every handle here builds it: the brokers,
+ * the group (NULL: none), the handle's defaults, then the operator's
+ * properties (so they win), and the logger.  Returns NULL with errbuf. */
+static rd_kafka_conf_t *conf_build(const char *brokers, const char *group,
+                                   const char *const (*defaults)[2], size_t ndefaults,
+                                   const char *const *props, size_t nprops, char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
     if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0 ||
-        conf_set_props(conf, props, nprops, errbuf, errlen) < 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+        (group && conf_set(conf, "group.id", group, errbuf, errlen) < 0))
+        goto failed;
+    for (size_t i = 0; i < ndefaults; i++)
+        if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf, errlen) < 0)
+            goto failed;
+    if (conf_set_props(conf, props, nprops, errbuf, errlen) < 0)
+        goto failed;
     rc_kafka_conf_set_logger(conf);
     return conf;
+failed:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+rd_kafka_conf_t *rc_kafka_conf_new(const char *brokers, const char *const *props,
+                                   size_t nprops, char *errbuf, size_t errlen)
+{
+    return conf_build(brokers, NULL, NULL, 0, props, nprops, errbuf, errlen);
 }
 
 int rc_kafka_ping(rd_kafka_t *rk, int timeout_ms, char *errbuf, size_t errlen)
@@ -173,17 +189,11 @@ rc_producer *rc_producer_new(const char *brokers, const char *const *props, size
     p->fn = fn;
     p->fn_opaque = fn_opaque;
 
-    conf = rd_kafka_conf_new();
-    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0)
-        goto failed;
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf, errlen) < 0)
-            goto failed;
-    if (conf_set_props(conf, props, nprops, errbuf, errlen) < 0)
+    if (!(conf = conf_build(brokers, NULL, defaults, sizeof defaults / sizeof defaults[0], props, nprops,
+                            errbuf, errlen)))
         goto failed;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rc_kafka_conf_set_logger(conf);
 
     if (pipe2(p->evfd, O_NONBLOCK | O_CLOEXEC) < 0) {
         snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
@@ -442,19 +452,12 @@ rc_consumer *rc_consumer_new(const char *brokers, const char *group, const char 
     if (hooks)
         c->hooks = *hooks;
 
-    conf = rd_kafka_conf_new();
-    if (conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) < 0 ||
-        conf_set(conf, "group.id", group, errbuf, errlen) < 0)
-        goto failed;
-    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
-        if (conf_set(conf, defaults[i][0], defaults[i][1], errbuf, errlen) < 0)
-            goto failed;
-    if (conf_set_props(conf, props, nprops, errbuf, errlen) < 0)
+    if (!(conf = conf_build(brokers, group, defaults, sizeof defaults / sizeof defaults[0], props, nprops,
+                            errbuf, errlen)))
         goto failed;
     rd_kafka_conf_set_opaque(conf, c);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
-    rc_kafka_conf_set_logger(conf);
 
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
     if (!c->rk) {

@@ -5,8 +5,8 @@
  * kafka.security.protocol and kafka.sasl.* for both.  Other keys in the
  * file belong to the services and are skipped here. */
 #include "cli.h"
+#include "rc_config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +17,6 @@
 static char *props[MAX_PROPS];
 static size_t nprops;
 static bool loaded;
-
-static char *trim(char *s)
-{
-    char *e;
-    while (isspace((unsigned char)*s))
-        s++;
-    e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1]))
-        *--e = '\0';
-    return s;
-}
 
 const char *const *cli_kafka_props(size_t *n, char *errbuf, size_t errlen)
 {
@@ -46,13 +35,13 @@ const char *const *cli_kafka_props(size_t *n, char *errbuf, size_t errlen)
         return NULL;
     }
     while (getline(&line, &cap, f) >= 0) {
-        char *key = trim(line), *eq, *val;
+        char *key = rc_config_trim(line), *eq, *val;
         size_t vl;
         if (strncmp(key, "kafka.", 6) != 0 || !(eq = strchr(key, '=')))
             continue;
         *eq = '\0';
-        key = trim(key) + 6;
-        val = trim(eq + 1);
+        key = rc_config_trim(key) + 6;
+        val = rc_config_trim(eq + 1);
         vl = strlen(val);
         if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
             val[vl - 1] = '\0';
