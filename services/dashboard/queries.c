@@ -174,9 +174,13 @@ static const char q_missing[] =
     "       AND m.period = $2::date) AS reminders,"
     "   (SELECT max(m.reminded_at) FROM rollcall.reminder m WHERE m.unit_code = v.code"
     "       AND m.period = $2::date) AS last_reminded_at,"
-    "   (SELECT coalesce(min(g.n), 31) FROM generate_series(1, 30) g(n)"
-    "     WHERE EXISTS (SELECT 1 FROM rollcall.latest_report x"
-    "                    WHERE x.period = $2::date - g.n AND x.unit_code = v.code)) AS days_missed"
+    /* One primary-key probe per day back, newest first, until a report:
+     * a scalar sublink, which the planner cannot turn into a join that
+     * walks the village's whole history across every period. */
+    "   coalesce((SELECT g.n FROM generate_series(1, 30) g(n)"
+    "     WHERE (SELECT true FROM rollcall.latest_report x"
+    "             WHERE x.period = $2::date - g.n AND x.unit_code = v.code)"
+    "     ORDER BY g.n LIMIT 1), 31) AS days_missed"
     "   FROM rollcall.unit v LEFT JOIN rollcall.unit t ON t.code = v.rollup_parent"
     "  WHERE v.level = 1 AND v.code >= $1 AND v.code < $1 || '~'"
     "    AND NOT EXISTS (SELECT 1 FROM rollcall.latest_report l"
@@ -215,11 +219,14 @@ static const char q_trends[] =
     "        ELSE coalesce(a.villages_expected - a.villages_reported, m.villages) END AS missing,"
     "   CASE WHEN m.level = 1 THEN coalesce(to_jsonb(l) ->> $4, l.extra ->> $4)"
     "        ELSE coalesce(to_jsonb(a) ->> $4, a.extra ->> $4) END::bigint AS ind"
+    /* A primary-key probe per member and day (OFFSET 0 keeps each a
+     * parameterised probe): the alternative plan reads the whole nation's
+     * rows of every day in the window. */
     "   FROM mv m CROSS JOIN days"
-    "   LEFT JOIN rollcall.aggregate a ON m.level <> 1 AND a.unit_code = m.code AND a.period = days.d"
-    "         AND a.period > $2::date - $3::int AND a.period <= $2::date"
-    "   LEFT JOIN rollcall.latest_report l ON m.level = 1 AND l.period = days.d AND l.unit_code = m.code"
-    "         AND l.period > $2::date - $3::int AND l.period <= $2::date)"
+    "   LEFT JOIN LATERAL (SELECT * FROM rollcall.aggregate a"
+    "         WHERE m.level <> 1 AND a.unit_code = m.code AND a.period = days.d OFFSET 0) a ON true"
+    "   LEFT JOIN LATERAL (SELECT * FROM rollcall.latest_report l"
+    "         WHERE m.level = 1 AND l.period = days.d AND l.unit_code = m.code OFFSET 0) l ON true)"
     " SELECT json_build_object('days', (SELECT json_agg(d ORDER BY d) FROM days),"
     "  'series', (SELECT json_agg(json_build_object('code', s.code, 'name', s.name, 'level', s.level,"
     "     'expected', s.expected, 'reported', s.reported, 'zero', s.zero, 'late', s.late,"
@@ -234,7 +241,14 @@ static const char q_trends[] =
 static const char q_calendar_fmt[] =
     "WITH days AS (SELECT ($2::date - g) AS d FROM generate_series($3::int - 1, 0, -1) g),"
     " vs AS (SELECT code, name, rollup_parent FROM rollcall.unit"
-    "         WHERE level = 1 AND code >= $1 AND code < $1 || '~' LIMIT 5001)"
+    "         WHERE level = 1 AND code >= $1 AND code < $1 || '~' LIMIT 5001),"
+    /* The subtree's reports of each day and of the day before the first:
+     * one range of the primary key (period, unit_code) per day, where one
+     * scan over the window would read every village of the nation. */
+    " lr AS MATERIALIZED (SELECT l.* FROM generate_series($3::int, 0, -1) g"
+    "   CROSS JOIN LATERAL (SELECT * FROM rollcall.latest_report l"
+    "     WHERE l.period = $2::date - g AND l.unit_code >= $1 AND l.unit_code < $1 || '~'"
+    "       AND l.level = 1 OFFSET 0) l)"
     " SELECT CASE WHEN (SELECT count(*) FROM vs) > 5000 THEN '{\"too_many\":true}'::json ELSE"
     "  json_build_object('days', (SELECT json_agg(d ORDER BY d) FROM days),"
     "   'villages', (SELECT coalesce(json_agg(json_build_object('code', x.code, 'name', x.name,"
@@ -246,10 +260,8 @@ static const char q_calendar_fmt[] =
     "       json_agg(coalesce(l.unit_code IS NOT NULL AND p.unit_code IS NOT NULL"
     "                         AND (%s) = (%s), false) ORDER BY days.d) AS same"
     "       FROM vs CROSS JOIN days"
-    "       LEFT JOIN rollcall.latest_report l ON l.period = days.d AND l.unit_code = vs.code"
-    "             AND l.period > $2::date - $3::int AND l.period <= $2::date"
-    "       LEFT JOIN rollcall.latest_report p ON p.period = days.d - 1 AND p.unit_code = vs.code"
-    "             AND p.period >= $2::date - $3::int AND p.period < $2::date"
+    "       LEFT JOIN lr l ON l.period = days.d AND l.unit_code = vs.code"
+    "       LEFT JOIN lr p ON p.period = days.d - 1 AND p.unit_code = vs.code"
     "      GROUP BY vs.code) x)) END";
 
 /* $1 code, $2 period, $3 days */
