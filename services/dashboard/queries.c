@@ -269,11 +269,13 @@ static const char q_alerts[] =
     "SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.raised_at DESC, r.unit_code), '[]')) FROM ("
     " SELECT e.unit_code, u.name AS unit_name, e.period, e.rule, r.indicator, e.value, r.threshold,"
     "        e.raised_at"
-    "   FROM rollcall.escalation e"
+    /* One range of (period, unit_code) per day, as in the calendar: a
+     * single scan over the window reads the whole nation's escalations. */
+    "   FROM generate_series(0, $3::int - 1) g"
+    "   CROSS JOIN LATERAL (SELECT * FROM rollcall.escalation e WHERE e.period = $2::date - g"
+    "       AND e.unit_code >= $1 AND e.unit_code < $1 || '~' OFFSET 0) e"
     "   LEFT JOIN rollcall.unit u ON u.code = e.unit_code"
-    "   LEFT JOIN rollcall.escalation_rule r ON r.rule = e.rule"
-    "  WHERE e.period > $2::date - $3::int AND e.period <= $2::date"
-    "    AND e.unit_code >= $1 AND e.unit_code < $1 || '~') r";
+    "   LEFT JOIN rollcall.escalation_rule r ON r.rule = e.rule) r";
 
 /* $1 code, $2 period, $3 days */
 static const char q_urgent[] =
