@@ -536,6 +536,10 @@ static void intake_rules(intake *in, const Rollcall__Report *r, rc_errors *errs)
         rc_errors_add(errs, "kind", "must be daily, zero or urgent");
     if (r->incident && r->incident->n_hops > 0)
         rc_errors_add(errs, "incident.hops", "assigned by the services on the way up; leave it out");
+    /* protobuf-c keeps fields it does not know and packs them again: they
+     * would travel to Kafka and the archive unchecked (JSON refuses them). */
+    if (r->base.n_unknown_fields > 0)
+        rc_errors_add(errs, "", "unknown field number %u", (unsigned)r->base.unknown_fields[0].tag);
     if (*unit && !has_field(errs, "unit_code")) {
         level = rc_registry_level(in->reg, unit);
         if (level != 0 && level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
@@ -728,6 +732,14 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
         goto done;
     }
+    /* A JSON item may pack larger than its text: the same cap, and 413. */
+    if (len > (size_t)in->cfg->max_body) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "the report packs to %zu bytes, the limit is %d", len,
+                 in->cfg->max_body);
+        set_result(ctx, idx, 413, idstr, 0, error_body("payload too large", reason, idstr));
+        goto done;
+    }
     fp = fingerprint(in, packed, len);
 
     if (have_hit && hit.fingerprint != fp) {
@@ -784,35 +796,117 @@ done:
 
 /* --------------------------------------------------------------- handlers */
 
+typedef enum { TOKEN_OK, TOKEN_MISSING, TOKEN_UNKNOWN } token_check;
+
+/* Looks the Authorization value h[0..hlen) up; fills scope on TOKEN_OK. */
+static token_check check_token(intake *in, const char *h, size_t hlen, char scope[13])
+{
+    const char *tok;
+    size_t len;
+
+    if (!h || hlen < 7 || strncasecmp(h, "Bearer ", 7) != 0)
+        return TOKEN_MISSING;
+    for (tok = h + 7, len = hlen - 7; len && *tok == ' '; tok++, len--)
+        ;
+    while (len && tok[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > MAX_TOKEN || !auth_lookup(in->auth, tok, len, scope))
+        return TOKEN_UNKNOWN;
+    return TOKEN_OK;
+}
+
+static void reply_unauthorized(intake *in, struct evhttp_request *req, token_check why)
+{
+    rc_counter_inc(why == TOKEN_MISSING ? in->auth_missing : in->auth_unknown);
+    count_status(in, 401);
+    reply_text(in, req, 401, why == TOKEN_MISSING
+               ? "{\"error\":\"unauthorized\",\"reason\":\"an Authorization: Bearer <token> header is required\"}"
+               : "{\"error\":\"unauthorized\",\"reason\":\"unknown or revoked token\"}");
+}
+
 /* Returns 0 with the token's unit in scope (or scope "" when auth is off),
  * or -1 after answering 401. */
 static int authenticate(intake *in, struct evhttp_request *req, char scope[13])
 {
-    const char *h, *tok;
-    size_t len;
+    const char *h;
+    token_check why;
 
     scope[0] = '\0';
     if (!in->auth)
         return 0;
     h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        rc_counter_inc(in->auth_missing);
-        count_status(in, 401);
-        reply_text(in, req, 401, "{\"error\":\"unauthorized\",\"reason\":\"an Authorization: Bearer <token> header is required\"}");
-        return -1;
-    }
-    for (tok = h + 7; *tok == ' '; tok++)
-        ;
-    len = strlen(tok);
-    while (len && tok[len - 1] == ' ')
-        len--;
-    if (len == 0 || len > MAX_TOKEN || !auth_lookup(in->auth, tok, len, scope)) {
-        rc_counter_inc(in->auth_unknown);
-        count_status(in, 401);
-        reply_text(in, req, 401, "{\"error\":\"unauthorized\",\"reason\":\"unknown or revoked token\"}");
+    why = check_token(in, h, h ? strlen(h) : 0, scope);
+    if (why != TOKEN_OK) {
+        reply_unauthorized(in, req, why);
         return -1;
     }
     return 0;
+}
+
+static void reply_too_large(intake *in, struct evhttp_request *req, long long len, size_t max_body)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "{\"error\":\"payload too large\",\"reason\":\"the body is %lld bytes, the limit is %zu\",\"limit\":%zu}",
+             len, max_body, max_body);
+    count_status(in, 413);
+    reply_text(in, req, 413, msg);
+}
+
+/* The routes' body caps; 0 for a path that takes no body. */
+static size_t route_cap(const intake *in, const char *path)
+{
+    if (strcmp(path, "/v1/reports") == 0)
+        return (size_t)in->cfg->max_body;
+    if (strcmp(path, "/v1/reports:batch") == 0)
+        return (size_t)in->cfg->max_batch_body;
+    return 0;
+}
+
+/* Before a byte of the body is read: a client without a valid token, or
+ * announcing a body over the route's cap, costs a head's parsing, not up to
+ * max_batch_body of memory and reading.  Encoded with CHUNKED there is no
+ * length to judge: the handler checks the body it was given (evhttp caps
+ * it at max_batch_body). */
+int intake_head_check(void *arg, const conn_head *h, conn_refusal *why)
+{
+    intake *in = arg;
+    size_t cap = route_cap(in, h->path);
+    char scope[13];
+    token_check tc;
+
+    if (cap == 0) {     /* /healthz, /metrics take no body: any would be a waste to read */
+        if (!h->chunked && h->content_length <= 0)
+            return 0;
+        *why = (conn_refusal){413, h->content_length, 0};
+        return 413;
+    }
+    if (in->auth && (tc = check_token(in, h->auth, h->auth ? h->auth_len : 0, scope)) != TOKEN_OK) {
+        *why = (conn_refusal){401, tc, 0};
+        return 401;
+    }
+    if (h->content_length > 0 && (size_t)h->content_length > cap) {
+        *why = (conn_refusal){413, h->content_length, (long long)cap};
+        return 413;
+    }
+    return 0;
+}
+
+/* A request the head check refused arrives without its body: answers it
+ * as the checks below would have, after reading it.  Returns false for any
+ * other request. */
+static bool answer_refusal(intake *in, struct evhttp_request *req)
+{
+    conn_refusal why;
+    int status = connlimit_refusal(in->cl, req, &why);
+
+    if (status == 0)
+        return false;
+    if (status == 401)
+        reply_unauthorized(in, req, why.detail == TOKEN_MISSING ? TOKEN_MISSING : TOKEN_UNKNOWN);
+    else
+        reply_too_large(in, req, why.detail, (size_t)why.limit);
+    return true;
 }
 
 typedef enum { BODY_JSON, BODY_PROTOBUF, BODY_OTHER } body_type;
@@ -835,8 +929,9 @@ static int precheck(intake *in, struct evhttp_request *req, size_t max_body, cha
                     size_t *len)
 {
     body_type t;
-    char msg[160];
 
+    if (answer_refusal(in, req))
+        return -1;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         count_status(in, 405);
@@ -847,11 +942,7 @@ static int precheck(intake *in, struct evhttp_request *req, size_t max_body, cha
         return -1;
     *len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (*len > max_body) {
-        snprintf(msg, sizeof msg,
-                 "{\"error\":\"payload too large\",\"reason\":\"the body is %zu bytes, the limit is %zu\",\"limit\":%zu}",
-                 *len, max_body, max_body);
-        count_status(in, 413);
-        reply_text(in, req, 413, msg);
+        reply_too_large(in, req, (long long)*len, max_body);
         return -1;
     }
     t = content_type(req);
@@ -972,6 +1063,15 @@ static void on_batch(struct evhttp_request *req, void *arg)
             const uint8_t *item = NULL;
             size_t ilen = 0;
             rc_report_stream_next(body, len, &off, &item, &ilen);   /* checked above */
+            /* An item has the single report's cap: its own 413, for good
+             * (over Kafka's message size it would be refused there and
+             * answered 503, retried for ever). */
+            if (ilen > (size_t)in->cfg->max_body) {
+                snprintf(reason, sizeof reason, "the report is %zu bytes, the limit is %d", ilen,
+                         in->cfg->max_body);
+                set_result(ctx, i, 413, NULL, 0, error_body("payload too large", reason, NULL));
+                continue;
+            }
             r = rc_report_unpack(item, ilen, &errs);
         }
         if (!r) {

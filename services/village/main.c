@@ -160,6 +160,7 @@ int main(int argc, char **argv)
                              cfg.max_connections_per_address, cfg.request_deadline_ms)))
         rc_die("out of memory");
     intake_set_connlimit(in, cl);
+    connlimit_set_head_check(cl, (size_t)cfg.max_headers, intake_head_check, in);
     rc_metrics_gauge_fn("rollcall_village_connections", "Open client connections.", NULL,
                         gauge_connections, cl);
     rc_service_on_stop(svc, intake_stop, in);

@@ -111,6 +111,31 @@ struct evhttp_request;
 void connlimit_request(connlimit *cl, struct evhttp_request *req);
 void connlimit_replied(connlimit *cl, struct evhttp_request *req);
 void connlimit_free(connlimit *cl);
+
+/* A request head, as the head check sees it before evhttp reads the body. */
+typedef struct {
+    const char *path;           /* decoded, without the query */
+    const char *auth;           /* the Authorization value, NULL: none */
+    size_t auth_len;
+    long long content_length;   /* -1: none */
+    bool chunked;
+} conn_head;
+/* Why a head was refused: status 401 (detail: the reason, the intake's
+ * own code) or 413 (detail: the declared length, limit: the route's cap). */
+typedef struct {
+    int status;
+    long long detail, limit;
+} conn_refusal;
+/* Returns 0 to let the request be read, or fills *why and returns its
+ * status to refuse it before its body is read. */
+typedef int connlimit_head_fn(void *arg, const conn_head *h, conn_refusal *why);
+/* Checks every request head that reaches the buffer complete (max_head:
+ * evhttp's max_headers, the most we look at).  A refused request reaches
+ * the handler with no body: connlimit_refusal tells it so. */
+void connlimit_set_head_check(connlimit *cl, size_t max_head, connlimit_head_fn *fn, void *arg);
+/* Returns the status the head check refused req with (filling *why); 0 for
+ * a request that was not refused. */
+int connlimit_refusal(const connlimit *cl, struct evhttp_request *req, conn_refusal *why);
 size_t connlimit_open(const connlimit *cl);
 
 /* ---- intake.c: the HTTP handlers and the Kafka path ---- */
@@ -138,6 +163,10 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
 void intake_set_registry(intake *in, const rc_registry *reg);
 /* The connection records that learn when a request was read in full. */
 void intake_set_connlimit(intake *in, connlimit *cl);
+/* The head check (connlimit_head_fn) of the intake's routes: the token
+ * (401), Content-Length over the route's cap (413), a body on a route that
+ * takes none (413). */
+int intake_head_check(void *in, const conn_head *h, conn_refusal *why);
 /* Registers POST /v1/reports and POST /v1/reports:batch and the health check. */
 int intake_attach(intake *in, rc_service *svc);
 /* Stop hook: refuses new reports, waits up to the produce timeout for the
