@@ -54,6 +54,14 @@ struct http_ctx {
     result one;
 };
 
+/* A report waiting for the archive's answer about its report_id. */
+typedef struct {
+    http_ctx *ctx;
+    size_t idx;
+    Rollcall__Report *r;
+    int64_t now, t0;
+} parked;
+
 typedef struct waiter {
     http_ctx *ctx;
     size_t idx;
@@ -103,6 +111,8 @@ struct intake {
 
     rc_counter *by_status[600];
     rc_counter *auth_missing, *auth_unknown, *auth_forbidden, *replays, *conflicts, *shed;
+    archive *archive;           /* NULL: archive_check off, or stopping */
+    rc_counter *archive_answers[3]; /* by ar_answer */
     rc_histogram *lat_village, *lat_urgent;
 };
 
@@ -505,6 +515,20 @@ static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit
 
 /* ------------------------------------------------------------ validation */
 
+static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
+                          const char *scope, int64_t now, int64_t t0, const archive_ask *asked);
+
+/* The archive's answer about a parked report's id (archive.c, on the loop). */
+static void on_archived(void *arg, archive_ask *a)
+{
+    intake *in = arg;
+    parked *p = a->opaque;
+
+    handle_report(in, p->ctx, p->idx, p->r, NULL, p->now, p->t0, a);
+    free(p);
+    archive_ask_free(a);
+}
+
 static bool has_field(const rc_errors *errs, const char *field)
 {
     size_t n = errs->n < RC_ERRORS_MAX ? errs->n : RC_ERRORS_MAX;
@@ -640,11 +664,47 @@ static int64_t next_version(intake *in, int64_t now)
     return now;
 }
 
+/* True when the archived payload is the report r, but for what the intake
+ * assigns or takes as informative: version, received_at, submitted_at (a
+ * retry may stamp a new one) and the urgent hop.  r is left as it was. */
+static bool same_report(const Rollcall__Report *r_in, const uint8_t *payload, size_t len)
+{
+    Rollcall__Report *r = (Rollcall__Report *)r_in, *a;
+    rc_errors errs;
+    uint8_t *pa = NULL, *pr = NULL;
+    size_t la = 0, lr = 0, hops = 0;
+    int64_t submitted = r->submitted_at;
+    bool same;
+
+    errs.n = 0;
+    if (!payload || !(a = rc_report_unpack(payload, len, &errs)))
+        return false;
+    a->version = a->received_at = a->submitted_at = 0;
+    if (a->incident) {
+        hops = a->incident->n_hops;
+        a->incident->n_hops = 0;
+    }
+    r->submitted_at = 0;
+    pa = rc_report_pack(a, &la);
+    pr = rc_report_pack(r, &lr);
+    r->submitted_at = submitted;
+    same = pa && pr && la == lr && memcmp(pa, pr, la) == 0;
+    if (a->incident)
+        a->incident->n_hops = hops;     /* freed with the message */
+    free(pa);
+    free(pr);
+    rc_report_free(a);
+    return same;
+}
+
 /* Takes one decoded report (ownership passes here: it is freed before
- * returning) and either answers it at once or leaves it waiting for Kafka.
- * `scope` is the token's unit, NULL when authentication is off. */
+ * returning, or parked until the archive answers) and either answers it at
+ * once or leaves it waiting for Kafka.  `scope` is the token's unit, NULL
+ * when authentication is off.  `asked`: the archive's answer about its
+ * report_id when the report comes back from there (already checked then),
+ * NULL on its first pass. */
 static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
-                          const char *scope, int64_t now, int64_t t0)
+                          const char *scope, int64_t now, int64_t t0, const archive_ask *asked)
 {
     rc_errors errs;
     rc_validate_opts opts;
@@ -662,6 +722,8 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     const char *unit = r->unit_code ? r->unit_code : "";
 
     errs.n = 0;        /* the 8 KiB of entries are written before they are read */
+    if (asked)
+        goto checked;
     /* A token answers for its own subtree only; checked before anything
      * else is said about the report. */
     if (scope && *unit && !rc_token_covers(scope, unit)) {
@@ -687,6 +749,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
 
+checked:
     if (r->report_id && *r->report_id) {
         snprintf(idstr, sizeof idstr, "%s", r->report_id);
         if (uuid_parse(idstr, idbin) < 0) {     /* validate said it is a UUID */
@@ -694,6 +757,39 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
             goto done;
         }
         have_hit = dedupe_find(in->dd, idbin, now, &hit);
+        /* The window forgets (dedupe_entries, dedupe_window, a restart);
+         * the archive does not.  An id the client chose and the window does
+         * not know is asked of the archive before anything is produced: the
+         * ids the intake makes up itself are new by construction, and ask
+         * nothing. */
+        if (!have_hit && !asked && in->archive) {
+            parked *p = malloc(sizeof *p);
+            if (p && archive_ask_id(in->archive, idbin, p) == 0) {
+                *p = (parked){ctx, idx, r, now, t0};
+                return;                         /* on_archived resumes it */
+            }
+            free(p);
+            set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
+            goto done;
+        }
+        if (!have_hit && asked) {
+            rc_counter_inc(in->archive_answers[asked->answer]);
+            if (asked->answer == AR_FOUND && same_report(r, asked->payload, asked->len)) {
+                rc_counter_inc(in->replays);
+                set_result(ctx, idx, 202, idstr, asked->version, NULL);
+                goto done;
+            }
+            if (asked->answer == AR_FOUND) {
+                rc_counter_inc(in->conflicts);
+                set_result(ctx, idx, 409, idstr, 0,
+                           error_body("conflict", "report_id was already used for a different report (archived)",
+                                      idstr));
+                goto done;
+            }
+            /* AR_UNKNOWN: PostgreSQL did not answer.  The intake keeps
+             * taking reports from its caches while PostgreSQL is away; a
+             * reused id is then caught only by the window (counted). */
+        }
     } else {
         new_uuid(in, idbin, idstr);
         saved_id = r->report_id;
@@ -983,7 +1079,7 @@ static void on_report(struct evhttp_request *req, void *arg)
         set_result(ctx, 0, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
         return;
     }
-    handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us());
+    handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us(), NULL);
 }
 
 static void reply_batch_error(intake *in, struct evhttp_request *req, int status, const char *reason)
@@ -1081,7 +1177,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
             set_result(ctx, i, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
             continue;
         }
-        handle_report(in, ctx, i, r, in->auth ? scope : NULL, now, t0);
+        handle_report(in, ctx, i, r, in->auth ? scope : NULL, now, t0, NULL);
     }
     json_decref(arr);
     if (--ctx->waiting == 0)
@@ -1200,6 +1296,18 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
                                      "Retries of a known report_id answered without producing again.", NULL);
     in->conflicts = rc_metrics_counter("rollcall_village_conflicts_total",
                                        "A known report_id sent with different content (409).", NULL);
+    in->archive_answers[AR_UNKNOWN] = rc_metrics_counter(
+        "rollcall_village_archive_checks_total",
+        "Client report_ids unknown to the window, asked of the archive, by answer "
+        "(unknown: PostgreSQL did not answer and the report went on unchecked).",
+        "answer=\"unknown\"");
+    in->archive_answers[AR_ABSENT] = rc_metrics_counter("rollcall_village_archive_checks_total", NULL,
+                                                        "answer=\"absent\"");
+    in->archive_answers[AR_FOUND] = rc_metrics_counter("rollcall_village_archive_checks_total", NULL,
+                                                       "answer=\"found\"");
+    if (cfg->archive_check
+        && !(in->archive = archive_new(cfg->pg_dsn, base, on_archived, in, errbuf, errlen)))
+        goto err;
     in->shed = rc_metrics_counter("rollcall_village_shed_total",
                                   "Reports refused at once (503): too many in flight, or stopping.", NULL);
     in->lat_village = rc_metrics_histogram("rollcall_village_produce_seconds",
@@ -1248,6 +1356,9 @@ void intake_stop(void *arg)
     in->stopping = true;
     rc_probe_free(in->probe);
     in->probe = NULL;
+    /* Reports still waiting for the archive are answered 503 (stopping). */
+    archive_free(in->archive);
+    in->archive = NULL;
     /* Every report in flight gets its real answer: delivered, or 503 once
      * message.timeout.ms passes.  What is still queued after that is purged
      * by rc_producer_free, whose delivery reports answer 503. */
@@ -1278,6 +1389,8 @@ void intake_free(intake *in)
 {
     if (!in)
         return;
+    archive_free(in->archive);
+    in->archive = NULL;
     rc_probe_free(in->probe);
     if (in->prod_ev)
         event_free(in->prod_ev);

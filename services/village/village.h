@@ -47,6 +47,7 @@ typedef struct {
     int registry_reload_ms; /* how often rollcall.unit is checked for changes */
     int dedupe_entries;
     int dedupe_window_ms;
+    bool archive_check;     /* client report_ids beyond the window asked of the archive */
     rc_log_level log_level;
 } village_config;
 
@@ -137,6 +138,38 @@ void connlimit_set_head_check(connlimit *cl, size_t max_head, connlimit_head_fn 
  * a request that was not refused. */
 int connlimit_refusal(const connlimit *cl, struct evhttp_request *req, conn_refusal *why);
 size_t connlimit_open(const connlimit *cl);
+
+/* ---- archive.c: report_ids asked of the archive, off the loop ---- */
+typedef struct archive archive;
+
+typedef enum { AR_UNKNOWN = 0, AR_ABSENT, AR_FOUND } ar_answer;
+
+/* One question, and its answer once it comes back. */
+typedef struct archive_ask {
+    uint8_t id[16];
+    void *opaque;               /* the asker's */
+    ar_answer answer;           /* AR_UNKNOWN: PostgreSQL did not answer */
+    int64_t version;            /* AR_FOUND: the archived revision's */
+    uint8_t *payload;           /* AR_FOUND: its Report, NULL if not a village's */
+    size_t len;
+    struct archive_ask *next;
+} archive_ask;
+
+/* Called on the loop with each answer; takes ownership (archive_ask_free). */
+typedef void archive_done_fn(void *arg, archive_ask *a);
+
+/* Starts the thread (its connection is made at the first question).
+ * Returns NULL with errbuf filled. */
+archive *archive_new(const char *dsn, struct event_base *base, archive_done_fn *fn, void *arg,
+                     char *errbuf, size_t errlen);
+/* Queues a question (loop thread).  Returns 0, or -1 on out of memory. */
+int archive_ask_id(archive *ar, const uint8_t id[16], void *opaque);
+void archive_ask_free(archive_ask *a);
+/* True while the last question could not be answered. */
+bool archive_down(const archive *ar);
+/* Stops the thread and answers what is still queued AR_UNKNOWN, on the
+ * calling thread (the askers must still exist).  NULL is a no-op. */
+void archive_free(archive *ar);
 
 /* ---- intake.c: the HTTP handlers and the Kafka path ---- */
 typedef struct intake intake;

@@ -1051,6 +1051,91 @@ static void test_oversize(void **state)
     free(body);
 }
 
+/* Puts a report into rollcall.report_archive as the rollup does: the
+ * message the intake produced (version = received_at = `version`). */
+static int archive_insert(const char *json, int64_t version)
+{
+    rc_errors errs = {0};
+    Rollcall__Report *r = rc_report_from_json_text(json, strlen(json), &errs);
+    uint8_t *pb;
+    size_t len;
+    char ver[24], lvl[4];
+    PGconn *c;
+    PGresult *res;
+    int ok;
+
+    if (!r)
+        return -1;
+    r->level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+    r->version = r->received_at = version;
+    pb = rc_report_pack(r, &len);
+    snprintf(ver, sizeof ver, "%lld", (long long)version);
+    snprintf(lvl, sizeof lvl, "%d", (int)r->level);
+    {
+        const char *vals[7] = {r->report_id, r->unit_code, lvl, fx.today, "0", ver, (const char *)pb};
+        int lens[7] = {0, 0, 0, 0, 0, 0, (int)len}, fmts[7] = {0, 0, 0, 0, 0, 0, 1};
+        c = PQconnectdb(fx.dsn);
+        res = PQexecParams(c, "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, kind, "
+                              "version, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                           7, NULL, vals, lens, fmts, 0);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            print_message("archive insert: %s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+    }
+    free(pb);
+    rc_report_free(r);
+    return ok ? 0 : -1;
+}
+
+/* A report_id means one report, forever: beyond the idempotency window
+ * (here: an id this intake never saw, as after a restart or 15 minutes and
+ * 100,000 reports), the archive still knows it.  The same report again gets
+ * its first answer and produces nothing; other content under it gets 409,
+ * not a 202 the rollup would then ignore as a second delivery. */
+static void test_report_id_forever(void **state)
+{
+    char id[37], body[1024], other[1024];
+    rc_httpc_response r = {0};
+    kmsg msgs[MAX_MSGS];
+    marks m;
+    size_t n;
+    const int64_t archived_version = 1700000000123456;
+
+    NEED_STACK();
+    snapshot(&m);
+    rc_uuid_new(id);
+    report(body, sizeof body, id, "130102001013", "daily", "\"indicators\":{\"confirmed\":2}");
+    report(other, sizeof other, id, "130102001013", "daily", "\"indicators\":{\"confirmed\":5}");
+    assert_int_equal(archive_insert(body, archived_version), 0);
+
+    assert_int_equal(post_json("/v1/reports", fx.tok_town, body, &r), 202);
+    assert_int_equal(json_version(r.body), archived_version);
+    rc_httpc_response_clear(&r);
+    assert_int_equal(post_json("/v1/reports", fx.tok_town, other, &r), 409);
+    assert_non_null(strstr(r.body, "\"error\":\"conflict\""));
+    rc_httpc_response_clear(&r);
+    /* In a batch too, beside a new report that goes through. */
+    {
+        char id2[37], fresh[1024], batch[2200];
+        rc_uuid_new(id2);
+        report(fresh, sizeof fresh, id2, "130102001013", "zero", "");
+        snprintf(batch, sizeof batch, "[%s,%s]", other, fresh);
+        assert_int_equal(post_json("/v1/reports:batch", fx.tok_town, batch, &r), 207);
+        assert_non_null(strstr(r.body, "{\"index\":0,\"status\":409,"));
+        assert_non_null(strstr(r.body, "{\"index\":1,\"status\":202,"));
+        rc_httpc_response_clear(&r);
+        n = fetch_new(&m, msgs);
+        assert_int_equal(count_id(msgs, n, "reports.village", id, NULL), 0);
+        assert_int_equal(count_id(msgs, n, "reports.village", id2, NULL), 1);
+        free_msgs(msgs, n);
+    }
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, NULL, 0, &r), 200);
+    assert_non_null(strstr(r.body, "rollcall_village_archive_checks_total{answer=\"found\"} 3"));
+    rc_httpc_response_clear(&r);
+}
+
 /* A retried report_id gets the same answer and produces nothing new, also
  * when the duplicates arrive together; another report under a used id: 409. */
 static void test_idempotent_retry(void **state)
@@ -1336,6 +1421,7 @@ int main(void)
         cmocka_unit_test(test_refused_before_body),
         cmocka_unit_test(test_batch_item_too_large),
         cmocka_unit_test(test_idempotent_retry),
+        cmocka_unit_test(test_report_id_forever),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_cli_submit),
