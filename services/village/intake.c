@@ -529,50 +529,6 @@ static void on_archived(void *arg, archive_ask *a)
     archive_ask_free(a);
 }
 
-static bool has_field(const rc_errors *errs, const char *field)
-{
-    size_t n = errs->n < RC_ERRORS_MAX ? errs->n : RC_ERRORS_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(errs->e[i].field, field) == 0)
-            return true;
-    return false;
-}
-
-/* The intake's own rules on top of rc_report_validate: village reports of
- * kind DAILY, ZERO or URGENT, and nothing a service assigns. */
-static void intake_rules(intake *in, const Rollcall__Report *r, rc_errors *errs)
-{
-    const char *unit = r->unit_code ? r->unit_code : "";
-    int level;
-
-    if (r->version != 0)
-        rc_errors_add(errs, "version", "assigned by the service (receive time); leave it out");
-    if (r->received_at != 0)
-        rc_errors_add(errs, "received_at", "assigned by the service; leave it out");
-    if (r->completeness)
-        rc_errors_add(errs, "completeness", "only aggregates and filed reports carry completeness");
-    if (r->revised)
-        rc_errors_add(errs, "revised", "only filed reports are revised");
-    if (r->level != ROLLCALL__LEVEL__LEVEL_VILLAGE && !has_field(errs, "level"))
-        rc_errors_add(errs, "level", "must be village: the intake takes village and community reports only");
-    if (r->kind != ROLLCALL__KIND__KIND_DAILY && r->kind != ROLLCALL__KIND__KIND_ZERO
-        && r->kind != ROLLCALL__KIND__KIND_URGENT && !has_field(errs, "kind"))
-        rc_errors_add(errs, "kind", "must be daily, zero or urgent");
-    if (r->incident && r->incident->n_hops > 0)
-        rc_errors_add(errs, "incident.hops", "assigned by the services on the way up; leave it out");
-    /* protobuf-c keeps fields it does not know and packs them again: they
-     * would travel to Kafka and the archive unchecked (JSON refuses them). */
-    if (r->base.n_unknown_fields > 0)
-        rc_errors_add(errs, "", "unknown field number %u", (unsigned)r->base.unknown_fields[0].tag);
-    if (*unit && !has_field(errs, "unit_code")) {
-        level = rc_registry_level(in->reg, unit);
-        if (level != 0 && level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
-            rc_errors_add(errs, "unit_code", "%s is not a village or community (level %d)", unit, level);
-        else if (level == 0 && rc_code_level(unit) != ROLLCALL__LEVEL__LEVEL_VILLAGE)
-            rc_errors_add(errs, "unit_code", "must be a 12-digit village or community code");
-    }
-}
-
 int intake_parse_bounds(const char *spec, rc_validate_opts *opts, char *errbuf, size_t errlen)
 {
     rc_validate_opts tmp = *opts;
@@ -738,7 +694,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     opts = in->vopts;
     opts.now_us = now;
     (void)rc_report_validate(r, &opts, in->reg, &errs);     /* errs says it all */
-    intake_rules(in, r, &errs);
+    rc_report_check_submission(r, in->reg, &errs);
     if (errs.n > 0) {
         count_invalid(&errs);
         set_result(ctx, idx, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
