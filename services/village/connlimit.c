@@ -167,9 +167,14 @@ static void learn_peer(connlimit *cl, conn *c)
  * as it arrives, never buffered, and once it has all come (or at
  * request_deadline) the connection is closed: closed earlier, with the
  * client still sending, the kernel would answer with a reset and the
- * client might never read its 401 or 413. */
+ * client might never read its 401 or 413.  A client without a valid token
+ * gets LINGER_UNAUTHORIZED bytes of that courtesy, not megabytes. */
 
 #define REFUSED_HEADER "X-Rollcall-Refused"
+/* What a client refused for its token may still send before it is cut: an
+ * honest client with a bad token and a small body reads its 401; a hostile
+ * one uploading megabytes costs this much reading, not all of it. */
+#define LINGER_UNAUTHORIZED (256 * 1024)
 
 /* One header's value: a pointer into the head, or (folded over lines) a
  * copy joined with spaces like evhttp does. */
@@ -299,6 +304,8 @@ static void refuse(watch *w, struct evbuffer *in, size_t head, long long content
     w->left = content_length < 0 ? -1 : content_length - (long long)(n - head);
     if (w->left < -1)
         w->left = 0;
+    if (why->status == 401 && (w->left < 0 || w->left > LINGER_UNAUTHORIZED))
+        w->left = LINGER_UNAUTHORIZED;
     w->busy = true;
     evbuffer_drain(in, n);
     evbuffer_add_printf(in, "POST %s HTTP/1.1\r\nHost: refused\r\n%s"
@@ -334,6 +341,13 @@ static void on_input(struct evbuffer *in, const struct evbuffer_cb_info *info, v
         w->busy = false;
         if (w->left > 0)
             w->left = (long long)n >= w->left ? 0 : w->left - (long long)n;
+        /* All come (or the budget spent) and the answer out: cut now
+         * rather than at the next sweep, so as to read no more. */
+        if (w->left == 0 && evbuffer_get_length(bufferevent_get_output(w->bev)) == 0) {
+            evutil_socket_t fd = bufferevent_getfd(w->bev);
+            if (fd >= 0)
+                shutdown(fd, SHUT_RDWR);
+        }
         return;
     }
     if (w->state != AT_HEAD || !cl->head_fn)
