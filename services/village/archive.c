@@ -12,7 +12,6 @@
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@ struct archive {
     archive_ask *todo, **todo_tail; /* the loop's questions, in order */
     archive_ask *done;              /* the thread's answers */
     bool stop;
-    atomic_bool down;               /* the last attempt found no PostgreSQL */
 };
 
 static int64_t mono_ms(void)
@@ -109,6 +107,7 @@ static void *archive_main(void *arg)
         archive_ask *list, *last;
         size_t n = 0;
 
+        err[0] = '\0';
         pthread_mutex_lock(&ar->mu);
         while (!ar->todo && !ar->stop)
             pthread_cond_wait(&ar->cond, &ar->mu);
@@ -138,6 +137,13 @@ static void *archive_main(void *arg)
             if (!pg)
                 next_try = mono_ms() + RETRY_MS;
         }
+        /* A reconnection inside rc_pg is a new session: the timeout again. */
+        if (pg && rc_pg_was_disconnected(pg)
+            && rc_pg_command(pg, "SET statement_timeout = '" STATEMENT_TIMEOUT "'", err, sizeof err) < 0) {
+            rc_pg_free(pg);
+            pg = NULL;
+            next_try = mono_ms() + RETRY_MS;
+        }
         if (pg && lookup(pg, list, n, err, sizeof err) < 0) {
             /* A lost connection is tried again by rc_pg (once); a server
              * that does not answer costs RETRY_MS of "unknown". */
@@ -146,13 +152,10 @@ static void *archive_main(void *arg)
                 pg = NULL;
                 next_try = mono_ms() + RETRY_MS;
             }
-        } else if (pg) {
-            err[0] = '\0';
         }
-        atomic_store(&ar->down, list->answer == AR_UNKNOWN);
         if (list->answer == AR_UNKNOWN && time(NULL) - logged >= 10) {
             rc_warn("report_id archive check unavailable, reports accepted unchecked: %s",
-                    pg ? err : "no connection to PostgreSQL");
+                    err[0] ? err : "no connection to PostgreSQL (tried again within 1 s)");
             logged = time(NULL);
         }
 
@@ -239,11 +242,6 @@ int archive_ask_id(archive *ar, const uint8_t id[16], void *opaque)
     pthread_cond_signal(&ar->cond);
     pthread_mutex_unlock(&ar->mu);
     return 0;
-}
-
-bool archive_down(const archive *ar)
-{
-    return atomic_load(&((archive *)ar)->down);
 }
 
 void archive_ask_free(archive_ask *a)

@@ -165,8 +165,6 @@ archive *archive_new(const char *dsn, struct event_base *base, archive_done_fn *
 /* Queues a question (loop thread).  Returns 0, or -1 on out of memory. */
 int archive_ask_id(archive *ar, const uint8_t id[16], void *opaque);
 void archive_ask_free(archive_ask *a);
-/* True while the last question could not be answered. */
-bool archive_down(const archive *ar);
 /* Stops the thread and answers what is still queued AR_UNKNOWN, on the
  * calling thread (the askers must still exist).  NULL is a no-op. */
 void archive_free(archive *ar);
