@@ -15,12 +15,16 @@
 # Prints POSTs/s, batch reports/s, and the share that was not 2xx (must be 0).
 # Runs its own rollcall-village on a scratch database (the stack's intake and
 # database are not touched).  Environment: DURATION (s, default 10), BATCH
-# (default 100), PROFILE=1 records `perf` for the single-report run.
+# (default 100), PROFILE=1 records `perf` for the single-report run,
+# CLIENT_IDS=1 gives each single report a new report_id of the client's own
+# (each then costs the intake a lookup in the archive; shared by the reports
+# that wait at the same moment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-10}
 BATCH=${BATCH:-100}
+CLIENT_IDS=${CLIENT_IDS:-0}
 BASE=${ROLLCALL_PORT_BASE:-25400}
 PORT=$((BASE + 90))
 BARE_PORT=$((BASE + 92))
@@ -69,7 +73,7 @@ PERIOD=$(TZ=Asia/Shanghai date +%F)
 cat >"$WORK/single.lua" <<LUA
 dofile("$WORK/units.lua")
 local n = 0
-local reqs = {}
+local reqs, heads, bodies = {}, {}, {}
 function setup(thread) end
 function init(args)
   -- One request per village, built once; each sends a new report (the
@@ -79,13 +83,22 @@ function init(args)
       '"submitter":"bench","zone_status":"normal","indicators":{"households_visited":' .. (i % 97) ..
       ',"persons_screened":' .. (i * 3) .. ',"temperature_checks":' .. (i * 2) ..
       ',"staff_on_duty":4,"volunteers":7,"masks":1200}}'
-    reqs[i] = wrk.format("POST", "/v1/reports",
-      {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. v[2]}, body)
+    heads[i] = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. v[2]}
+    bodies[i] = body
+    reqs[i] = wrk.format("POST", "/v1/reports", heads[i], body)
   end
   n = math.random(#reqs)
 end
 function request()
   n = n % #reqs + 1
+  if $CLIENT_IDS == 1 then
+    -- A report_id of the client's own, new each time: the intake asks the
+    -- archive about it (a client's id the window does not know).
+    local id = string.format("%08x-%04x-4%03x-%04x-%04x%08x", math.random(0, 0x7fffffff),
+      math.random(0, 0xffff), math.random(0, 0xfff), math.random(0x8000, 0xbfff),
+      math.random(0, 0xffff), math.random(0, 0x7fffffff))
+    return wrk.format("POST", "/v1/reports", heads[n], '{"report_id":"' .. id .. '",' .. bodies[n]:sub(2))
+  end
   return reqs[n]
 end
 function done(summary, latency, requests)

@@ -131,4 +131,14 @@ void rc_validate_opts_default(rc_validate_opts *opts);
 int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
                        const rc_registry *reg, rc_errors *errs);
 
+/* The rules of a village report entering the system (the intake, and
+ * `rollcall replay --file`), on top of rc_report_validate: the unit is a
+ * village (by reg when it knows the unit, else by the code's length), kind
+ * DAILY, ZERO or URGENT, and nothing the system assigns — version,
+ * received_at, completeness, revised, incident hops — nor a protobuf field
+ * the schema does not have.  Appends each problem to errs; a field that
+ * rc_report_validate already named is not named again.  A LEVEL_UNSPECIFIED
+ * report counts as a village's (the caller sets the level). */
+void rc_report_check_submission(const Rollcall__Report *r, const rc_registry *reg, rc_errors *errs);
+
 #endif

@@ -975,3 +975,49 @@ int rc_report_stream_next(const uint8_t *buf, size_t len, size_t *off, const uin
     *off = o + (size_t)v;
     return 1;
 }
+
+/* ------------------------------------------------------------ submission */
+
+static bool has_field(const rc_errors *errs, const char *field)
+{
+    size_t n = errs->n < RC_ERRORS_MAX ? errs->n : RC_ERRORS_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(errs->e[i].field, field) == 0)
+            return true;
+    return false;
+}
+
+/* See rc_report.h: one set of rules for every door into the system. */
+void rc_report_check_submission(const Rollcall__Report *r, const rc_registry *reg, rc_errors *errs)
+{
+    const char *unit = r->unit_code ? r->unit_code : "";
+    int level;
+
+    if (r->version != 0)
+        rc_errors_add(errs, "version", "assigned by the service (receive time); leave it out");
+    if (r->received_at != 0)
+        rc_errors_add(errs, "received_at", "assigned by the service; leave it out");
+    if (r->completeness)
+        rc_errors_add(errs, "completeness", "only aggregates and filed reports carry completeness");
+    if (r->revised)
+        rc_errors_add(errs, "revised", "only filed reports are revised");
+    if (r->level != ROLLCALL__LEVEL__LEVEL_VILLAGE && r->level != ROLLCALL__LEVEL__LEVEL_UNSPECIFIED
+        && !has_field(errs, "level"))
+        rc_errors_add(errs, "level", "must be village: the intake takes village and community reports only");
+    if (r->kind != ROLLCALL__KIND__KIND_DAILY && r->kind != ROLLCALL__KIND__KIND_ZERO
+        && r->kind != ROLLCALL__KIND__KIND_URGENT && !has_field(errs, "kind"))
+        rc_errors_add(errs, "kind", "must be daily, zero or urgent");
+    if (r->incident && r->incident->n_hops > 0)
+        rc_errors_add(errs, "incident.hops", "assigned by the services on the way up; leave it out");
+    /* protobuf-c keeps fields it does not know and packs them again: they
+     * would travel to Kafka and the archive unchecked (JSON refuses them). */
+    if (r->base.n_unknown_fields > 0)
+        rc_errors_add(errs, "", "unknown field number %u", (unsigned)r->base.unknown_fields[0].tag);
+    if (*unit && !has_field(errs, "unit_code")) {
+        level = reg ? rc_registry_level(reg, unit) : 0;
+        if (level != 0 && level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
+            rc_errors_add(errs, "unit_code", "%s is not a village or community (level %d)", unit, level);
+        else if (level == 0 && rc_code_level(unit) != ROLLCALL__LEVEL__LEVEL_VILLAGE)
+            rc_errors_add(errs, "unit_code", "must be a 12-digit village or community code");
+    }
+}

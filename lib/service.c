@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -33,7 +34,15 @@ struct check {
     char *name;
     int (*fn)(void *, char *, size_t);
     void *opaque;
+    /* The log says when a check starts failing, at most once a minute
+     * while it goes on failing, and when it recovers: a probe polling
+     * /healthz every second must not write a line a second. */
+    bool failing;
+    time_t logged;
+    unsigned long quiet;        /* failed requests not logged since */
 };
+
+#define HEALTH_LOG_EVERY_S 60
 
 struct hook {
     void (*fn)(void *);
@@ -163,12 +172,29 @@ static void handle_healthz(struct evhttp_request *req, void *arg)
         return;
     }
     for (size_t i = 0; i < svc->nchecks; i++) {
+        struct check *c = &svc->checks[i];
         char msg[256] = "";
-        if (svc->checks[i].fn(svc->checks[i].opaque, msg, sizeof msg) != 0) {
+        time_t now = time(NULL);
+        if (c->fn(c->opaque, msg, sizeof msg) != 0) {
             msg[sizeof msg - 1] = '\0';
             healthy = false;
-            evbuffer_add_printf(body, "fail %s: %s\n", svc->checks[i].name, msg);
-            rc_warn("health check failed check=%s reason=\"%s\"", svc->checks[i].name, msg);
+            evbuffer_add_printf(body, "fail %s: %s\n", c->name, msg);
+            if (!c->failing) {
+                rc_warn("health check failed check=%s reason=\"%s\"", c->name, msg);
+                c->failing = true;
+                c->logged = now;
+                c->quiet = 0;
+            } else if (now - c->logged >= HEALTH_LOG_EVERY_S) {
+                rc_warn("health check still failing check=%s reason=\"%s\" failed_requests=%lu",
+                        c->name, msg, c->quiet + 1);
+                c->logged = now;
+                c->quiet = 0;
+            } else {
+                c->quiet++;
+            }
+        } else if (c->failing) {
+            rc_info("health check recovered check=%s failed_requests_unlogged=%lu", c->name, c->quiet);
+            c->failing = false;
         }
     }
     if (healthy)
@@ -317,7 +343,7 @@ void rc_service_add_health_check(rc_service *svc, const char *name,
         rc_die("service: out of memory adding health check %s", name);
     }
     svc->checks = c;
-    c[svc->nchecks++] = (struct check){copy, check, opaque};
+    c[svc->nchecks++] = (struct check){.name = copy, .fn = check, .opaque = opaque};
 }
 
 void rc_service_on_stop(rc_service *svc, void (*fn)(void *opaque), void *opaque)

@@ -39,12 +39,14 @@ static char *dup_or_null(const char *s)
     return d;
 }
 
-/* Gives the report what the intake assigns when it is absent: a report_id,
- * received_at (strictly increasing in file order, so a later line for the
- * same unit and period supersedes an earlier one), version = received_at.
- * Then checks it like the intake: village units only, rc_report_validate
- * with the registry.  Takes ownership of r: hands it to the callback, or
- * frees it. */
+/* Checks the report like the intake (rc_report_validate with the registry,
+ * then the intake's own rules: a village report, and nothing the system
+ * assigns — a line carrying version or received_at is refused, as the
+ * intake refuses it), then gives it what the intake assigns: a report_id
+ * when it has none, received_at strictly increasing in file order (so a
+ * later line for the same unit and period supersedes an earlier one) and
+ * version = received_at.  Takes ownership of r: hands it to the callback,
+ * or frees it. */
 static void accept_report(reader *rd, Rollcall__Report *r, size_t line, rc_errors *errs)
 {
     if (!r->report_id || !r->report_id[0]) {
@@ -58,20 +60,17 @@ static void accept_report(reader *rd, Rollcall__Report *r, size_t line, rc_error
             rc_errors_add(errs, "report_id", "out of memory");
         }
     }
-    if (r->received_at == 0)
-        r->received_at = rd->base_us + (int64_t)line;
-    if (r->version == 0)
-        r->version = r->received_at;
-    if (r->level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
-        rc_errors_add(errs, "level", "only village reports can be imported");
-    if (r->completeness)
-        rc_errors_add(errs, "completeness", "a village report has no completeness");
+    if (r->level == ROLLCALL__LEVEL__LEVEL_UNSPECIFIED)
+        r->level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
     rc_report_validate(r, rd->o->validate, rd->o->registry, errs);
+    rc_report_check_submission(r, rd->o->registry, errs);
     if (errs->n > 0) {
         report_invalid(rd, line, errs);
         rc_report_free(r);
         return;
     }
+    r->received_at = rd->base_us + (int64_t)line;
+    r->version = r->received_at;
     rd->valid++;
     rd->fn(rd->opaque, r, line);
 }

@@ -54,6 +54,14 @@ struct http_ctx {
     result one;
 };
 
+/* A report waiting for the archive's answer about its report_id. */
+typedef struct {
+    http_ctx *ctx;
+    size_t idx;
+    Rollcall__Report *r;
+    int64_t now, t0;
+} parked;
+
 typedef struct waiter {
     http_ctx *ctx;
     size_t idx;
@@ -103,6 +111,8 @@ struct intake {
 
     rc_counter *by_status[600];
     rc_counter *auth_missing, *auth_unknown, *auth_forbidden, *replays, *conflicts, *shed;
+    archive *archive;           /* NULL: archive_check off, or stopping */
+    rc_counter *archive_answers[3]; /* by ar_answer */
     rc_histogram *lat_village, *lat_urgent;
 };
 
@@ -505,44 +515,18 @@ static void job_produce(job *j, const uint8_t *buf, size_t len, const char *unit
 
 /* ------------------------------------------------------------ validation */
 
-static bool has_field(const rc_errors *errs, const char *field)
-{
-    size_t n = errs->n < RC_ERRORS_MAX ? errs->n : RC_ERRORS_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(errs->e[i].field, field) == 0)
-            return true;
-    return false;
-}
+static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
+                          const char *scope, int64_t now, int64_t t0, const archive_ask *asked);
 
-/* The intake's own rules on top of rc_report_validate: village reports of
- * kind DAILY, ZERO or URGENT, and nothing a service assigns. */
-static void intake_rules(intake *in, const Rollcall__Report *r, rc_errors *errs)
+/* The archive's answer about a parked report's id (archive.c, on the loop). */
+static void on_archived(void *arg, archive_ask *a)
 {
-    const char *unit = r->unit_code ? r->unit_code : "";
-    int level;
+    intake *in = arg;
+    parked *p = a->opaque;
 
-    if (r->version != 0)
-        rc_errors_add(errs, "version", "assigned by the service (receive time); leave it out");
-    if (r->received_at != 0)
-        rc_errors_add(errs, "received_at", "assigned by the service; leave it out");
-    if (r->completeness)
-        rc_errors_add(errs, "completeness", "only aggregates and filed reports carry completeness");
-    if (r->revised)
-        rc_errors_add(errs, "revised", "only filed reports are revised");
-    if (r->level != ROLLCALL__LEVEL__LEVEL_VILLAGE && !has_field(errs, "level"))
-        rc_errors_add(errs, "level", "must be village: the intake takes village and community reports only");
-    if (r->kind != ROLLCALL__KIND__KIND_DAILY && r->kind != ROLLCALL__KIND__KIND_ZERO
-        && r->kind != ROLLCALL__KIND__KIND_URGENT && !has_field(errs, "kind"))
-        rc_errors_add(errs, "kind", "must be daily, zero or urgent");
-    if (r->incident && r->incident->n_hops > 0)
-        rc_errors_add(errs, "incident.hops", "assigned by the services on the way up; leave it out");
-    if (*unit && !has_field(errs, "unit_code")) {
-        level = rc_registry_level(in->reg, unit);
-        if (level != 0 && level != ROLLCALL__LEVEL__LEVEL_VILLAGE)
-            rc_errors_add(errs, "unit_code", "%s is not a village or community (level %d)", unit, level);
-        else if (level == 0 && rc_code_level(unit) != ROLLCALL__LEVEL__LEVEL_VILLAGE)
-            rc_errors_add(errs, "unit_code", "must be a 12-digit village or community code");
-    }
+    handle_report(in, p->ctx, p->idx, p->r, NULL, p->now, p->t0, a);
+    free(p);
+    archive_ask_free(a);
 }
 
 int intake_parse_bounds(const char *spec, rc_validate_opts *opts, char *errbuf, size_t errlen)
@@ -636,11 +620,47 @@ static int64_t next_version(intake *in, int64_t now)
     return now;
 }
 
+/* True when the archived payload is the report r, but for what the intake
+ * assigns or takes as informative: version, received_at, submitted_at (a
+ * retry may stamp a new one) and the urgent hop.  r is left as it was. */
+static bool same_report(const Rollcall__Report *r_in, const uint8_t *payload, size_t len)
+{
+    Rollcall__Report *r = (Rollcall__Report *)r_in, *a;
+    rc_errors errs;
+    uint8_t *pa = NULL, *pr = NULL;
+    size_t la = 0, lr = 0, hops = 0;
+    int64_t submitted = r->submitted_at;
+    bool same;
+
+    errs.n = 0;
+    if (!payload || !(a = rc_report_unpack(payload, len, &errs)))
+        return false;
+    a->version = a->received_at = a->submitted_at = 0;
+    if (a->incident) {
+        hops = a->incident->n_hops;
+        a->incident->n_hops = 0;
+    }
+    r->submitted_at = 0;
+    pa = rc_report_pack(a, &la);
+    pr = rc_report_pack(r, &lr);
+    r->submitted_at = submitted;
+    same = pa && pr && la == lr && memcmp(pa, pr, la) == 0;
+    if (a->incident)
+        a->incident->n_hops = hops;     /* freed with the message */
+    free(pa);
+    free(pr);
+    rc_report_free(a);
+    return same;
+}
+
 /* Takes one decoded report (ownership passes here: it is freed before
- * returning) and either answers it at once or leaves it waiting for Kafka.
- * `scope` is the token's unit, NULL when authentication is off. */
+ * returning, or parked until the archive answers) and either answers it at
+ * once or leaves it waiting for Kafka.  `scope` is the token's unit, NULL
+ * when authentication is off.  `asked`: the archive's answer about its
+ * report_id when the report comes back from there (already checked then),
+ * NULL on its first pass. */
 static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Report *r,
-                          const char *scope, int64_t now, int64_t t0)
+                          const char *scope, int64_t now, int64_t t0, const archive_ask *asked)
 {
     rc_errors errs;
     rc_validate_opts opts;
@@ -658,6 +678,8 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     const char *unit = r->unit_code ? r->unit_code : "";
 
     errs.n = 0;        /* the 8 KiB of entries are written before they are read */
+    if (asked)
+        goto checked;
     /* A token answers for its own subtree only; checked before anything
      * else is said about the report. */
     if (scope && *unit && !rc_token_covers(scope, unit)) {
@@ -672,7 +694,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     opts = in->vopts;
     opts.now_us = now;
     (void)rc_report_validate(r, &opts, in->reg, &errs);     /* errs says it all */
-    intake_rules(in, r, &errs);
+    rc_report_check_submission(r, in->reg, &errs);
     if (errs.n > 0) {
         count_invalid(&errs);
         set_result(ctx, idx, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
@@ -683,6 +705,7 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
         goto done;
     }
 
+checked:
     if (r->report_id && *r->report_id) {
         snprintf(idstr, sizeof idstr, "%s", r->report_id);
         if (uuid_parse(idstr, idbin) < 0) {     /* validate said it is a UUID */
@@ -690,6 +713,39 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
             goto done;
         }
         have_hit = dedupe_find(in->dd, idbin, now, &hit);
+        /* The window forgets (dedupe_entries, dedupe_window, a restart);
+         * the archive does not.  An id the client chose and the window does
+         * not know is asked of the archive before anything is produced: the
+         * ids the intake makes up itself are new by construction, and ask
+         * nothing. */
+        if (!have_hit && !asked && in->archive) {
+            parked *p = malloc(sizeof *p);
+            if (p && archive_ask_id(in->archive, idbin, p) == 0) {
+                *p = (parked){ctx, idx, r, now, t0};
+                return;                         /* on_archived resumes it */
+            }
+            free(p);
+            set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
+            goto done;
+        }
+        if (!have_hit && asked) {
+            rc_counter_inc(in->archive_answers[asked->answer]);
+            if (asked->answer == AR_FOUND && same_report(r, asked->payload, asked->len)) {
+                rc_counter_inc(in->replays);
+                set_result(ctx, idx, 202, idstr, asked->version, NULL);
+                goto done;
+            }
+            if (asked->answer == AR_FOUND) {
+                rc_counter_inc(in->conflicts);
+                set_result(ctx, idx, 409, idstr, 0,
+                           error_body("conflict", "report_id was already used for a different report (archived)",
+                                      idstr));
+                goto done;
+            }
+            /* AR_UNKNOWN: PostgreSQL did not answer.  The intake keeps
+             * taking reports from its caches while PostgreSQL is away; a
+             * reused id is then caught only by the window (counted). */
+        }
     } else {
         new_uuid(in, idbin, idstr);
         saved_id = r->report_id;
@@ -726,6 +782,14 @@ static void handle_report(intake *in, http_ctx *ctx, size_t idx, Rollcall__Repor
     }
     if (!packed) {
         set_result(ctx, idx, 503, idstr, 0, error_body("out of memory", NULL, idstr));
+        goto done;
+    }
+    /* A JSON item may pack larger than its text: the same cap, and 413. */
+    if (len > (size_t)in->cfg->max_body) {
+        char reason[128];
+        snprintf(reason, sizeof reason, "the report packs to %zu bytes, the limit is %d", len,
+                 in->cfg->max_body);
+        set_result(ctx, idx, 413, idstr, 0, error_body("payload too large", reason, idstr));
         goto done;
     }
     fp = fingerprint(in, packed, len);
@@ -784,35 +848,117 @@ done:
 
 /* --------------------------------------------------------------- handlers */
 
+typedef enum { TOKEN_OK, TOKEN_MISSING, TOKEN_UNKNOWN } token_check;
+
+/* Looks the Authorization value h[0..hlen) up; fills scope on TOKEN_OK. */
+static token_check check_token(intake *in, const char *h, size_t hlen, char scope[13])
+{
+    const char *tok;
+    size_t len;
+
+    if (!h || hlen < 7 || strncasecmp(h, "Bearer ", 7) != 0)
+        return TOKEN_MISSING;
+    for (tok = h + 7, len = hlen - 7; len && *tok == ' '; tok++, len--)
+        ;
+    while (len && tok[len - 1] == ' ')
+        len--;
+    if (len == 0 || len > MAX_TOKEN || !auth_lookup(in->auth, tok, len, scope))
+        return TOKEN_UNKNOWN;
+    return TOKEN_OK;
+}
+
+static void reply_unauthorized(intake *in, struct evhttp_request *req, token_check why)
+{
+    rc_counter_inc(why == TOKEN_MISSING ? in->auth_missing : in->auth_unknown);
+    count_status(in, 401);
+    reply_text(in, req, 401, why == TOKEN_MISSING
+               ? "{\"error\":\"unauthorized\",\"reason\":\"an Authorization: Bearer <token> header is required\"}"
+               : "{\"error\":\"unauthorized\",\"reason\":\"unknown or revoked token\"}");
+}
+
 /* Returns 0 with the token's unit in scope (or scope "" when auth is off),
  * or -1 after answering 401. */
 static int authenticate(intake *in, struct evhttp_request *req, char scope[13])
 {
-    const char *h, *tok;
-    size_t len;
+    const char *h;
+    token_check why;
 
     scope[0] = '\0';
     if (!in->auth)
         return 0;
     h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-        rc_counter_inc(in->auth_missing);
-        count_status(in, 401);
-        reply_text(in, req, 401, "{\"error\":\"unauthorized\",\"reason\":\"an Authorization: Bearer <token> header is required\"}");
-        return -1;
-    }
-    for (tok = h + 7; *tok == ' '; tok++)
-        ;
-    len = strlen(tok);
-    while (len && tok[len - 1] == ' ')
-        len--;
-    if (len == 0 || len > MAX_TOKEN || !auth_lookup(in->auth, tok, len, scope)) {
-        rc_counter_inc(in->auth_unknown);
-        count_status(in, 401);
-        reply_text(in, req, 401, "{\"error\":\"unauthorized\",\"reason\":\"unknown or revoked token\"}");
+    why = check_token(in, h, h ? strlen(h) : 0, scope);
+    if (why != TOKEN_OK) {
+        reply_unauthorized(in, req, why);
         return -1;
     }
     return 0;
+}
+
+static void reply_too_large(intake *in, struct evhttp_request *req, long long len, size_t max_body)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "{\"error\":\"payload too large\",\"reason\":\"the body is %lld bytes, the limit is %zu\",\"limit\":%zu}",
+             len, max_body, max_body);
+    count_status(in, 413);
+    reply_text(in, req, 413, msg);
+}
+
+/* The routes' body caps; 0 for a path that takes no body. */
+static size_t route_cap(const intake *in, const char *path)
+{
+    if (strcmp(path, "/v1/reports") == 0)
+        return (size_t)in->cfg->max_body;
+    if (strcmp(path, "/v1/reports:batch") == 0)
+        return (size_t)in->cfg->max_batch_body;
+    return 0;
+}
+
+/* Before a byte of the body is read: a client without a valid token, or
+ * announcing a body over the route's cap, costs a head's parsing, not up to
+ * max_batch_body of memory and reading.  Encoded with CHUNKED there is no
+ * length to judge: the handler checks the body it was given (evhttp caps
+ * it at max_batch_body). */
+int intake_head_check(void *arg, const conn_head *h, conn_refusal *why)
+{
+    intake *in = arg;
+    size_t cap = route_cap(in, h->path);
+    char scope[13];
+    token_check tc;
+
+    if (cap == 0) {     /* /healthz, /metrics take no body: any would be a waste to read */
+        if (!h->chunked && h->content_length <= 0)
+            return 0;
+        *why = (conn_refusal){413, h->content_length, 0};
+        return 413;
+    }
+    if (in->auth && (tc = check_token(in, h->auth, h->auth ? h->auth_len : 0, scope)) != TOKEN_OK) {
+        *why = (conn_refusal){401, tc, 0};
+        return 401;
+    }
+    if (h->content_length > 0 && (size_t)h->content_length > cap) {
+        *why = (conn_refusal){413, h->content_length, (long long)cap};
+        return 413;
+    }
+    return 0;
+}
+
+/* A request the head check refused arrives without its body: answers it
+ * as the checks below would have, after reading it.  Returns false for any
+ * other request. */
+static bool answer_refusal(intake *in, struct evhttp_request *req)
+{
+    conn_refusal why;
+    int status = connlimit_refusal(in->cl, req, &why);
+
+    if (status == 0)
+        return false;
+    if (status == 401)
+        reply_unauthorized(in, req, why.detail == TOKEN_MISSING ? TOKEN_MISSING : TOKEN_UNKNOWN);
+    else
+        reply_too_large(in, req, why.detail, (size_t)why.limit);
+    return true;
 }
 
 typedef enum { BODY_JSON, BODY_PROTOBUF, BODY_OTHER } body_type;
@@ -835,8 +981,9 @@ static int precheck(intake *in, struct evhttp_request *req, size_t max_body, cha
                     size_t *len)
 {
     body_type t;
-    char msg[160];
 
+    if (answer_refusal(in, req))
+        return -1;
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         count_status(in, 405);
@@ -847,11 +994,7 @@ static int precheck(intake *in, struct evhttp_request *req, size_t max_body, cha
         return -1;
     *len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (*len > max_body) {
-        snprintf(msg, sizeof msg,
-                 "{\"error\":\"payload too large\",\"reason\":\"the body is %zu bytes, the limit is %zu\",\"limit\":%zu}",
-                 *len, max_body, max_body);
-        count_status(in, 413);
-        reply_text(in, req, 413, msg);
+        reply_too_large(in, req, (long long)*len, max_body);
         return -1;
     }
     t = content_type(req);
@@ -892,7 +1035,7 @@ static void on_report(struct evhttp_request *req, void *arg)
         set_result(ctx, 0, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
         return;
     }
-    handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us());
+    handle_report(in, ctx, 0, r, in->auth ? scope : NULL, rc_now_us(), mono_us(), NULL);
 }
 
 static void reply_batch_error(intake *in, struct evhttp_request *req, int status, const char *reason)
@@ -972,6 +1115,15 @@ static void on_batch(struct evhttp_request *req, void *arg)
             const uint8_t *item = NULL;
             size_t ilen = 0;
             rc_report_stream_next(body, len, &off, &item, &ilen);   /* checked above */
+            /* An item has the single report's cap: its own 413, for good
+             * (over Kafka's message size it would be refused there and
+             * answered 503, retried for ever). */
+            if (ilen > (size_t)in->cfg->max_body) {
+                snprintf(reason, sizeof reason, "the report is %zu bytes, the limit is %d", ilen,
+                         in->cfg->max_body);
+                set_result(ctx, i, 413, NULL, 0, error_body("payload too large", reason, NULL));
+                continue;
+            }
             r = rc_report_unpack(item, ilen, &errs);
         }
         if (!r) {
@@ -981,7 +1133,7 @@ static void on_batch(struct evhttp_request *req, void *arg)
             set_result(ctx, i, 400, NULL, 0, json_text(rc_errors_to_json(&errs)));
             continue;
         }
-        handle_report(in, ctx, i, r, in->auth ? scope : NULL, now, t0);
+        handle_report(in, ctx, i, r, in->auth ? scope : NULL, now, t0, NULL);
     }
     json_decref(arr);
     if (--ctx->waiting == 0)
@@ -1100,6 +1252,18 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
                                      "Retries of a known report_id answered without producing again.", NULL);
     in->conflicts = rc_metrics_counter("rollcall_village_conflicts_total",
                                        "A known report_id sent with different content (409).", NULL);
+    in->archive_answers[AR_UNKNOWN] = rc_metrics_counter(
+        "rollcall_village_archive_checks_total",
+        "Client report_ids unknown to the window, asked of the archive, by answer "
+        "(unknown: PostgreSQL did not answer and the report went on unchecked).",
+        "answer=\"unknown\"");
+    in->archive_answers[AR_ABSENT] = rc_metrics_counter("rollcall_village_archive_checks_total", NULL,
+                                                        "answer=\"absent\"");
+    in->archive_answers[AR_FOUND] = rc_metrics_counter("rollcall_village_archive_checks_total", NULL,
+                                                       "answer=\"found\"");
+    if (cfg->archive_check
+        && !(in->archive = archive_new(cfg->pg_dsn, base, on_archived, in, errbuf, errlen)))
+        goto err;
     in->shed = rc_metrics_counter("rollcall_village_shed_total",
                                   "Reports refused at once (503): too many in flight, or stopping.", NULL);
     in->lat_village = rc_metrics_histogram("rollcall_village_produce_seconds",
@@ -1148,6 +1312,9 @@ void intake_stop(void *arg)
     in->stopping = true;
     rc_probe_free(in->probe);
     in->probe = NULL;
+    /* Reports still waiting for the archive are answered 503 (stopping). */
+    archive_free(in->archive);
+    in->archive = NULL;
     /* Every report in flight gets its real answer: delivered, or 503 once
      * message.timeout.ms passes.  What is still queued after that is purged
      * by rc_producer_free, whose delivery reports answer 503. */
@@ -1178,6 +1345,8 @@ void intake_free(intake *in)
 {
     if (!in)
         return;
+    archive_free(in->archive);
+    in->archive = NULL;
     rc_probe_free(in->probe);
     if (in->prod_ev)
         event_free(in->prod_ev);

@@ -68,6 +68,10 @@ static const rc_cfg_item items[] = {
      "report_ids remembered for idempotent retries (64 bytes each)", 0},
     {"dedupe_window", RC_CFG_MS, &cfg.dedupe_window_ms, "15m", 1000, 86400000,
      "how long a report_id is remembered (if not pushed out by dedupe_entries newer ones)", 0},
+    {"archive_check", RC_CFG_BOOL, &cfg.archive_check, "on", 0, 0,
+     "a report_id chosen by the client and not in the idempotency window is looked up in the "
+     "archive (rollcall.intake_archived): reused with other content, 409; the same report, its "
+     "first answer.  While PostgreSQL does not answer, reports are accepted unchecked", 0},
     {"log_level", RC_CFG_LOGLEVEL, &cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
     {NULL},
 };
@@ -160,6 +164,7 @@ int main(int argc, char **argv)
                              cfg.max_connections_per_address, cfg.request_deadline_ms)))
         rc_die("out of memory");
     intake_set_connlimit(in, cl);
+    connlimit_set_head_check(cl, (size_t)cfg.max_headers, intake_head_check, in);
     rc_metrics_gauge_fn("rollcall_village_connections", "Open client connections.", NULL,
                         gauge_connections, cl);
     rc_service_on_stop(svc, intake_stop, in);

@@ -47,6 +47,7 @@ typedef struct {
     int registry_reload_ms; /* how often rollcall.unit is checked for changes */
     int dedupe_entries;
     int dedupe_window_ms;
+    bool archive_check;     /* client report_ids beyond the window asked of the archive */
     rc_log_level log_level;
 } village_config;
 
@@ -111,7 +112,62 @@ struct evhttp_request;
 void connlimit_request(connlimit *cl, struct evhttp_request *req);
 void connlimit_replied(connlimit *cl, struct evhttp_request *req);
 void connlimit_free(connlimit *cl);
+
+/* A request head, as the head check sees it before evhttp reads the body. */
+typedef struct {
+    const char *path;           /* decoded, without the query */
+    const char *auth;           /* the Authorization value, NULL: none */
+    size_t auth_len;
+    long long content_length;   /* -1: none */
+    bool chunked;
+} conn_head;
+/* Why a head was refused: status 401 (detail: the reason, the intake's
+ * own code) or 413 (detail: the declared length, limit: the route's cap). */
+typedef struct {
+    int status;
+    long long detail, limit;
+} conn_refusal;
+/* Returns 0 to let the request be read, or fills *why and returns its
+ * status to refuse it before its body is read. */
+typedef int connlimit_head_fn(void *arg, const conn_head *h, conn_refusal *why);
+/* Checks every request head that reaches the buffer complete (max_head:
+ * evhttp's max_headers, the most we look at).  A refused request reaches
+ * the handler with no body: connlimit_refusal tells it so. */
+void connlimit_set_head_check(connlimit *cl, size_t max_head, connlimit_head_fn *fn, void *arg);
+/* Returns the status the head check refused req with (filling *why); 0 for
+ * a request that was not refused. */
+int connlimit_refusal(const connlimit *cl, struct evhttp_request *req, conn_refusal *why);
 size_t connlimit_open(const connlimit *cl);
+
+/* ---- archive.c: report_ids asked of the archive, off the loop ---- */
+typedef struct archive archive;
+
+typedef enum { AR_UNKNOWN = 0, AR_ABSENT, AR_FOUND } ar_answer;
+
+/* One question, and its answer once it comes back. */
+typedef struct archive_ask {
+    uint8_t id[16];
+    void *opaque;               /* the asker's */
+    ar_answer answer;           /* AR_UNKNOWN: PostgreSQL did not answer */
+    int64_t version;            /* AR_FOUND: the archived revision's */
+    uint8_t *payload;           /* AR_FOUND: its Report, NULL if not a village's */
+    size_t len;
+    struct archive_ask *next;
+} archive_ask;
+
+/* Called on the loop with each answer; takes ownership (archive_ask_free). */
+typedef void archive_done_fn(void *arg, archive_ask *a);
+
+/* Starts the thread (its connection is made at the first question).
+ * Returns NULL with errbuf filled. */
+archive *archive_new(const char *dsn, struct event_base *base, archive_done_fn *fn, void *arg,
+                     char *errbuf, size_t errlen);
+/* Queues a question (loop thread).  Returns 0, or -1 on out of memory. */
+int archive_ask_id(archive *ar, const uint8_t id[16], void *opaque);
+void archive_ask_free(archive_ask *a);
+/* Stops the thread and answers what is still queued AR_UNKNOWN, on the
+ * calling thread (the askers must still exist).  NULL is a no-op. */
+void archive_free(archive *ar);
 
 /* ---- intake.c: the HTTP handlers and the Kafka path ---- */
 typedef struct intake intake;
@@ -138,6 +194,10 @@ intake *intake_new(const village_config *cfg, struct event_base *base, const rc_
 void intake_set_registry(intake *in, const rc_registry *reg);
 /* The connection records that learn when a request was read in full. */
 void intake_set_connlimit(intake *in, connlimit *cl);
+/* The head check (connlimit_head_fn) of the intake's routes: the token
+ * (401), Content-Length over the route's cap (413), a body on a route that
+ * takes none (413). */
+int intake_head_check(void *in, const conn_head *h, conn_refusal *why);
 /* Registers POST /v1/reports and POST /v1/reports:batch and the health check. */
 int intake_attach(intake *in, rc_service *svc);
 /* Stop hook: refuses new reports, waits up to the produce timeout for the

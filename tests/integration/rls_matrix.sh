@@ -8,7 +8,8 @@
 #   - the policies use the indexes (EXPLAIN: the scope is an Index Cond);
 #   - the dashboard cannot INSERT, UPDATE or DELETE any report table, and
 #     signs off only its own scope's unit;
-#   - rollcall_intake reads the registry and the tokens, no report;
+#   - rollcall_intake reads the registry and the tokens, no report (the
+#     archive only by report_id, through rollcall.intake_archived);
 #   - each writer role lacks every privilege listed for it below.
 # Skips without the stack's role DSNs.
 set -u
@@ -179,6 +180,17 @@ denied intake "read the archive" "SELECT count(*) FROM rollcall.report_archive"
 denied intake "read aggregates" "SELECT count(*) FROM rollcall.aggregate"
 denied intake "write a token" "INSERT INTO rollcall.unit_token (token_hash, unit_code) VALUES (repeat('a', 64), '130102')"
 denied intake "change the registry" "UPDATE rollcall.unit SET name = name"
+# The archive only through rollcall.intake_archived (011): the ids it names,
+# nothing else; no other role may call it.
+ids=$(psql -X -qAt "$OWNER" -c "SELECT string_agg(report_id::text, ',') FROM rollcall.report_archive WHERE level = 1")
+n=$(as intake "SELECT count(*) FROM rollcall.intake_archived('{$ids}'::uuid[])")
+want=$(psql -X -qAt "$OWNER" -c "SELECT count(*) FROM rollcall.report_archive WHERE level = 1")
+[ "$n" = "$want" ] && [ "$n" -gt 0 ] && pass "intake looks up archived report_ids ($n)" \
+    || fail "intake_archived answered $n of $want ids"
+n=$(as intake "SELECT count(*) FROM rollcall.intake_archived('{}'::uuid[])")
+[ "$n" = 0 ] && pass "intake_archived answers nothing for no ids" || fail "intake_archived('{}') gave $n rows"
+denied dashboard "look up the archive for the intake" "SELECT * FROM rollcall.intake_archived('{}'::uuid[])"
+denied level "look up the archive for the intake" "SELECT * FROM rollcall.intake_archived('{}'::uuid[])"
 n=$(as intake "SELECT count(*) FROM rollcall.unit")
 [ "$n" -gt 190 ] && pass "intake reads the whole registry ($n units)" || fail "intake reads $n units"
 

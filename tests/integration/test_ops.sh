@@ -229,17 +229,43 @@ else
     fail "file import errors not as expected (exit $st)"; cat "$TMP/bad.err"
 fi
 
-# A revision from a file, dry run then real: with report_id and received_at
-# given, both runs apply the same revision and print the same change.
+# Versions and receive times are the system's, as at the intake: a line
+# that brings its own is refused, naming the field, and nothing is sent.
 second=$(sed -n 2p "$TMP/villages")
 rx=$(date -u +%FT%T.123456Z)
-printf '{"report_id":"%s","unit_code":"%s","level":"village","period":"%s","kind":"daily","received_at":"%s","indicators":{"confirmed":5,"masks":9}}\n' \
-    "$(cat /proc/sys/kernel/random/uuid)" "$second" "$DAY" "$rx" >"$TMP/rev.jsonl"
+{
+    printf '{"unit_code":"%s","period":"%s","kind":"daily","received_at":"%s","indicators":{"confirmed":77}}\n' \
+        "$second" "$DAY" "$rx"
+    printf '{"unit_code":"%s","period":"%s","kind":"daily","version":4102444800000000,"indicators":{"confirmed":78}}\n' \
+        "$second" "$DAY"
+} >"$TMP/own.jsonl"
+"$RC" replay --file "$TMP/own.jsonl" --dsn "$OPS_DSN" --no-wait >"$TMP/own.out" 2>"$TMP/own.err"
+st=$?
+if [ $st -ne 0 ] && grep -q "own.jsonl:1: received_at: assigned by the service" "$TMP/own.err" \
+        && grep -q "own.jsonl:2: version: assigned by the service" "$TMP/own.err"; then
+    pass "file import refuses a version or receive time taken from the file"
+else
+    fail "file import with its own version/received_at (exit $st): $(cat "$TMP/own.err")"
+fi
+
+# A revision from a file, dry run then real: the same revision, the same
+# change printed but for the version each run assigns (its receive time).
+printf '{"report_id":"%s","unit_code":"%s","level":"village","period":"%s","kind":"daily","indicators":{"confirmed":5,"masks":9}}\n' \
+    "$(cat /proc/sys/kernel/random/uuid)" "$second" "$DAY" >"$TMP/rev.jsonl"
+t_before=$(date +%s%6N)
 "$RC" replay --file "$TMP/rev.jsonl" --dry-run --dsn "$OPS_DSN" --limit 0 >"$TMP/fdry.out" 2>"$TMP/fdry.err" \
     || fail "file dry run: $(tail -1 "$TMP/fdry.err")"
 "$RC" replay --file "$TMP/rev.jsonl" --dsn "$OPS_DSN" --group "$GROUP" --limit 0 --wait-timeout 120 \
     >"$TMP/freal.out" 2>"$TMP/freal.err" || fail "file import: $(tail -1 "$TMP/freal.err")"
-diff_lines "$TMP/fdry.out" >"$TMP/fdry.diff"; diff_lines "$TMP/freal.out" >"$TMP/freal.diff"
+# Each run's own version (its receive time) aside, the two diffs agree.
+unversioned() { diff_lines "$1" | sed -E 's/version [0-9]+ -> [0-9]+/version (assigned)/'; }
+unversioned "$TMP/fdry.out" >"$TMP/fdry.diff"; unversioned "$TMP/freal.out" >"$TMP/freal.diff"
+v=$(psql_ -c "SELECT version FROM rollcall.latest_report WHERE unit_code = '$second' AND period = '$DAY'")
+if [ "${v:-0}" -ge "$t_before" ] && [ "$v" -le "$(date +%s%6N)" ]; then
+    pass "file import: the version is the system's receive time ($v)"
+else
+    fail "file import: version $v is not a receive time after $t_before"
+fi
 if grep -q "^village  $second .*confirmed .* -> 5" "$TMP/fdry.diff" && cmp -s "$TMP/fdry.diff" "$TMP/freal.diff"; then
     pass "file import: the dry run's diff is what the import did ($(tail -1 "$TMP/freal.diff"))"
 else

@@ -706,6 +706,198 @@ static void test_slowloris_and_per_address_cap(void **state)
     rc_httpc_response_clear(&r);
 }
 
+/* Sends `head` alone on a fresh connection and reads the answer for up to
+ * 3 s; returns its status (0: none) with the text in out. */
+static int head_only(const char *head, char *out, size_t outlen)
+{
+    int fd = raw_connect(), status = 0;
+    size_t got = 0;
+    int64_t t0 = mono_ms();
+
+    out[0] = '\0';
+    if (fd < 0)
+        return -1;
+    if (send(fd, head, strlen(head), MSG_NOSIGNAL) != (ssize_t)strlen(head)) {
+        close(fd);
+        return -1;
+    }
+    while (mono_ms() - t0 < 3000 && got < outlen - 1) {
+        ssize_t n = recv(fd, out + got, outlen - 1 - got, MSG_DONTWAIT);
+        if (n > 0) {
+            got += (size_t)n;
+            out[got] = '\0';
+            if (strstr(out, "\r\n\r\n") && strchr(strstr(out, "\r\n\r\n"), '}'))
+                break;
+        } else if (n == 0) {
+            break;
+        } else {
+            usleep(20 * 1000);
+        }
+    }
+    close(fd);
+    if (strncmp(out, "HTTP/1.1 ", 9) == 0)
+        status = atoi(out + 9);
+    return status;
+}
+
+/* A hostile client is refused on its head, before the intake reads a byte
+ * of its body: the heads below announce bodies that are never sent, and an
+ * intake that waited for them would answer nothing within 3 s. */
+static void test_refused_before_body(void **state)
+{
+    char head[1024], out[4096];
+    rc_httpc_response r = {0};
+
+    NEED_STACK();
+    /* No token, 8 MB announced: 401 at once. */
+    snprintf(head, sizeof head, "POST /v1/reports:batch HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: application/json\r\nContent-Length: 8388608\r\n\r\n");
+    assert_int_equal(head_only(head, out, sizeof out), 401);
+    assert_non_null(strstr(out, "\"error\":\"unauthorized\""));
+    /* A bad token, the route spelled with a percent-escape (evhttp decodes
+     * it to find the route, and so does the check). */
+    snprintf(head, sizeof head, "POST /v1/report%%73:batch HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer nope\r\nContent-Length: 100000\r\n\r\n");
+    assert_int_equal(head_only(head, out, sizeof out), 401);
+    assert_non_null(strstr(out, "unknown or revoked token"));
+    /* A valid token, over each route's own cap: 413 naming the cap. */
+    snprintf(head, sizeof head, "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n", fx.tok_a);
+    assert_int_equal(head_only(head, out, sizeof out), 413);
+    assert_non_null(strstr(out, "\"limit\":65536"));
+    snprintf(head, sizeof head, "POST /v1/reports:batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 300000\r\n\r\n", fx.tok_town);
+    assert_int_equal(head_only(head, out, sizeof out), 413);
+    assert_non_null(strstr(out, "\"limit\":262144"));
+    /* A body where none is taken. */
+    snprintf(head, sizeof head, "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n");
+    assert_int_equal(head_only(head, out, sizeof out), 413);
+    /* Under the cap with a valid token, the intake waits for the body. */
+    snprintf(head, sizeof head, "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n", fx.tok_a);
+    assert_int_equal(head_only(head, out, sizeof out), 0);
+    /* A client cannot forge the refusal the check hands the handler: a
+     * valid report carrying the header is accepted. */
+    {
+        char body[1024], id[37], req[2048];
+        rc_uuid_new(id);
+        report(body, sizeof body, id, "130102001001", "zero", "");
+        snprintf(req, sizeof req, "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "X-Rollcall-Refused: 0000000000000000 401 1 0\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n%s", fx.tok_a, strlen(body), body);
+        assert_int_equal(head_only(req, out, sizeof out), 202);
+    }
+    /* Keep-alive: an honest request, then a hostile one on the same
+     * connection, is refused on its head too. */
+    {
+        char body[1024], id[37], req[4096];
+        int fd = raw_connect();
+        size_t got = 0;
+        int64_t t0 = mono_ms();
+        rc_uuid_new(id);
+        report(body, sizeof body, id, "130102001001", "zero", "");
+        snprintf(req, sizeof req, "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 fx.tok_a, strlen(body), body);
+        out[0] = '\0';
+        assert_true(fd >= 0);
+        assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) > 0);
+        while (mono_ms() - t0 < 3000 && !strstr(out, "\"version\"")) {
+            ssize_t n = recv(fd, out + got, sizeof out - 1 - got, MSG_DONTWAIT);
+            if (n > 0)
+                out[got += (size_t)n] = '\0';
+            else
+                usleep(20 * 1000);
+        }
+        assert_non_null(strstr(out, "HTTP/1.1 202"));
+        snprintf(req, sizeof req, "POST /v1/reports:batch HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n");
+        assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) > 0);
+        got = 0;
+        out[0] = '\0';
+        t0 = mono_ms();
+        while (mono_ms() - t0 < 3000 && !strstr(out, "}")) {
+            ssize_t n = recv(fd, out + got, sizeof out - 1 - got, MSG_DONTWAIT);
+            if (n > 0)
+                out[got += (size_t)n] = '\0';
+            else if (n == 0)
+                break;
+            else
+                usleep(20 * 1000);
+        }
+        close(fd);
+        assert_non_null(strstr(out, "HTTP/1.1 401"));
+    }
+    assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL, 0, &r), 200);
+    rc_httpc_response_clear(&r);
+}
+
+static size_t put_varint(uint8_t *p, size_t v)
+{
+    size_t n = 0;
+    for (; v > 0x7f; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Appends to a length-delimited stream a zero report of unit under id,
+ * followed by `pad` bytes of field 1000, which the schema does not have
+ * (none when pad is 0).  Returns the new length. */
+static size_t put_item(uint8_t *stream, size_t slen, const char *id, const char *unit, size_t pad)
+{
+    char js[1024];
+    rc_errors errs = {0};
+    Rollcall__Report *rep;
+    uint8_t *pb, hdr[16];
+    size_t len, hl = 0;
+
+    report(js, sizeof js, id, unit, "zero", "");
+    rep = rc_report_from_json_text(js, strlen(js), &errs);
+    assert_non_null(rep);
+    pb = rc_report_pack(rep, &len);
+    rc_report_free(rep);
+    if (pad) {
+        hl = put_varint(hdr, 1000 << 3 | 2);
+        hl += put_varint(hdr + hl, pad);
+    }
+    slen += put_varint(stream + slen, len + hl + pad);
+    memcpy(stream + slen, pb, len);
+    slen += len;
+    memcpy(stream + slen, hdr, hl);
+    slen += hl;
+    memset(stream + slen, 'x', pad);
+    free(pb);
+    return slen + pad;
+}
+
+/* A batch item over the single report's cap gets its own 413 (never a 503
+ * that a client would retry for ever), and the other items go through.  A
+ * protobuf item carrying a field the schema does not have is refused: it
+ * would travel to Kafka and the archive unchecked. */
+static void test_batch_item_too_large(void **state)
+{
+    char ids[3][37];
+    uint8_t *stream = malloc(200000);
+    size_t slen = 0;
+    rc_httpc_response r = {0};
+
+    NEED_STACK();
+    for (int i = 0; i < 3; i++)
+        rc_uuid_new(ids[i]);
+    slen = put_item(stream, slen, ids[0], "130102001011", 0);
+    slen = put_item(stream, slen, ids[1], "130102001011", 100000);
+    slen = put_item(stream, slen, ids[2], "130102001012", 10);
+    assert_int_equal(http("POST", "/v1/reports:batch", fx.tok_town, "application/x-protobuf", stream,
+                          slen, &r), 207);
+    print_message("%s\n", r.body);
+    assert_non_null(strstr(r.body, "{\"index\":0,\"status\":202,"));
+    assert_non_null(strstr(r.body, "{\"index\":1,\"status\":413,"));
+    assert_non_null(strstr(r.body, "{\"index\":2,\"status\":400,"));
+    assert_non_null(strstr(r.body, "unknown field number 1000"));
+    rc_httpc_response_clear(&r);
+    free(stream);
+}
+
 /* Every kind of invalid input: 400 naming the field, nothing produced. */
 static void test_invalid_reports(void **state)
 {
@@ -848,13 +1040,100 @@ static void test_oversize(void **state)
     assert_non_null(strstr(r.body, "\"error\":\"payload too large\""));
     assert_non_null(strstr(r.body, "\"limit\":65536"));
     rc_httpc_response_clear(&r);
-    /* Over max_batch_body (256 KiB in this test): evhttp's own 413. */
+    /* Over max_batch_body (256 KiB in this test): refused on its head, the
+     * body read and dropped so that the client reads the 413. */
     assert_int_equal(http("POST", "/v1/reports:batch", fx.tok_a, "application/json", body, huge, &r), 413);
+    assert_non_null(strstr(r.body, "\"limit\":262144"));
     rc_httpc_response_clear(&r);
     /* The service is still fine. */
     assert_int_equal(http("GET", "/healthz", NULL, NULL, NULL, 0, &r), 200);
     rc_httpc_response_clear(&r);
     free(body);
+}
+
+/* Puts a report into rollcall.report_archive as the rollup does: the
+ * message the intake produced (version = received_at = `version`). */
+static int archive_insert(const char *json, int64_t version)
+{
+    rc_errors errs = {0};
+    Rollcall__Report *r = rc_report_from_json_text(json, strlen(json), &errs);
+    uint8_t *pb;
+    size_t len;
+    char ver[24], lvl[4];
+    PGconn *c;
+    PGresult *res;
+    int ok;
+
+    if (!r)
+        return -1;
+    r->level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+    r->version = r->received_at = version;
+    pb = rc_report_pack(r, &len);
+    snprintf(ver, sizeof ver, "%lld", (long long)version);
+    snprintf(lvl, sizeof lvl, "%d", (int)r->level);
+    {
+        const char *vals[7] = {r->report_id, r->unit_code, lvl, fx.today, "0", ver, (const char *)pb};
+        int lens[7] = {0, 0, 0, 0, 0, 0, (int)len}, fmts[7] = {0, 0, 0, 0, 0, 0, 1};
+        c = PQconnectdb(fx.dsn);
+        res = PQexecParams(c, "INSERT INTO rollcall.report_archive (report_id, unit_code, level, period, kind, "
+                              "version, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                           7, NULL, vals, lens, fmts, 0);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            print_message("archive insert: %s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+    }
+    free(pb);
+    rc_report_free(r);
+    return ok ? 0 : -1;
+}
+
+/* A report_id means one report, forever: beyond the idempotency window
+ * (here: an id this intake never saw, as after a restart or 15 minutes and
+ * 100,000 reports), the archive still knows it.  The same report again gets
+ * its first answer and produces nothing; other content under it gets 409,
+ * not a 202 the rollup would then ignore as a second delivery. */
+static void test_report_id_forever(void **state)
+{
+    char id[37], body[1024], other[1024];
+    rc_httpc_response r = {0};
+    kmsg msgs[MAX_MSGS];
+    marks m;
+    size_t n;
+    const int64_t archived_version = 1700000000123456;
+
+    NEED_STACK();
+    snapshot(&m);
+    rc_uuid_new(id);
+    report(body, sizeof body, id, "130102001013", "daily", "\"indicators\":{\"confirmed\":2}");
+    report(other, sizeof other, id, "130102001013", "daily", "\"indicators\":{\"confirmed\":5}");
+    assert_int_equal(archive_insert(body, archived_version), 0);
+
+    assert_int_equal(post_json("/v1/reports", fx.tok_town, body, &r), 202);
+    assert_int_equal(json_version(r.body), archived_version);
+    rc_httpc_response_clear(&r);
+    assert_int_equal(post_json("/v1/reports", fx.tok_town, other, &r), 409);
+    assert_non_null(strstr(r.body, "\"error\":\"conflict\""));
+    rc_httpc_response_clear(&r);
+    /* In a batch too, beside a new report that goes through. */
+    {
+        char id2[37], fresh[1024], batch[2200];
+        rc_uuid_new(id2);
+        report(fresh, sizeof fresh, id2, "130102001013", "zero", "");
+        snprintf(batch, sizeof batch, "[%s,%s]", other, fresh);
+        assert_int_equal(post_json("/v1/reports:batch", fx.tok_town, batch, &r), 207);
+        assert_non_null(strstr(r.body, "{\"index\":0,\"status\":409,"));
+        assert_non_null(strstr(r.body, "{\"index\":1,\"status\":202,"));
+        rc_httpc_response_clear(&r);
+        n = fetch_new(&m, msgs);
+        assert_int_equal(count_id(msgs, n, "reports.village", id, NULL), 0);
+        assert_int_equal(count_id(msgs, n, "reports.village", id2, NULL), 1);
+        free_msgs(msgs, n);
+    }
+    assert_int_equal(http("GET", "/metrics", NULL, NULL, NULL, 0, &r), 200);
+    assert_non_null(strstr(r.body, "rollcall_village_archive_checks_total{answer=\"found\"} 3"));
+    rc_httpc_response_clear(&r);
 }
 
 /* A retried report_id gets the same answer and produces nothing new, also
@@ -1139,7 +1418,10 @@ int main(void)
         cmocka_unit_test(test_slowloris_and_per_address_cap),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_oversize),
+        cmocka_unit_test(test_refused_before_body),
+        cmocka_unit_test(test_batch_item_too_large),
         cmocka_unit_test(test_idempotent_retry),
+        cmocka_unit_test(test_report_id_forever),
         cmocka_unit_test(test_batch),
         cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_cli_submit),

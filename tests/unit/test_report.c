@@ -789,6 +789,59 @@ static void test_validate_from_json(void **state)
     rc_report_free(r);
 }
 
+/* The rules of a report entering the system (the intake, replay --file):
+ * a valid village report passes; each thing the system assigns, another
+ * level or kind, and a protobuf field the schema lacks is named. */
+static void test_check_submission(void **state)
+{
+    vstate *v = *state;
+    fixture f;
+    rc_errors errs = {0};
+    Rollcall__Hop hop = ROLLCALL__HOP__INIT, *hops[1] = {&hop};
+    ProtobufCMessageUnknownField unk = {.tag = 1000, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
+                                        .len = 1, .data = (uint8_t *)"\x01"};
+
+    make_valid(&f);
+    f.r.kind = ROLLCALL__KIND__KIND_URGENT;
+    f.r.incident = &f.inc;
+    rc_report_check_submission(&f.r, v->reg, &errs);
+    if (errs.n) {
+        dump_errors(&errs);
+        fail();
+    }
+    f.r.level = ROLLCALL__LEVEL__LEVEL_UNSPECIFIED;     /* counts as a village's */
+    rc_report_check_submission(&f.r, v->reg, &errs);
+    assert_int_equal(errs.n, 0);
+
+    f.r.version = 5;
+    f.r.received_at = 6;
+    f.r.revised = true;
+    f.r.level = ROLLCALL__LEVEL__LEVEL_TOWNSHIP;
+    f.r.incident->n_hops = 1;
+    f.r.incident->hops = hops;
+    f.r.base.n_unknown_fields = 1;
+    f.r.base.unknown_fields = &unk;
+    rc_report_check_submission(&f.r, v->reg, &errs);
+    assert_error(&errs, "version", "assigned");
+    assert_error(&errs, "received_at", "assigned");
+    assert_error(&errs, "revised", NULL);
+    assert_error(&errs, "level", "village");
+    assert_error(&errs, "incident.hops", NULL);
+    assert_error(&errs, "", "unknown field number 1000");
+    f.r.base.n_unknown_fields = 0;
+    f.r.base.unknown_fields = NULL;
+    f.r.incident->n_hops = 0;
+    f.r.incident->hops = NULL;
+
+    errs.n = 0;
+    f.r.version = f.r.received_at = 0;
+    f.r.revised = false;
+    f.r.level = ROLLCALL__LEVEL__LEVEL_VILLAGE;
+    f.r.unit_code = "130102001";                        /* a township's code */
+    rc_report_check_submission(&f.r, v->reg, &errs);
+    assert_error(&errs, "unit_code", "not a village");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -805,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_validate_kinds),
         cmocka_unit_test(test_validate_lists_everything),
         cmocka_unit_test(test_validate_from_json),
+        cmocka_unit_test(test_check_submission),
     };
 
     return cmocka_run_group_tests(tests, setup_validation, teardown_validation);

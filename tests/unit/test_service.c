@@ -193,6 +193,43 @@ static void test_healthz(void **state)
     free(r);
 }
 
+/* A failing check is logged when it starts failing and when it recovers,
+ * not on every request: a probe polling /healthz must not flood the log. */
+static void test_healthz_log_rate(void **state)
+{
+    struct fixture *fx = *state;
+    int port = rc_service_port(fx->svc);
+    char path[] = "/tmp/test_service_log_XXXXXX", line[512];
+    int fd = mkstemp(path), saved = dup(2), failed = 0, recovered = 0;
+    char *r;
+    FILE *f;
+
+    assert_true(fd >= 0 && saved >= 0);
+    fflush(stderr);
+    dup2(fd, 2);
+    atomic_store(&fx->healthy, 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(http(port, "GET /healthz HTTP/1.0\r\n\r\n", 0, &r), 503);
+        free(r);
+    }
+    atomic_store(&fx->healthy, 1);
+    assert_int_equal(http(port, "GET /healthz HTTP/1.0\r\n\r\n", 0, &r), 200);
+    free(r);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    f = fdopen(fd, "r");
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        failed += strstr(line, "health check failed check=kafka") != NULL;
+        recovered += strstr(line, "health check recovered check=kafka failed_requests_unlogged=19") != NULL;
+    }
+    fclose(f);
+    unlink(path);
+    assert_int_equal(failed, 1);
+    assert_int_equal(recovered, 1);
+}
+
 static void test_metrics_and_404(void **state)
 {
     struct fixture *fx = *state;
@@ -295,6 +332,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_healthz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_healthz_log_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_and_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
