@@ -1,7 +1,7 @@
 /* "Is this report_id already archived, and as what?" — asked of PostgreSQL
  * by a thread with its own connection, so that the loop never waits on the
  * database.  The loop hands over questions; the thread asks everything that
- * has queued up in one query (rollcall.intake_archived, migration 011), so
+ * has queued up in one query (rollcall.intake_archived, migration 012), so
  * under load many reports share a round trip; the answers come back to the
  * loop through an eventfd.  While PostgreSQL does not answer, the thread
  * answers "unknown" at once (trying to reconnect at most once a second):

@@ -180,7 +180,7 @@ denied intake "read the archive" "SELECT count(*) FROM rollcall.report_archive"
 denied intake "read aggregates" "SELECT count(*) FROM rollcall.aggregate"
 denied intake "write a token" "INSERT INTO rollcall.unit_token (token_hash, unit_code) VALUES (repeat('a', 64), '130102')"
 denied intake "change the registry" "UPDATE rollcall.unit SET name = name"
-# The archive only through rollcall.intake_archived (011): the ids it names,
+# The archive only through rollcall.intake_archived (012): the ids it names,
 # nothing else; no other role may call it.
 ids=$(psql -X -qAt "$OWNER" -c "SELECT string_agg(report_id::text, ',') FROM rollcall.report_archive WHERE level = 1")
 n=$(as intake "SELECT count(*) FROM rollcall.intake_archived('{$ids}'::uuid[])")
