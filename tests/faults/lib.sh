@@ -82,9 +82,11 @@ fault_setup() {
     [ -n "${ROLLCALL_PG_DSN:-}" ] && [ -n "${ROLLCALL_HTTP:-}" ] || skip "run it through tests/run.sh (var/stack.env)"
     WORK=var/faults/$NAME
     mkdir -p "$WORK"
-    rm -f "$WORK"/ledger.jsonl "$WORK"/loadgen.out
+    rm -f "$WORK"/ledger.jsonl "$WORK"/ledger.more.jsonl "$WORK"/loadgen.out
     PERIOD=$(TZ=Asia/Shanghai date -d "$2 days ago" +%F)
     SEED=${FAULT_SEED:-$(date +%s%N | cut -c1-12)}
+    # Dead letters are counted from here (the database's clock).
+    SINCE=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT now()") || fail "PostgreSQL does not answer"
     for off in 80 81; do
         wait_healthy $off 60 || fail "service on port $((BASE + off)) not healthy before the test"
     done
@@ -109,6 +111,11 @@ fault_finish() {
     local since=$1
     wait "$LOADGEN_PID" || fail "loadgen: $(tail -3 "$WORK/loadgen.out")"
     LOADGEN_PID=
+    # What the test filed itself (submit_counted) joins the ledger only now:
+    # loadgen writes the file at its own offset while it runs.
+    if [ -s "$WORK/ledger.more.jsonl" ]; then
+        cat "$WORK/ledger.more.jsonl" >>"$WORK/ledger.jsonl"
+    fi
     local deadline=$(( $(date +%s) + RECOVER_S )) ok=
     while [ "$(date +%s)" -lt "$deadline" ]; do
         if "$BUILD/rollcall" verify --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/verify.out" 2>&1; then
@@ -137,8 +144,96 @@ fault_finish() {
     archived=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.report_archive
               WHERE period = '$PERIOD' AND unit_code LIKE '$UNIT%' AND level = 1")
     dead=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.dead_letter
-              WHERE received_at > now() - interval '10 minutes'")
-    echo "$NAME: sent=$sent acknowledged=$acked archived=$archived dead_letters_10min=$dead" \
+              WHERE received_at >= '$SINCE'")
+    echo "$NAME: sent=$sent acknowledged=$acked archived=$archived dead_lettered=$dead" \
          "lost=0 double_counted=0 recovered_s=$(awk "BEGIN{printf \"%.1f\", $recovered_ms/1000}")"
     echo "ok: $NAME"
+}
+
+# ---- services killed and restarted
+
+# Port offsets of the services (deploy/stack.sh's SERVICES).
+declare -A SERVICE_PORT=([village]=80 [rollup]=81 [township]=82 [county]=83 [province]=84)
+
+# SIGKILLs rollcall-$1 (pid from var/run/$1.pid) and waits until it is gone.
+# Nothing may reap it at once (its parent, stack.sh, has exited), and
+# stack.sh takes a zombie for a live service: the pid file goes with it.
+kill_service() {
+    local pidf=var/run/$1.pid pid state
+    pid=$(cat "$pidf" 2>/dev/null) || fail "no pid file for $1"
+    kill -KILL "$pid" 2>/dev/null || fail "rollcall-$1 (pid $pid) was not running"
+    for _ in $(seq 1 50); do
+        state=$(ps -o stat= -p "$pid" 2>/dev/null)
+        [ -z "$state" ] || [ "${state:0:1}" = Z ] && break
+        sleep 0.1
+    done
+    rm -f "$pidf"
+}
+
+# Starts again what is not running, the way the stack starts it.
+restart_services() {
+    BUILD=$BUILD deploy/stack.sh up >>"$WORK/stack.out" 2>&1 \
+        || fail "deploy/stack.sh up: $(tail -3 "$WORK/stack.out")"
+}
+
+# ---- messages produced straight into Kafka
+
+# Encodes the protobuf text format on stdin as one rollcall.Report into the
+# file $1.  The schema's string fields are declared bytes in a copy of it, so
+# that the text may hold what an honest encoder refuses (invalid UTF-8); the
+# wire format is the same.
+report_encode() {
+    local dir=$WORK/proto
+    if [ ! -s "$dir/raw.proto" ]; then
+        mkdir -p "$dir"
+        sed -E 's/^(\s*)(repeated )?string /\1\2bytes /' proto/rollcall.proto >"$dir/raw.proto"
+    fi
+    protoc --encode=rollcall.Report -I "$dir" "$dir/raw.proto" >"$1" || fail "protoc could not encode $1"
+}
+
+# Produces the file $3 as one message to topic $1 with key $2, bypassing the
+# intake; kcat returns once the broker has it.
+produce_raw() {
+    kcat -P -b "$ROLLCALL_KAFKA_BROKERS" -t "$1" -k "$2" -X message.timeout.ms=15000 "$3" \
+        >>"$WORK/kcat.out" 2>&1 || fail "kcat could not produce $3 to $1: $(tail -2 "$WORK/kcat.out")"
+}
+
+# ---- reports filed by the test itself
+
+# Files one daily report with the running intake: token $1, unit $2, ledger
+# role $3 (first or correction), report_id $4, households_visited $5.
+# Answered 202, it goes to the ledger as loadgen would write it (fault_finish
+# adds it), so that verify counts it, and it returns 0; otherwise 1, with the
+# answer in SUBMIT_ANSWER.
+submit_counted() {
+    local out version secs
+    out=$("$BUILD/rollcall" submit --url "$ROLLCALL_HTTP" --token "$1" --unit "$2" --period "$PERIOD" \
+              --report-id "$4" --indicator households_visited="$5" --timeout 5 2>&1)
+    if ! version=$(jq -er '.version' <<<"$(grep '^{' <<<"$out")" 2>/dev/null); then
+        SUBMIT_ANSWER=$(tr '\n' ' ' <<<"$out" | cut -c1-200)
+        return 1
+    fi
+    secs=$(printf '%d.%06d' $((version / 1000000)) $((version % 1000000)))
+    printf '{"report_id":"%s","unit":"%s","period":"%s","kind":"daily","role":"%s","version":%s,"received_at":"%s","indicators":[%s],"status":"accepted","http":202}\n' \
+        "$4" "$2" "$PERIOD" "$3" "$version" "$(TZ=Asia/Shanghai date -d "@$secs" +%FT%T.%6N%:z)" "$5" \
+        >>"$WORK/ledger.more.jsonl"
+}
+
+# Removes unit $1 and whatever is recorded for it, in any period, so that a
+# unit a test added leaves the registry as the test found it.
+forget_unit() {
+    psql -q -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" >/dev/null <<SQL || fail "could not remove unit $1"
+DO \$\$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT c.table_name FROM information_schema.columns c
+             JOIN information_schema.tables b USING (table_schema, table_name)
+            WHERE c.table_schema = 'rollcall' AND b.table_type = 'BASE TABLE'
+              AND c.column_name = 'unit_code'
+  LOOP
+    EXECUTE format('DELETE FROM rollcall.%I WHERE unit_code = %L', t, '$1');
+  END LOOP;
+  DELETE FROM rollcall.unit WHERE code = '$1';
+END \$\$;
+SQL
 }
