@@ -125,6 +125,12 @@ typedef struct rollup {
     subtree *counties, *provinces;      /* villages beneath, sorted by code */
     size_t ncounties, nprovinces;
     char reg_signature[64];
+    /* Looks at rollcall.unit (periodic, or for a report naming a unit the
+     * loaded registry lacks) one at a time; reg_check_pg is the session of
+     * rollup_validate's looks. */
+    pthread_mutex_t reg_check_mu;
+    rc_pg *reg_check_pg;
+    int64_t reg_checked_us;             /* when the last successful look began */
     int deadline_min[6];                /* per level: minutes after midnight, Asia/Shanghai */
     rc_producer *producer;
     rollup_outbox outbox;
