@@ -10,6 +10,7 @@ BASE=${ROLLCALL_PORT_BASE:-25400}
 UNIT=130102
 RATE=${FAULT_RATE:-12}          # reports a second: the day lasts ~20 s
 RECOVER_S=${FAULT_RECOVER_S:-120}
+LOADGEN_ARGS=()
 
 skip() { echo "SKIP $NAME: $*"; exit 0; }
 fail() { echo "FAIL $NAME: $*"; [ -n "${LOADGEN_PID:-}" ] && kill "$LOADGEN_PID" 2>/dev/null; exit 1; }
@@ -96,11 +97,12 @@ fault_setup() {
     echo "$NAME: county $UNIT, day $PERIOD, seed $SEED, $RATE reports/s"
 }
 
-# The day, in the background, through the intake.
+# The day, in the background, through the intake; LOADGEN_ARGS (an array)
+# adds to loadgen's options.
 fault_start_day() {
     "$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" \
         --http "$ROLLCALL_HTTP" --tokens var/faults/tokens.tsv --connections 4 --rate "$RATE" \
-        --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/loadgen.out" 2>&1 &
+        --ledger "$WORK/ledger.jsonl" --quiet "${LOADGEN_ARGS[@]}" >"$WORK/loadgen.out" 2>&1 &
     LOADGEN_PID=$!
 }
 
@@ -170,10 +172,10 @@ kill_service() {
     rm -f "$pidf"
 }
 
-# Starts again what is not running, the way the stack starts it.
-restart_services() {
-    BUILD=$BUILD deploy/stack.sh up >>"$WORK/stack.out" 2>&1 \
-        || fail "deploy/stack.sh up: $(tail -3 "$WORK/stack.out")"
+# Starts rollcall-$1 again, the way the stack starts it.
+restart_service() {
+    BUILD=$BUILD deploy/stack.sh start "$1" >>"$WORK/stack.out" 2>&1 \
+        || fail "deploy/stack.sh start $1: $(tail -3 "$WORK/stack.out")"
 }
 
 # ---- messages produced straight into Kafka
