@@ -632,14 +632,7 @@ int main(int argc, char **argv)
     if (outbox_init(&R.outbox) < 0 || rc_rollup_sql_init(err, sizeof err) < 0)
         rc_die("start-up: %s", err);
 
-    rc_validate_opts_default(&R.vopts_village);
-    R.vopts_village.max_past_days = R.cfg.max_past_days;
-    R.vopts_village.max_future_days = 1;
-    R.vopts_village.require_report_id = true;
-    R.vopts_filed = R.vopts_village;
-    for (size_t i = 0; i < RC_INDICATORS_MAX; i++)
-        R.vopts_filed.max_value[i] = INT64_MAX / 4;
-    R.vopts_filed.max_extra_value = INT64_MAX / 4;
+    stage_validate_opts(R.cfg.max_past_days, &R.vopts_village, &R.vopts_filed);
 
     rc_pg *boot = rollup_pg_connect(&R, "rollcall-rollup", err, sizeof err);
     if (!boot)

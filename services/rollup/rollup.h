@@ -24,6 +24,7 @@
 #include "rc_registry.h"
 #include "rc_report.h"
 #include "rc_rollup_sql.h"
+#include "stage.h"
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
@@ -32,7 +33,6 @@
  * list, RC_CHECK_KNOWN); with more, the batch is taken for a replay and
  * every row is checked. */
 #define ROLLUP_KNOWN_MAX 100000
-#define ROLLUP_STAGE_FIELDS 49
 /* A batch closes once it holds this many dead letters: each keeps its raw
  * message in memory until the commit (a storm must not grow the process). */
 #define ROLLUP_DLQ_MAX 5000
