@@ -37,9 +37,21 @@ file_until_accepted() {
         [ $(( $(now_ms) - start )) -ge $(( $5 * 1000 )) ] && return 1
         sleep 0.05
     done
-    REFUSED=$(tr ' ' '\n' <<<"$REFUSED" | grep . | sort | uniq -c | awk '{ printf "%s%s x %s", NR > 1 ? ", " : "", $1, $2 }')
+    REFUSED=$(tr ' ' '\n' <<<"$REFUSED" | grep . | sort | uniq -c | awk '{ printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $2 }')
     FILED_S=$(awk "BEGIN{printf \"%.2f\", ($SUBMIT_VERSION / 1000 - $start) / 1000}")
 }
+
+# Whether the running intake knows the new village: a report of it for a
+# period out of its window, always refused, names the unit unknown or not.
+intake_knows_new() {
+    ! curl -s -m 5 -X POST -H "Authorization: Bearer $township_token" -H 'Content-Type: application/json' \
+        "$ROLLCALL_HTTP/v1/reports" -d "{\"unit_code\":\"$NEW\",\"period\":\"2000-01-01\",\"kind\":\"daily\"}" \
+        | grep -q 'unknown unit'
+}
+# Until the running intake has forgotten the village (an earlier run's),
+# its report would not show the import being picked up.
+for _ in $(seq 1 60); do intake_knows_new || break; sleep 0.25; done
+intake_knows_new && fail "the intake still knows $NEW 15 s after it left the registry"
 
 fault_start_day
 sleep 5
