@@ -3,7 +3,10 @@
 # `rollcall verify` must find the day exact and the archive must hold each
 # report_id once.  Source it, then: fault_setup NAME DAYS_AGO; fault_start_day;
 # (inject the fault); fault_finish.  Needs the stack (tests/run.sh brings it
-# up and sources var/stack.env).
+# up and sources var/stack.env).  Faults at hand below: kill_service and
+# restart_service, report_encode and produce_raw (messages straight into
+# Kafka), submit_counted (a report the test files, counted by verify),
+# forget_unit.
 set -uo pipefail
 BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
 BASE=${ROLLCALL_PORT_BASE:-25400}
@@ -153,9 +156,6 @@ fault_finish() {
 }
 
 # ---- services killed and restarted
-
-# Port offsets of the services (deploy/stack.sh's SERVICES).
-declare -A SERVICE_PORT=([village]=80 [rollup]=81 [township]=82 [county]=83 [province]=84)
 
 # SIGKILLs rollcall-$1 (pid from var/run/$1.pid) and waits until it is gone.
 # Nothing may reap it at once (its parent, stack.sh, has exited), and
