@@ -142,9 +142,15 @@ else
 	@echo "fuzz: $(FUZZ_CC) with libFuzzer not found (deploy/install-deps.sh installs clang): harnesses not built"
 endif
 
+# A harness of a service's private code names the service's sources as
+# prerequisites: they are built into it (with the service's folder on the
+# include path), as the service builds them.
+build/fuzz/fuzz_stage: services/rollup/stage.c
+
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/librollcall.a
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -fsanitize=fuzzer -Iinclude -Ibuild/fuzz/gen \
-	    $(PKG_CFLAGS) -o $@ $< build/fuzz/librollcall.a $(LIBS)
+	    $(addprefix -I,$(sort $(dir $(filter services/%.c,$^)))) \
+	    $(PKG_CFLAGS) -o $@ $(filter %.c,$^) build/fuzz/librollcall.a $(LIBS)
 
 test: all fuzz
 	@BUILD=$(BUILD) tests/run.sh all

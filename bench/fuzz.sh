@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every libFuzzer harness of tests/fuzz/ (JSON codec and validator, protobuf
-# decoder and validator, the batch framing) for FUZZ_RUNS (1,000,000)
+# decoder and validator, the batch framing, the rollup's message-to-stage
+# path) for FUZZ_RUNS (1,000,000)
 # executions each from the committed seed corpus, with ASan and UBSan.
 # Prints executions, seconds and crashes (must be 0) per harness.
 set -u

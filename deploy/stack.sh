@@ -4,7 +4,11 @@
 # that has been built.  `up` is idempotent; `down` stops exactly what `up`
 # started (pid files in var/run).  Connection settings go to var/stack.env.
 #
-#   deploy/stack.sh up | down | status | env
+#   deploy/stack.sh up | down | status | env | start SERVICE...
+#
+# `start` starts the named services (village, rollup, ...) that are not
+# running, with the settings `up` wrote, and nothing else: a service that
+# died comes back in a second.
 #
 # Ports: ROLLCALL_PORT_BASE (default 25400: below the ephemeral range
 # 32768-60999, where a client's TIME_WAIT socket can block a listener) + 32 PostgreSQL, +80 village
@@ -195,11 +199,13 @@ role_passwords() {
         || die "could not set the roles' passwords"
 }
 
+# Starts every built service that is not running, or only those named.
 services_up() {
     set -a; . "$VAR/stack.env"; set +a
-    local entry name port bin role dsn_var extra
+    local entry name port bin role dsn_var extra only=" $* "
     for entry in "${SERVICES[@]}"; do
         name=${entry%%:*}; port=$((BASE + ${entry##*:}))
+        [ $# -eq 0 ] || [[ $only == *" $name "* ]] || continue
         bin=$BUILD/rollcall-$name
         [ -x "$bin" ] || continue
         if alive "$RUN/$name.pid"; then continue; fi
@@ -276,5 +282,10 @@ case "${1:-}" in
     down) down ;;
     status) status ;;
     env) cat "$VAR/stack.env" ;;
-    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+    start)
+        shift
+        [ $# -gt 0 ] || die "start: name the services"
+        [ -f "$VAR/stack.env" ] || die "start: the stack is not up (deploy/stack.sh up)"
+        services_up "$@" ;;
+    *) echo "usage: $0 up|down|status|env|start SERVICE..." >&2; exit 2 ;;
 esac

@@ -129,7 +129,8 @@ uint8_t *rc_level_pack_filed(const Rollcall__Report *agg, const rc_filed_opts *o
  * (*prev_at = the last hop's time, for lag measurement); 0 when the report
  * is not for this level to forward (nothing allocated); -1 with errbuf for a
  * report that cannot be forwarded (no incident, no hop, a unit code not of
- * a village, out of memory).  `r` is not changed. */
+ * a village, a copy rc_report_validate_storable refuses, out of memory).
+ * `r` is not changed. */
 int rc_level_urgent_forward(const Rollcall__Report *r, int level, int64_t now_us,
                             uint8_t **out, size_t *outlen, int64_t *prev_at,
                             char *errbuf, size_t errlen);

@@ -125,6 +125,14 @@ typedef struct {
  * validating aggregates. */
 void rc_validate_opts_default(rc_validate_opts *opts);
 
+/* The part of rc_report_validate that is about storing, not meaning: free
+ * text valid UTF-8 and within its size, times within 1970-9999, at most a
+ * few hops, each a known level with a code of that level, each level once.
+ * What fails here PostgreSQL would refuse; a service that passes a report
+ * on (an urgent forward) checks it so as not to pass on poison.  Returns 0,
+ * or -1 with the problems appended to errs. */
+int rc_report_validate_storable(const Rollcall__Report *r, rc_errors *errs);
+
 /* Checks a report against the schema rules (see lib/report.c) and, when reg
  * is not NULL, the registry.  Returns 0 when valid, or -1 with every problem
  * appended to errs.  Village-only and token rules belong to the intake. */

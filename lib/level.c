@@ -3,6 +3,7 @@
  * input message was allocated. */
 #include "rc_level.h"
 #include "rc_registry.h"
+#include "rc_report.h"
 #include "rc_time.h"
 
 #include <stdio.h>
@@ -251,6 +252,17 @@ int rc_level_urgent_forward(const Rollcall__Report *r, int level, int64_t now_us
     inc.n_hops = r->incident->n_hops + 1;
     copy = *r;
     copy.incident = &inc;
+    /* Poison stops here: what the rollup would dead-letter (hops beyond the
+     * limit, text PostgreSQL refuses) is dead-lettered once, from the
+     * village's message, instead of again for each level that passed it up. */
+    rc_errors errs = {0};
+    if (rc_report_validate_storable(&copy, &errs) < 0) {
+        char why[256];
+        free(hops);
+        rc_errors_format(&errs, why, sizeof why);
+        snprintf(errbuf, errlen, "urgent report not storable: %s", why);
+        return -1;
+    }
     *outlen = rollcall__report__get_packed_size(&copy);
     buf = malloc(*outlen ? *outlen : 1);
     if (!buf) {

@@ -876,8 +876,9 @@ static void validate_time(const char *field, int64_t us, rc_errors *errs)
 }
 
 /* What the stages after the intake store as text, time or smallint. */
-static void validate_storable(const Rollcall__Report *r, rc_errors *errs)
+int rc_report_validate_storable(const Rollcall__Report *r, rc_errors *errs)
 {
+    size_t before = errs->n;
     char path[64];
 
     validate_text("submitter", r->submitter, MAX_SUBMITTER, errs);
@@ -900,13 +901,13 @@ static void validate_storable(const Rollcall__Report *r, rc_errors *errs)
     }
     const Rollcall__Incident *in = r->incident;
     if (!in)
-        return;
+        return errs->n > before ? -1 : 0;
     validate_text("incident.type", in->type, MAX_INCIDENT_TYPE, errs);
     validate_text("incident.description", in->description, MAX_DESCRIPTION, errs);
     validate_time("incident.occurred_at", in->occurred_at, errs);
     if (in->n_hops > MAX_HOPS) {
         rc_errors_add(errs, "incident.hops", "at most %d hops", MAX_HOPS);
-        return;
+        return -1;
     }
     for (size_t i = 0; i < in->n_hops; i++) {
         const Rollcall__Hop *h = in->hops[i];
@@ -925,6 +926,7 @@ static void validate_storable(const Rollcall__Report *r, rc_errors *errs)
                 break;
             }
     }
+    return errs->n > before ? -1 : 0;
 }
 
 int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
@@ -948,7 +950,7 @@ int rc_report_validate(const Rollcall__Report *r, const rc_validate_opts *opts,
         rc_errors_add(errs, "zone_status", "not a valid zone status (%d)", (int)r->zone_status);
     validate_values(r, opts, errs);
     validate_incident(r, opts, errs);
-    validate_storable(r, errs);
+    rc_report_validate_storable(r, errs);
     return errs->n > before ? -1 : 0;
 }
 

@@ -61,7 +61,8 @@ if [ "$what" = all ] || [ "$what" = browser ]; then
 fi
 if [ "$what" = all ] || [ "$what" = faults ]; then
     # A county day with a fault injected mid-way (PostgreSQL stopped, broker
-    # down, broker errors and RTT); each under two minutes.
+    # down, broker errors, broker RTT, every service killed, poison, registry
+    # and tokens changed); each under two minutes.
     if [ "$what" = faults ]; then
         BUILD=$BUILD deploy/stack.sh up || { echo "embedded stack failed to start"; exit 1; }
         set -a; . var/stack.env; set +a

@@ -86,11 +86,34 @@ int32_t rollup_villages_beneath(rollup *ru, int level, uint64_t code)
     return v;
 }
 
+static int registry_as_of(rollup *ru, int64_t since_us);
+
 int rollup_validate(rollup *ru, const Rollcall__Report *r, const rc_validate_opts *opts,
                     rc_errors *errs)
 {
+    size_t before = errs->n;
     pthread_rwlock_rdlock(&ru->reg_lock);
     int rc = rc_report_validate(r, opts, ru->reg, errs);
+    pthread_rwlock_unlock(&ru->reg_lock);
+    if (rc == 0)
+        return 0;
+    /* The intake reloads the registry on its own schedule: it may accept a
+     * unit imported since this service last looked.  When the registry is
+     * all that is wrong, look again before refusing -- unless a look began
+     * after the intake received the report (then it saw what the intake
+     * saw), so that a storm of unknown units costs one look, not one each.
+     * (A difference between the two hosts' clocks opens a window as wide
+     * as it.) */
+    rc_errors bare = {0};
+    if (rc_report_validate(r, opts, NULL, &bare) < 0)
+        return rc;
+    int64_t now = rc_now_us();
+    int64_t since = r->received_at > 0 && r->received_at < now ? r->received_at : now;
+    if (registry_as_of(ru, since) <= 0)
+        return rc;
+    errs->n = before;
+    pthread_rwlock_rdlock(&ru->reg_lock);
+    rc = rc_report_validate(r, opts, ru->reg, errs);
     pthread_rwlock_unlock(&ru->reg_lock);
     return rc;
 }
@@ -370,7 +393,8 @@ static int registry_signature(rc_pg *pg, char *out, size_t len, char *errbuf, si
     return rc_registry_pg_signature(conn, out, len, errbuf, errlen);
 }
 
-int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+/* Called with reg_check_mu held. */
+static int registry_refresh_locked(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
 {
     char sig[64];
     regset rs;
@@ -396,6 +420,46 @@ int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
             first ? "loaded" : "reloaded (rollcall.unit changed)", rc_registry_count(ru->reg, 0),
             rc_registry_count(ru->reg, 1), ru->ncounties, ru->nprovinces);
     return 1;
+}
+
+int rollup_registry_refresh(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
+{
+    pthread_mutex_lock(&ru->reg_check_mu);
+    int64_t began = rc_now_us();
+    int rc = registry_refresh_locked(ru, pg, errbuf, errlen);
+    if (rc >= 0)
+        ru->reg_checked_us = began;
+    pthread_mutex_unlock(&ru->reg_check_mu);
+    return rc;
+}
+
+/* Makes the loaded registry at least as new as rollcall.unit was at
+ * since_us: looks again unless a look began after it.  Returns 1 when a
+ * changed registry was loaded, 0 when nothing changed or the look failed
+ * (logged: the loaded registry stays). */
+static int registry_as_of(rollup *ru, int64_t since_us)
+{
+    char err[256];
+    int rc = 0;
+    pthread_mutex_lock(&ru->reg_check_mu);
+    if (ru->reg_checked_us > since_us)
+        goto done;
+    if (!ru->reg_check_pg &&
+        !(ru->reg_check_pg = rollup_pg_connect(ru, "rollcall-rollup-registry", err, sizeof err))) {
+        rc_warn("registry look for an unknown unit: %s", err);
+        goto done;
+    }
+    int64_t began = rc_now_us();
+    rc = registry_refresh_locked(ru, ru->reg_check_pg, err, sizeof err);
+    if (rc < 0) {
+        rc_warn("registry look for an unknown unit failed (the loaded one stays): %s", err);
+        rc = 0;
+    } else {
+        ru->reg_checked_us = began;
+    }
+done:
+    pthread_mutex_unlock(&ru->reg_check_mu);
+    return rc;
 }
 
 static int load_policy(rollup *ru, rc_pg *pg, char *errbuf, size_t errlen)
@@ -562,19 +626,13 @@ int main(int argc, char **argv)
     rc_log_init("rollup", R.cfg.log_level);
     pthread_mutex_init(&R.health_mu, NULL);
     pthread_rwlock_init(&R.reg_lock, NULL);
+    pthread_mutex_init(&R.reg_check_mu, NULL);
     atomic_init(&R.stop, false);
     atomic_init(&R.failed, false);
     if (outbox_init(&R.outbox) < 0 || rc_rollup_sql_init(err, sizeof err) < 0)
         rc_die("start-up: %s", err);
 
-    rc_validate_opts_default(&R.vopts_village);
-    R.vopts_village.max_past_days = R.cfg.max_past_days;
-    R.vopts_village.max_future_days = 1;
-    R.vopts_village.require_report_id = true;
-    R.vopts_filed = R.vopts_village;
-    for (size_t i = 0; i < RC_INDICATORS_MAX; i++)
-        R.vopts_filed.max_value[i] = INT64_MAX / 4;
-    R.vopts_filed.max_extra_value = INT64_MAX / 4;
+    stage_validate_opts(R.cfg.max_past_days, &R.vopts_village, &R.vopts_filed);
 
     rc_pg *boot = rollup_pg_connect(&R, "rollcall-rollup", err, sizeof err);
     if (!boot)
@@ -668,6 +726,8 @@ int main(int argc, char **argv)
     regset last = {R.reg, R.counties, R.provinces, R.ncounties, R.nprovinces};
     regset_free(&last);
     pthread_rwlock_destroy(&R.reg_lock);
+    rc_pg_free(R.reg_check_pg);
+    pthread_mutex_destroy(&R.reg_check_mu);
     outbox_destroy(&R.outbox);
     rc_config_free(cfg);
     rc_info("stopped status=%d", status);

@@ -24,6 +24,7 @@
 #include "rc_registry.h"
 #include "rc_report.h"
 #include "rc_rollup_sql.h"
+#include "stage.h"
 
 #define ROLLUP_NTOPICS 4            /* reports.village .. reports.province */
 #define ROLLUP_NSLOTS 2             /* batches: one filling while one flushes */
@@ -32,7 +33,6 @@
  * list, RC_CHECK_KNOWN); with more, the batch is taken for a replay and
  * every row is checked. */
 #define ROLLUP_KNOWN_MAX 100000
-#define ROLLUP_STAGE_FIELDS 49
 /* A batch closes once it holds this many dead letters: each keeps its raw
  * message in memory until the commit (a storm must not grow the process). */
 #define ROLLUP_DLQ_MAX 5000
@@ -125,6 +125,12 @@ typedef struct rollup {
     subtree *counties, *provinces;      /* villages beneath, sorted by code */
     size_t ncounties, nprovinces;
     char reg_signature[64];
+    /* Looks at rollcall.unit (periodic, or for a report naming a unit the
+     * loaded registry lacks) one at a time; reg_check_pg is the session of
+     * rollup_validate's looks. */
+    pthread_mutex_t reg_check_mu;
+    rc_pg *reg_check_pg;
+    int64_t reg_checked_us;             /* when the last successful look began */
     int deadline_min[6];                /* per level: minutes after midnight, Asia/Shanghai */
     rc_producer *producer;
     rollup_outbox outbox;

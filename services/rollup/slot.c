@@ -201,17 +201,6 @@ static int send_buffered(slot *s, bool force)
     return 0;
 }
 
-static void extra_json(const Rollcall__Report *r, char *buf, size_t len)
-{
-    size_t n = 0;
-    n += (size_t)snprintf(buf + n, len - n, "{");
-    for (size_t i = 0; i < r->n_extra && n < len; i++)
-        n += (size_t)snprintf(buf + n, len - n, "%s\"%s\":%" PRId64, i ? "," : "",
-                              r->extra[i]->key, r->extra[i]->value);
-    if (n < len)
-        snprintf(buf + n, len - n, "}");
-}
-
 int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
 {
     rc_errors errs = {0};
@@ -255,18 +244,8 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
         rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
         goto done;
     }
-    if ((int)r->level != level) {
-        snprintf(detail, sizeof detail, "level %d does not belong on topic %s", (int)r->level,
-                 rollup_topics[topic]);
+    if (stage_check(r, level, rollup_topics[topic], id, &day, detail, sizeof detail) < 0) {
         rc = add_dead_letter(ru, s, msg, topic, "invalid", detail);
-        goto done;
-    }
-    if (r->version <= 0) {
-        rc = add_dead_letter(ru, s, msg, topic, "invalid", "version: missing (must be > 0)");
-        goto done;
-    }
-    if (uuid_parse(r->report_id, id) != 0 || rc_period_parse(r->period, &day) != 0) {
-        rc = add_dead_letter(ru, s, msg, topic, "invalid", "report_id or period unreadable");
         goto done;
     }
 
@@ -328,40 +307,11 @@ int slot_add(rollup *ru, slot *s, const rd_kafka_message_t *msg, int topic)
         rc_pgcopy_header(&s->buf);
     }
 
-    rc_pgcopy *c = &s->buf;
-    const Rollcall__Indicators *ind = r->indicators;
-    rc_pgcopy_row(c, ROLLUP_STAGE_FIELDS);
-    rc_pgcopy_uuid(c, id);
-    rc_pgcopy_text(c, r->unit_code);
-    rc_pgcopy_int2(c, (int16_t)r->level);
-    rc_pgcopy_date(c, day);
-    rc_pgcopy_int2(c, (int16_t)r->kind);
-    rc_pgcopy_int8(c, r->version);
-    rc_pgcopy_timestamptz(c, received);
-    if (r->submitted_at > 0)
-        rc_pgcopy_timestamptz(c, r->submitted_at);
-    else
-        rc_pgcopy_null(c);
-    rc_pgcopy_text(c, r->submitter && r->submitter[0] ? r->submitter : NULL);
-    rc_pgcopy_text(c, rollup_topics[topic]);
-    rc_pgcopy_int4(c, msg->partition);
-    rc_pgcopy_int8(c, msg->offset);
-    rc_pgcopy_bytes(c, msg->payload, msg->len);
-    rc_pgcopy_bool(c, late);
-    rc_pgcopy_int2(c, (int16_t)r->zone_status);
-    for (size_t i = 0; i < rc_indicator_count(); i++)
-        rc_pgcopy_int8(c, rc_indicator_get(ind, i));
-    if (r->n_extra) {
-        /* validated: at most 64 names of at most 63 bytes, int64 values */
-        char json[8192];
-        extra_json(r, json, sizeof json);
-        rc_pgcopy_jsonb(c, json, strlen(json));
-    } else {
-        rc_pgcopy_jsonb(c, "{}", 2);
-    }
-    /* A later revision of a (unit, period) already in this batch: upserted
-     * apart, so the bulk of the batch needs no sort (see flush.c). */
-    rc_pgcopy_bool(c, repeat);
+    /* repeat: a later revision of a (unit, period) already in this batch,
+     * upserted apart, so the bulk of the batch needs no sort (see flush.c). */
+    stage_source src = {rollup_topics[topic], msg->partition, msg->offset, msg->payload,
+                        msg->len, received, late, repeat};
+    stage_row(&s->buf, r, id, day, &src);
     s->rows++;
     s->rep_rows += repeat;
 

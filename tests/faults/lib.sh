@@ -3,13 +3,17 @@
 # `rollcall verify` must find the day exact and the archive must hold each
 # report_id once.  Source it, then: fault_setup NAME DAYS_AGO; fault_start_day;
 # (inject the fault); fault_finish.  Needs the stack (tests/run.sh brings it
-# up and sources var/stack.env).
+# up and sources var/stack.env).  Faults at hand below: kill_service and
+# restart_service, report_encode and produce_raw (messages straight into
+# Kafka), submit_counted (a report the test files, counted by verify),
+# forget_unit.
 set -uo pipefail
 BUILD=${ROLLCALL_BUILD:-${BUILD:-build}}
 BASE=${ROLLCALL_PORT_BASE:-25400}
 UNIT=130102
 RATE=${FAULT_RATE:-12}          # reports a second: the day lasts ~20 s
 RECOVER_S=${FAULT_RECOVER_S:-120}
+LOADGEN_ARGS=()
 
 skip() { echo "SKIP $NAME: $*"; exit 0; }
 fail() { echo "FAIL $NAME: $*"; [ -n "${LOADGEN_PID:-}" ] && kill "$LOADGEN_PID" 2>/dev/null; exit 1; }
@@ -82,9 +86,11 @@ fault_setup() {
     [ -n "${ROLLCALL_PG_DSN:-}" ] && [ -n "${ROLLCALL_HTTP:-}" ] || skip "run it through tests/run.sh (var/stack.env)"
     WORK=var/faults/$NAME
     mkdir -p "$WORK"
-    rm -f "$WORK"/ledger.jsonl "$WORK"/loadgen.out
+    rm -f "$WORK"/ledger.jsonl "$WORK"/ledger.more.jsonl "$WORK"/loadgen.out
     PERIOD=$(TZ=Asia/Shanghai date -d "$2 days ago" +%F)
     SEED=${FAULT_SEED:-$(date +%s%N | cut -c1-12)}
+    # Dead letters are counted from here (the database's clock).
+    SINCE=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT now()") || fail "PostgreSQL does not answer"
     for off in 80 81; do
         wait_healthy $off 60 || fail "service on port $((BASE + off)) not healthy before the test"
     done
@@ -94,11 +100,12 @@ fault_setup() {
     echo "$NAME: county $UNIT, day $PERIOD, seed $SEED, $RATE reports/s"
 }
 
-# The day, in the background, through the intake.
+# The day, in the background, through the intake; LOADGEN_ARGS (an array)
+# adds to loadgen's options.
 fault_start_day() {
     "$BUILD/rollcall" loadgen --unit "$UNIT" --period "$PERIOD" --seed "$SEED" \
         --http "$ROLLCALL_HTTP" --tokens var/faults/tokens.tsv --connections 4 --rate "$RATE" \
-        --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/loadgen.out" 2>&1 &
+        --ledger "$WORK/ledger.jsonl" --quiet "${LOADGEN_ARGS[@]}" >"$WORK/loadgen.out" 2>&1 &
     LOADGEN_PID=$!
 }
 
@@ -109,6 +116,11 @@ fault_finish() {
     local since=$1
     wait "$LOADGEN_PID" || fail "loadgen: $(tail -3 "$WORK/loadgen.out")"
     LOADGEN_PID=
+    # What the test filed itself (submit_counted) joins the ledger only now:
+    # loadgen writes the file at its own offset while it runs.
+    if [ -s "$WORK/ledger.more.jsonl" ]; then
+        cat "$WORK/ledger.more.jsonl" >>"$WORK/ledger.jsonl"
+    fi
     local deadline=$(( $(date +%s) + RECOVER_S )) ok=
     while [ "$(date +%s)" -lt "$deadline" ]; do
         if "$BUILD/rollcall" verify --ledger "$WORK/ledger.jsonl" --quiet >"$WORK/verify.out" 2>&1; then
@@ -137,8 +149,96 @@ fault_finish() {
     archived=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.report_archive
               WHERE period = '$PERIOD' AND unit_code LIKE '$UNIT%' AND level = 1")
     dead=$(psql -qAt "$ROLLCALL_PG_DSN" -c "SELECT count(*) FROM rollcall.dead_letter
-              WHERE received_at > now() - interval '10 minutes'")
-    echo "$NAME: sent=$sent acknowledged=$acked archived=$archived dead_letters_10min=$dead" \
+              WHERE received_at >= '$SINCE'")
+    echo "$NAME: sent=$sent acknowledged=$acked archived=$archived dead_lettered=$dead" \
          "lost=0 double_counted=0 recovered_s=$(awk "BEGIN{printf \"%.1f\", $recovered_ms/1000}")"
     echo "ok: $NAME"
+}
+
+# ---- services killed and restarted
+
+# SIGKILLs rollcall-$1 (pid from var/run/$1.pid) and waits until it is gone.
+# Nothing may reap it at once (its parent, stack.sh, has exited), and
+# stack.sh takes a zombie for a live service: the pid file goes with it.
+kill_service() {
+    local pidf=var/run/$1.pid pid state
+    pid=$(cat "$pidf" 2>/dev/null) || fail "no pid file for $1"
+    kill -KILL "$pid" 2>/dev/null || fail "rollcall-$1 (pid $pid) was not running"
+    for _ in $(seq 1 50); do
+        state=$(ps -o stat= -p "$pid" 2>/dev/null)
+        [ -z "$state" ] || [ "${state:0:1}" = Z ] && break
+        sleep 0.1
+    done
+    rm -f "$pidf"
+}
+
+# Starts rollcall-$1 again, the way the stack starts it.
+restart_service() {
+    BUILD=$BUILD deploy/stack.sh start "$1" >>"$WORK/stack.out" 2>&1 \
+        || fail "deploy/stack.sh start $1: $(tail -3 "$WORK/stack.out")"
+}
+
+# ---- messages produced straight into Kafka
+
+# Encodes the protobuf text format on stdin as one rollcall.Report into the
+# file $1.  The schema's string fields are declared bytes in a copy of it, so
+# that the text may hold what an honest encoder refuses (invalid UTF-8); the
+# wire format is the same.
+report_encode() {
+    local dir=$WORK/proto
+    if [ ! -s "$dir/raw.proto" ]; then
+        mkdir -p "$dir"
+        sed -E 's/^(\s*)(repeated )?string /\1\2bytes /' proto/rollcall.proto >"$dir/raw.proto"
+    fi
+    protoc --encode=rollcall.Report -I "$dir" "$dir/raw.proto" >"$1" || fail "protoc could not encode $1"
+}
+
+# Produces the file $3 as one message to topic $1 with key $2, bypassing the
+# intake; kcat returns once the broker has it.
+produce_raw() {
+    kcat -P -b "$ROLLCALL_KAFKA_BROKERS" -t "$1" -k "$2" -X message.timeout.ms=15000 "$3" \
+        >>"$WORK/kcat.out" 2>&1 || fail "kcat could not produce $3 to $1: $(tail -2 "$WORK/kcat.out")"
+}
+
+# ---- reports filed by the test itself
+
+# Files one daily report with the running intake (curl: a client that
+# starts in milliseconds): token $1, unit $2, ledger role $3 (first or
+# correction), report_id $4, households_visited $5.  Answered 202, it goes
+# to the ledger as loadgen would write it (fault_finish adds it), so that
+# verify counts it, SUBMIT_VERSION holds the version the intake gave it
+# (its receive time, µs) and it returns 0; otherwise 1, with the answer in
+# SUBMIT_ANSWER.
+submit_counted() {
+    local out version secs
+    out=$(curl -s -m 5 -w ' %{http_code}' -X POST -H "Authorization: Bearer $1" \
+              -H 'Content-Type: application/json' "$ROLLCALL_HTTP/v1/reports" \
+              -d "{\"report_id\":\"$4\",\"unit_code\":\"$2\",\"period\":\"$PERIOD\",\"kind\":\"daily\",\"indicators\":{\"households_visited\":$5}}")
+    SUBMIT_ANSWER=$out
+    [ "${out##* }" = 202 ] || return 1
+    version=$(jq -er '.version' <<<"${out% *}") || return 1
+    SUBMIT_VERSION=$version
+    secs=$(printf '%d.%06d' $((version / 1000000)) $((version % 1000000)))
+    printf '{"report_id":"%s","unit":"%s","period":"%s","kind":"daily","role":"%s","version":%s,"received_at":"%s","indicators":[%s],"status":"accepted","http":202}\n' \
+        "$4" "$2" "$PERIOD" "$3" "$version" "$(TZ=Asia/Shanghai date -d "@$secs" +%FT%T.%6N%:z)" "$5" \
+        >>"$WORK/ledger.more.jsonl"
+}
+
+# Removes unit $1 and whatever is recorded for it, in any period, so that a
+# unit a test added leaves the registry as the test found it.
+forget_unit() {
+    psql -q -v ON_ERROR_STOP=1 "$ROLLCALL_PG_DSN" >/dev/null <<SQL || fail "could not remove unit $1"
+DO \$\$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT c.table_name FROM information_schema.columns c
+             JOIN information_schema.tables b USING (table_schema, table_name)
+            WHERE c.table_schema = 'rollcall' AND b.table_type = 'BASE TABLE'
+              AND c.column_name = 'unit_code'
+  LOOP
+    EXECUTE format('DELETE FROM rollcall.%I WHERE unit_code = %L', t, '$1');
+  END LOOP;
+  DELETE FROM rollcall.unit WHERE code = '$1';
+END \$\$;
+SQL
 }

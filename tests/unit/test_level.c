@@ -350,6 +350,23 @@ static void test_urgent_forward(void **state)
     assert_int_equal(rc_level_urgent_forward(&r, 2, 2000, &out, &len, &prev, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a village"));
     assert_null(out);
+    /* poison is not passed on: text PostgreSQL refuses, hops beyond the limit */
+    r.unit_code = (char *)"130102001001";
+    inc.description = (char *)"bad \xff bytes";
+    assert_int_equal(rc_level_urgent_forward(&r, 2, 2000, &out, &len, &prev, err, sizeof err), -1);
+    assert_non_null(strstr(err, "incident.description"));
+    assert_null(out);
+    inc.description = NULL;
+    Rollcall__Hop *many[8];
+    for (size_t i = 0; i < 8; i++)
+        many[i] = &h1;
+    inc.hops = many;
+    inc.n_hops = 8;
+    assert_int_equal(rc_level_urgent_forward(&r, 2, 2000, &out, &len, &prev, err, sizeof err), -1);
+    assert_non_null(strstr(err, "hops"));
+    assert_null(out);
+    inc.hops = hops;
+    inc.n_hops = 1;
 }
 
 /* ----------------------------------------------------------------- rules */
