@@ -78,7 +78,9 @@ PGresult *rc_pg_exec_params(rc_pg *pg, const char *sql, int nparams,
 int rc_pg_command(rc_pg *pg, const char *sql, char *errbuf, size_t errlen);
 
 /* Transactions (see the header comment).  rc_pg_rollback after a lost
- * transaction succeeds and clears the "transaction lost" state. */
+ * transaction succeeds and clears the "transaction lost" state.  A
+ * transaction is over once rc_pg_commit returns, whether it failed or not:
+ * a rollback after a failed commit is allowed and does nothing. */
 int rc_pg_begin(rc_pg *pg, char *errbuf, size_t errlen);
 int rc_pg_commit(rc_pg *pg, char *errbuf, size_t errlen);
 int rc_pg_rollback(rc_pg *pg, char *errbuf, size_t errlen);

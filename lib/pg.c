@@ -446,11 +446,14 @@ int rc_pg_commit(rc_pg *pg, char *errbuf, size_t errlen)
         return -1;
     }
     rc = rc_pg_command(pg, "COMMIT", errbuf, errlen);
-    /* After a failed COMMIT the server has rolled back (or the connection
-     * is gone): either way the transaction is over; tx_lost stays set
-     * until rollback so the caller notices. */
-    if (!pg->tx_lost)
-        pg->in_tx = false;
+    /* Whatever the outcome the transaction is over: committed, rolled back
+     * by the server, or gone with its connection.  The caller learns it
+     * from rc < 0; nothing is left to roll back, and the next rc_pg_begin
+     * must not find a transaction still "open" (a caller that went
+     * straight from a failed COMMIT to its next batch was refused by every
+     * later BEGIN). */
+    pg->in_tx = false;
+    pg->tx_lost = false;
     return rc;
 }
 

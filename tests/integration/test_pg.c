@@ -238,7 +238,9 @@ static void test_reconnect_reprepares(void **state)
     assert_null(r);
     assert_int_equal(rc_pg_commit(pg, err, sizeof err), -1);
     assert_non_null(strstr(err, "transaction lost"));
-    assert_true(rc_pg_in_transaction(pg));
+    /* The failed commit ended it: a rollback is allowed and changes
+     * nothing, and the next transaction begins without one. */
+    assert_false(rc_pg_in_transaction(pg));
     assert_int_equal(rc_pg_rollback(pg, err, sizeof err), 0);
     assert_false(rc_pg_in_transaction(pg));
     r = rc_pg_exec_prepared(pg, "plus_one", 1, v, NULL, NULL, 0, err, sizeof err);
@@ -246,6 +248,19 @@ static void test_reconnect_reprepares(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), "42");
     PQclear(r);
     assert_int_equal(rc_pg_reconnects(pg), before + 2);
+
+    /* A caller that goes from a failed commit straight to its next batch,
+     * without a rollback, is not refused by BEGIN ever after. */
+    assert_int_equal(rc_pg_begin(pg, err, sizeof err), 0);
+    kill_backend();
+    r = rc_pg_exec_prepared(pg, "plus_one", 1, v, NULL, NULL, 0, err, sizeof err);
+    assert_null(r);
+    assert_int_equal(rc_pg_commit(pg, err, sizeof err), -1);
+    assert_int_equal(rc_pg_begin(pg, err, sizeof err), 0);
+    r = rc_pg_exec_prepared(pg, "plus_one", 1, v, NULL, NULL, 0, err, sizeof err);
+    assert_non_null(r);
+    PQclear(r);
+    assert_int_equal(rc_pg_commit(pg, err, sizeof err), 0);
 }
 
 static void copy_dir(const char *from, const char *to)
