@@ -56,6 +56,19 @@ typedef struct rc_cfg_item {
     unsigned flags;
 } rc_cfg_item;              /* a table ends with {NULL} */
 
+/* The keys services share: one spelling, one meaning, one help line. */
+#define RC_CFG_PG_DSN(dest, help) {"pg_dsn", RC_CFG_STRING, (dest), "", 0, 0, (help), RC_CFG_SECRET}
+#define RC_CFG_KAFKA_BROKERS(dest, def)                                                   \
+    {"kafka_brokers", RC_CFG_STRING, (dest), (def), 1, 4096,                              \
+     "Kafka bootstrap servers (host:port,...); kafka.<property> keys pass librdkafka "    \
+     "properties", 0}
+#define RC_CFG_LISTEN_ADDR(dest)                                                          \
+    {"listen_addr", RC_CFG_STRING, (dest), "127.0.0.1", 1, 255,                           \
+     "address the HTTP server binds (0.0.0.0 for every interface)", 0}
+#define RC_CFG_HTTP_PORT(dest, def)                                                       \
+    {"http_port", RC_CFG_INT, (dest), (def), 0, 65535, "HTTP port (0 = ephemeral)", 0}
+#define RC_CFG_LOG_LEVEL(dest) {"log_level", RC_CFG_LOGLEVEL, (dest), "info", 0, 0, "debug, info, warn, error", 0}
+
 typedef struct rc_config rc_config;
 
 /* Reads every source, validates every value and only then writes the

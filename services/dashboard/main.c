@@ -11,11 +11,9 @@
 static dashboard_config cfg;
 
 static const rc_cfg_item items[] = {
-    {"pg_dsn", RC_CFG_STRING, &cfg.pg_dsn, "", 0, 0,
-     "PostgreSQL (libpq conninfo), as rollcall_dashboard (ROLLCALL_PG_DSN)", RC_CFG_SECRET},
-    {"listen_addr", RC_CFG_STRING, &cfg.listen_addr, "127.0.0.1", 1, 255,
-     "address the HTTP server binds (0.0.0.0 for every interface)", 0},
-    {"http_port", RC_CFG_INT, &cfg.http_port, "8086", 0, 65535, "HTTP port (0 = ephemeral)", 0},
+    RC_CFG_PG_DSN(&cfg.pg_dsn, "PostgreSQL (libpq conninfo), as rollcall_dashboard"),
+    RC_CFG_LISTEN_ADDR(&cfg.listen_addr),
+    RC_CFG_HTTP_PORT(&cfg.http_port, "8086"),
     {"web_root", RC_CFG_STRING, &cfg.web_root, "build/web", 1, 4096,
      "directory of the front end's files (index.html for every other path)", 0},
     {"session_ttl", RC_CFG_MS, &cfg.session_ttl_ms, "12h", 60000, 2000000000,
@@ -34,7 +32,7 @@ static const rc_cfg_item items[] = {
      "threads answering API requests, each with its own PostgreSQL connection", 0},
     {"queue_max", RC_CFG_INT, &cfg.queue_max, "256", 1, 100000,
      "API requests that may wait for a worker; beyond, 503 with Retry-After", 0},
-    {"log_level", RC_CFG_LOGLEVEL, &cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
+    RC_CFG_LOG_LEVEL(&cfg.log_level),
     {NULL},
 };
 

@@ -423,7 +423,7 @@ static void on_revoke(void *opaque, const rd_kafka_topic_partition_list_t *parts
     atomic_store(&d->ctx->daily_parts, 0);
 }
 
-/* Collects up to batch_max messages, waiting at most until the next tick
+/* Collects up to max_batch messages, waiting at most until the next tick
  * when idle and at most batch_ms once the first message is in.  Returns -1
  * on a fatal consumer error. */
 static int collect(desk *d)
@@ -433,7 +433,7 @@ static int collect(desk *d)
 
     for (;;) {
         int64_t now = rc_now_us(), wait;
-        if (d->nmsgs >= (size_t)d->cfg->batch_max)
+        if (d->nmsgs >= (size_t)d->cfg->max_batch)
             return 0;
         if (d->nmsgs == 0) {
             until_tick = d->last_tick + (int64_t)d->cfg->tick_ms * 1000 - now;

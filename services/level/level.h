@@ -28,10 +28,10 @@ typedef struct level_cfg {
     char *group;            /* "" -> rollcall-<level> */
     char *clock;            /* rc_clock spec */
     char *start_from;       /* beginning | end: where a partition without a stored offset starts */
-    char *listen;
+    char *listen_addr;
     int http_port;
     int tick_ms;            /* deadline / sign-off / reminder sweep period */
-    int batch_max;          /* messages per daily batch */
+    int max_batch;          /* messages per daily batch */
     int batch_ms;           /* longest wait to fill a batch */
     int flush_timeout_ms;   /* longest wait for filed reports to be acknowledged */
     int reload_ms;          /* policy and rules re-read at least this often */

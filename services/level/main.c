@@ -30,19 +30,19 @@ static rc_log_level log_level;
 static const rc_cfg_item items[] = {
     {"level", RC_CFG_STRING, &cfg.level_name, NULL, 0, 16,
      "township, county or province (default: from the program name rollcall-<level>)", 0},
-    {"pg_dsn", RC_CFG_STRING, &cfg.pg_dsn, "", 0, 0, "libpq connection string", RC_CFG_SECRET},
-    {"kafka_brokers", RC_CFG_STRING, &cfg.kafka_brokers, NULL, 1, 4096, "Kafka bootstrap list", 0},
+    RC_CFG_PG_DSN(&cfg.pg_dsn, "PostgreSQL (libpq conninfo), as rollcall_level"),
+    RC_CFG_KAFKA_BROKERS(&cfg.kafka_brokers, NULL),
     {"group", RC_CFG_STRING, &cfg.group, "", 0, 100,
      "consumer group of the desk (default rollcall-<level>); the urgent relay uses <group>-urgent", 0},
     {"clock", RC_CFG_STRING, &cfg.clock, "real", 1, 4096,
      "decision clock: real, offset:SECONDS, file:PATH (RFC 3339 instant inside), manual[:RFC3339]", 0},
     {"start_from", RC_CFG_STRING, &cfg.start_from, "beginning", 3, 9,
      "where a partition never consumed starts: beginning or end", 0},
-    {"listen", RC_CFG_STRING, &cfg.listen, "127.0.0.1", 1, 64, "HTTP listen address", 0},
-    {"http_port", RC_CFG_INT, &cfg.http_port, "0", 0, 65535, "HTTP port (0: ephemeral)", 0},
+    RC_CFG_LISTEN_ADDR(&cfg.listen_addr),
+    RC_CFG_HTTP_PORT(&cfg.http_port, "0"),
     {"tick", RC_CFG_MS, &cfg.tick_ms, "500ms", 10, 60000,
      "how often deadlines, sign-offs and reminders are checked", 0},
-    {"batch_max", RC_CFG_INT, &cfg.batch_max, "5000", 1, 1000000, "aggregates per batch", 0},
+    {"max_batch", RC_CFG_INT, &cfg.max_batch, "5000", 1, 1000000, "aggregates per batch", 0},
     {"batch_wait", RC_CFG_MS, &cfg.batch_ms, "50ms", 0, 10000,
      "longest wait to fill a batch once its first aggregate is in", 0},
     {"flush_timeout", RC_CFG_MS, &cfg.flush_timeout_ms, "30s", 100, 600000,
@@ -61,7 +61,7 @@ static const rc_cfg_item items[] = {
      "thread on the machine; needs CAP_SYS_NICE, else urgent_nice alone (0: off)", 0},
     {"urgent_fetch_wait", RC_CFG_MS, &cfg.urgent_fetch_wait_ms, "2ms", 0, 500,
      "the relay consumer's fetch.wait.max.ms (the development broker holds an empty fetch that long)", 0},
-    {"log_level", RC_CFG_LOGLEVEL, &log_level, "info", 0, 0, "debug, info, warn, error", 0},
+    RC_CFG_LOG_LEVEL(&log_level),
     {NULL},
 };
 
@@ -331,7 +331,7 @@ int main(int argc, char **argv)
     atomic_store(&ctx.running, true);
     create_metrics();
 
-    svc = rc_service_new(ctx.submitter, cfg.listen, cfg.http_port, err, sizeof err);
+    svc = rc_service_new(ctx.submitter, cfg.listen_addr, cfg.http_port, err, sizeof err);
     if (!svc)
         rc_die("%s", err);
     rc_service_route(svc, "/v1/clock", clock_route, NULL);

@@ -25,19 +25,16 @@ const int rollup_topic_level[ROLLUP_NTOPICS] = {
 static rollup R;
 
 static const rc_cfg_item config_items[] = {
-    {"pg_dsn", RC_CFG_STRING, &R.cfg.pg_dsn, "", 0, 0,
-     "libpq conninfo of the Rollcall database (ROLLCALL_PG_DSN)", RC_CFG_SECRET},
-    {"kafka_brokers", RC_CFG_STRING, &R.cfg.kafka_brokers, "127.0.0.1:9092", 1, 4096,
-     "Kafka bootstrap servers (ROLLCALL_KAFKA_BROKERS)", 0},
+    RC_CFG_PG_DSN(&R.cfg.pg_dsn, "PostgreSQL (libpq conninfo), as rollcall_rollup"),
+    RC_CFG_KAFKA_BROKERS(&R.cfg.kafka_brokers, "127.0.0.1:9092"),
     {"group", RC_CFG_STRING, &R.cfg.group, "rollcall-rollup", 1, 200,
      "consumer group; offsets live in rollcall.consumer_offset under this name "
      "(the urgent path uses <group>.urgent)", 0},
     {"instance_id", RC_CFG_STRING, &R.cfg.instance_id, "", 0, 200,
      "static group membership: a name unique to this instance (e.g. the host); a restart "
      "then resumes its partitions at once instead of after the session timeout", 0},
-    {"listen", RC_CFG_STRING, &R.cfg.listen, "127.0.0.1", 1, 255, "HTTP listen address", 0},
-    {"http_port", RC_CFG_INT, &R.cfg.http_port, "8081", 0, 65535,
-     "HTTP port for /healthz and /metrics (0: any)", 0},
+    RC_CFG_LISTEN_ADDR(&R.cfg.listen_addr),
+    RC_CFG_HTTP_PORT(&R.cfg.http_port, "8081"),
     {"flush_interval", RC_CFG_MS, &R.cfg.flush_interval_ms, "200ms", 1, 60000,
      "coalescing interval: a batch is committed at most this long after its first report "
      "(longer while the previous batch is still being committed)", 0},
@@ -55,14 +52,15 @@ static const rc_cfg_item config_items[] = {
     {"max_past_days", RC_CFG_INT, &R.cfg.max_past_days, "400", 1, 36500,
      "oldest period accepted (days before today), for replays", 0},
     {"registry_reload", RC_CFG_MS, &R.cfg.registry_reload_ms, "6s", 0, 3600000,
-     "how often rollcall.unit is checked for changes and the registry reloaded (0: only at start)",
-     0},
+     "how often rollcall.unit is checked for changes and the registry reloaded (0: only at "
+     "start); a report naming a unit the registry lacks makes it look at once, since the intake "
+     "may have reloaded first", 0},
     {"stall_after", RC_CFG_MS, &R.cfg.stall_after_ms, "300s", 0, 86400000,
      "/healthz reports the service stalled once a batch has been running this long, or a "
      "consumer has not polled Kafka this long while no batch runs (0: never)", 0},
     {"outbox_chunk", RC_CFG_INT, &R.cfg.outbox_chunk, "5000", 10, 100000,
      "outbox rows read per query when publishing", 0},
-    {"log_level", RC_CFG_LOGLEVEL, &R.cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
+    RC_CFG_LOG_LEVEL(&R.cfg.log_level),
     {NULL, 0, NULL, NULL, 0, 0, NULL, 0},
 };
 
@@ -693,7 +691,7 @@ int main(int argc, char **argv)
     if (pthread_create(&health, NULL, health_main, &R) != 0)
         rc_die("cannot start the health thread");
 
-    svc = rc_service_new("rollup", R.cfg.listen, R.cfg.http_port, err, sizeof err);
+    svc = rc_service_new("rollup", R.cfg.listen_addr, R.cfg.http_port, err, sizeof err);
     if (!svc)
         rc_die("http: %s", err);
     rc_service_add_health_check(svc, "rollup", health_check, &R);

@@ -46,7 +46,7 @@ typedef struct rollup_cfg {
     char *pg_dsn;
     char *kafka_brokers;
     char *group;                /* consumer group; the urgent path uses group + ".urgent" */
-    char *listen;
+    char *listen_addr;
     char *instance_id;          /* static group membership (group.instance.id prefix) */
     int http_port;
     int flush_interval_ms;      /* coalescing interval */

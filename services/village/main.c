@@ -14,13 +14,11 @@
 static village_config cfg;
 
 static const rc_cfg_item items[] = {
-    {"pg_dsn", RC_CFG_STRING, &cfg.pg_dsn, "", 0, 0,
-     "PostgreSQL (libpq conninfo): the unit registry and the tokens are read at start", RC_CFG_SECRET},
-    {"kafka_brokers", RC_CFG_STRING, &cfg.kafka_brokers, NULL, 1, 4096,
-     "Kafka bootstrap servers (host:port,...); kafka.* keys pass librdkafka properties", 0},
-    {"listen_addr", RC_CFG_STRING, &cfg.listen_addr, "127.0.0.1", 1, 255,
-     "address the HTTP server binds (0.0.0.0 for every interface)", 0},
-    {"http_port", RC_CFG_INT, &cfg.http_port, "8080", 0, 65535, "HTTP port (0 = ephemeral)", 0},
+    RC_CFG_PG_DSN(&cfg.pg_dsn, "PostgreSQL (libpq conninfo), as rollcall_intake: the unit registry and "
+                               "the tokens are read at start"),
+    RC_CFG_KAFKA_BROKERS(&cfg.kafka_brokers, NULL),
+    RC_CFG_LISTEN_ADDR(&cfg.listen_addr),
+    RC_CFG_HTTP_PORT(&cfg.http_port, "8080"),
     {"max_body", RC_CFG_INT, &cfg.max_body, "65536", 512, 16 << 20,
      "largest body of POST /v1/reports, bytes (larger: 413)", 0},
     {"max_batch_body", RC_CFG_INT, &cfg.max_batch_body, "8388608", 1024, 1 << 30,
@@ -72,7 +70,7 @@ static const rc_cfg_item items[] = {
      "a report_id chosen by the client and not in the idempotency window is looked up in the "
      "archive (rollcall.intake_archived): reused with other content, 409; the same report, its "
      "first answer.  While PostgreSQL does not answer, reports are accepted unchecked", 0},
-    {"log_level", RC_CFG_LOGLEVEL, &cfg.log_level, "info", 0, 0, "debug, info, warn, error", 0},
+    RC_CFG_LOG_LEVEL(&cfg.log_level),
     {NULL},
 };
 

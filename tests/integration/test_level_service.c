@@ -225,7 +225,7 @@ static pid_t spawn_level(const char *level, int port, const char *const *extra)
     argv[n++] = a_clock;
     argv[n++] = a_group;
     argv[n++] = "--tick=100ms";
-    argv[n++] = "--listen=127.0.0.1";
+    argv[n++] = "--listen_addr=127.0.0.1";
     while (extra && *extra && n < 22)
         argv[n++] = *extra++;
     argv[n] = NULL;
