@@ -53,8 +53,8 @@ static const rc_cfg_item config_items[] = {
      "oldest period accepted (days before today), for replays", 0},
     {"registry_reload", RC_CFG_MS, &R.cfg.registry_reload_ms, "6s", 0, 3600000,
      "how often rollcall.unit is checked for changes and the registry reloaded (0: only at "
-     "start); a report naming a unit the registry lacks makes it look at once, since the intake "
-     "may have reloaded first", 0},
+     "start, and never on demand); a report naming a unit the registry lacks makes it look at "
+     "once, since the intake may have reloaded first", 0},
     {"stall_after", RC_CFG_MS, &R.cfg.stall_after_ms, "300s", 0, 86400000,
      "/healthz reports the service stalled once a batch has been running this long, or a "
      "consumer has not polled Kafka this long while no batch runs (0: never)", 0},
@@ -103,8 +103,8 @@ int rollup_validate(rollup *ru, const Rollcall__Report *r, const rc_validate_opt
      * (A difference between the two hosts' clocks opens a window as wide
      * as it.) */
     rc_errors bare = {0};
-    if (rc_report_validate(r, opts, NULL, &bare) < 0)
-        return rc;
+    if (ru->cfg.registry_reload_ms == 0 || rc_report_validate(r, opts, NULL, &bare) < 0)
+        return rc;      /* registry_reload 0: the registry of the start, as configured */
     int64_t now = rc_now_us();
     int64_t since = r->received_at > 0 && r->received_at < now ? r->received_at : now;
     if (registry_as_of(ru, since) <= 0)
