@@ -72,7 +72,9 @@ async function ready(page, timeout = 60000) {
 }
 
 async function shot(page, name, fullPage = true) {
-  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+  // A generous bound: on a loaded machine chromium takes long to paint a
+  // full page with its CJK font, and a slow screenshot is not a fault.
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage, timeout: 120000 });
 }
 
 async function login(page, user, password) {
