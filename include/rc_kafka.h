@@ -90,9 +90,12 @@ typedef struct {
      * assigns them.  It may set each element's .offset (e.g. the next offset
      * recorded in PostgreSQL, or RD_KAFKA_OFFSET_BEGINNING for a partition
      * never consumed); RD_KAFKA_OFFSET_INVALID (as given) means "the group's
-     * committed offset".  Returns 0, or -1: then nothing is assigned and
-     * rc_consumer_failed() turns true — the service should exit and restart.
-     * May be NULL. */
+     * committed offset".  Returns 0, or -1: then nothing is assigned.  With
+     * the eager protocol (the default) the hook is called again from
+     * rc_consumer_poll, every 250 ms doubling to 5 s, and the partitions are
+     * assigned once it succeeds: a database outage during a rebalance is
+     * waited out.  With the cooperative protocol rc_consumer_failed() turns
+     * true instead — the service should exit and restart.  May be NULL. */
     int (*on_assign)(void *opaque, rd_kafka_topic_partition_list_t *parts);
     /* Called BEFORE the partitions are taken away (rebalance, close, group
      * error): flush and commit the work done for them.  May be NULL. */
@@ -124,7 +127,8 @@ rd_kafka_message_t *rc_consumer_poll(rc_consumer *c, int timeout_ms);
  * informational errors (partition EOF, transient transport errors). */
 bool rc_consumer_fatal(const rd_kafka_message_t *msg);
 
-/* True once an on_assign hook failed (see rc_consumer_hooks). */
+/* True once an on_assign hook failed under the cooperative protocol (see
+ * rc_consumer_hooks). */
 bool rc_consumer_failed(const rc_consumer *c);
 
 /* Commits `offsets` (each .offset = the NEXT offset to read, i.e. last

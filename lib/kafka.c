@@ -4,6 +4,7 @@
  * rd_kafka_consumer_close before rd_kafka_destroy. */
 #include "rc_kafka.h"
 #include "rc_log.h"
+#include "rc_time.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,15 @@ struct rc_consumer {
     rd_kafka_t *rk;
     rc_consumer_hooks hooks;
     bool failed;
+    /* Eager protocol: partitions the group gave us while on_assign failed,
+     * assigned once a retry of the hook succeeds (rc_consumer_poll). */
+    rd_kafka_topic_partition_list_t *pending;
+    int64_t retry_at_us;
+    int retry_ms, attempts;
 };
+
+#define ASSIGN_RETRY_FIRST_MS 250
+#define ASSIGN_RETRY_MAX_MS 5000
 
 /* ------------------------------------------------------------------ common */
 
@@ -342,6 +351,40 @@ static void format_parts(const rd_kafka_topic_partition_list_t *parts, char *buf
     }
 }
 
+/* Replaces the partitions waiting for a successful on_assign (NULL: none). */
+static void set_pending(rc_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+{
+    if (c->pending)
+        rd_kafka_topic_partition_list_destroy(c->pending);
+    c->pending = parts ? rd_kafka_topic_partition_list_copy(parts) : NULL;
+    c->retry_ms = ASSIGN_RETRY_FIRST_MS;
+    c->retry_at_us = rc_now_us() + (int64_t)c->retry_ms * 1000;
+    c->attempts = 1;
+}
+
+/* From rc_consumer_poll, on the consumer's thread: on_assign again for the
+ * waiting partitions, every 250 ms doubling to 5 s. */
+static void retry_pending(rc_consumer *c)
+{
+    rd_kafka_resp_err_t err;
+
+    if (rc_now_us() < c->retry_at_us)
+        return;
+    c->attempts++;
+    if (c->hooks.on_assign(c->hooks.opaque, c->pending) != 0) {
+        c->retry_ms = c->retry_ms * 2 > ASSIGN_RETRY_MAX_MS ? ASSIGN_RETRY_MAX_MS : c->retry_ms * 2;
+        c->retry_at_us = rc_now_us() + (int64_t)c->retry_ms * 1000;
+        return;
+    }
+    err = rd_kafka_assign(c->rk, c->pending);
+    if (err)
+        rc_error("kafka assign failed client=%s err=%s", rd_kafka_name(c->rk), rd_kafka_err2name(err));
+    else
+        rc_info("kafka partitions assigned after %d attempts of on_assign client=%s count=%d",
+                c->attempts, rd_kafka_name(c->rk), c->pending->cnt);
+    set_pending(c, NULL);
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -357,13 +400,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rc_info("kafka partitions assigned client=%s count=%d parts=\"%s\"", rd_kafka_name(rk),
                 parts->cnt, list);
         if (c->hooks.on_assign && c->hooks.on_assign(c->hooks.opaque, parts) != 0) {
-            rc_error("kafka on_assign hook failed: assigning nothing client=%s count=%d",
-                     rd_kafka_name(rk), parts->cnt);
-            c->failed = true;
-            if (!coop)
-                aerr = rd_kafka_assign(rk, NULL);
+            if (coop) {
+                rc_error("kafka on_assign hook failed: assigning nothing client=%s count=%d",
+                         rd_kafka_name(rk), parts->cnt);
+                c->failed = true;
+                break;
+            }
+            /* Typically the database holding the offsets is down: consume
+             * nothing until it answers, rather than stop the service. */
+            rc_warn("kafka on_assign hook failed: nothing consumed until a retry succeeds client=%s "
+                    "count=%d",
+                    rd_kafka_name(rk), parts->cnt);
+            set_pending(c, parts);
+            aerr = rd_kafka_assign(rk, NULL);
             break;
         }
+        set_pending(c, NULL);
         if (coop)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -373,6 +425,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
         rc_info("kafka partitions revoked client=%s count=%d lost=%s", rd_kafka_name(rk),
                 parts->cnt, rd_kafka_assignment_lost(rk) ? "yes" : "no");
+        if (!coop)
+            set_pending(c, NULL);
         run_on_revoke(c, parts);
         if (coop)
             error = rd_kafka_incremental_unassign(rk, parts);
@@ -390,6 +444,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *cur = NULL;
         rc_error("kafka rebalance failed client=%s err=%s", rd_kafka_name(rk),
                  rd_kafka_err2name(err));
+        set_pending(c, NULL);
         if (rd_kafka_assignment(rk, &cur) == RD_KAFKA_RESP_ERR_NO_ERROR && cur)
             run_on_revoke(c, cur);
         aerr = rd_kafka_assign(rk, NULL);
@@ -495,6 +550,8 @@ failed:
 
 rd_kafka_message_t *rc_consumer_poll(rc_consumer *c, int timeout_ms)
 {
+    if (c->pending)
+        retry_pending(c);
     return rd_kafka_consumer_poll(c->rk, timeout_ms);
 }
 
@@ -541,6 +598,7 @@ void rc_consumer_free(rc_consumer *c)
         rc_warn("kafka consumer close client=%s err=%s", rd_kafka_name(c->rk),
                 rd_kafka_err2name(err));
     rd_kafka_destroy(c->rk);
+    set_pending(c, NULL);
     free(c);
 }
 

@@ -326,6 +326,55 @@ static void on_assign_seeks(void **state)
     rc_consumer_free(c);
 }
 
+/* An on_assign that fails (the offsets' database is down) is tried again
+ * from the poll until it succeeds; the partitions are then assigned at the
+ * offsets it supplies, and the consumer is not "failed". */
+typedef struct {
+    hook_state h;
+    int failures_left, calls;
+} flaky_state;
+
+static int flaky_on_assign(void *opaque, rd_kafka_topic_partition_list_t *parts)
+{
+    flaky_state *f = opaque;
+    f->calls++;
+    if (f->failures_left > 0) {
+        f->failures_left--;
+        return -1;
+    }
+    return seek_on_assign(&f->h, parts);
+}
+
+static void on_assign_failure_is_retried(void **state)
+{
+    static int seen[NALL];
+    flaky_state f = {.failures_left = 2};
+    int64_t next[NPARTS];
+    int want = 0;
+    char err[512], g[160];
+    const char *topics[] = {topic};
+
+    NEED_BROKER();
+    if (dr[0].reports == 0)
+        skip(); /* needs the messages of the first test */
+    for (int p = 0; p < NPARTS; p++) {
+        f.h.start[p] = part_count[p] - 1;   /* the last message of each partition */
+        want += part_count[p] > 0;
+        next[p] = RD_KAFKA_OFFSET_INVALID;
+    }
+    snprintf(g, sizeof g, "%s-flaky", group);
+    rc_consumer_hooks hooks = {flaky_on_assign, NULL, &f};
+    rc_consumer *c = rc_consumer_new(brokers, g, topics, 1, NULL, 0, &hooks, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(consume(c, want, 30, seen, next), want);
+    assert_int_equal(f.calls, 3);
+    assert_false(rc_consumer_failed(c));
+    for (int p = 0; p < NPARTS; p++)
+        if (part_count[p] > 0)
+            assert_int_equal(next[p], part_count[p]);
+    rc_consumer_free(c);
+}
+
 /* A group with no committed offset and no offset from on_assign gets a loud,
  * fatal error — never a silent jump to the end or the beginning. */
 static void no_offset_is_a_fatal_error(void **state)
@@ -555,6 +604,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(produce_consume_commit_resume),
         cmocka_unit_test(on_assign_seeks),
+        cmocka_unit_test(on_assign_failure_is_retried),
         cmocka_unit_test(no_offset_is_a_fatal_error),
         cmocka_unit_test_teardown(broker_down_fails_delivery, teardown_up),
         cmocka_unit_test(bench_national_day),
