@@ -104,7 +104,7 @@ trap 'kill $SAMPLER 2>/dev/null; rm -rf "$WORK"' EXIT
 t0=$(now)
 kcat -P -b "$ROLLCALL_KAFKA_BROKERS" -t reports.village -K "$KEY_SEP" -D "$MSG_SEP" \
     -X linger.ms=20 -X batch.num.messages=10000 -X queue.buffering.max.messages=500000 \
-    -X message.timeout.ms=120000 "$WORK/storm.in" 2>"$WORK/kcat.err" || say "kcat: $(tail -2 "$WORK/kcat.err")"
+    -X message.timeout.ms=120000 <"$WORK/storm.in" 2>"$WORK/kcat.err" || say "kcat: $(tail -2 "$WORK/kcat.err")"
 t1=$(now)
 hw1=$(high_sum)
 sent=$((hw1 - hw0))
@@ -130,8 +130,9 @@ lines=$(( $(wc -l <"$LOG") - lines0 ))
 dl_lines=$(tail -n +"$((lines0 + 1))" "$LOG" | grep -c 'dead letter' || true)
 
 # ---- one good report for today, after the storm in the same topic
-"$BUILD/rollcall" token issue 130102001001 >"$WORK/token" 2>/dev/null || die "token issue failed"
-TOKEN=$(awk 'NF >= 2 { print $2; exit }' "$WORK/token")
+"$BUILD/rollcall" token issue 130102001001 >"$WORK/token" 2>/dev/null \
+    && [ -s "$WORK/token" ] || die "token issue failed"
+TOKEN=$(head -1 "$WORK/token")
 GOOD=$(python3 -c 'import uuid; print(uuid.uuid4())')
 tg=$(now)
 "$BUILD/rollcall" submit --unit 130102001001 --period "$TODAY" --report-id "$GOOD" \
