@@ -81,9 +81,9 @@ void slot_reset(slot *s)
         free(s->dlq[i].key);
     }
     /* A batch of dead letters is thousands of small blocks freed at once
-     * among the consumer's and the producer's: glibc keeps the freed pages
-     * (a 600,000-message storm left 32 MB of free heap resident, 66 MB at
-     * the peak), so hand them back now. */
+     * among the consumer's and the producer's, and glibc keeps such freed
+     * pages resident: a storm of them would hold the heap at its peak
+     * (bench/dlq-storm.sh), so hand them back now. */
     if (s->ndlq >= ROLLUP_DLQ_MAX / 5)
         malloc_trim(0);
     s->ndlq = 0;
