@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rc_buf {
     char *p;         /* owned; NULL until the first append */
@@ -32,5 +33,12 @@ char *rc_buf_take(rc_buf *b);
 void rc_buf_clear(rc_buf *b);
 /* Releases the memory; the buffer may be reused.  rc_buf_free(NULL) is a no-op. */
 void rc_buf_free(rc_buf *b);
+
+/* Writing into a buffer the caller sized, without allocating or checking
+ * (the hot paths that build a line of known bound: the ledger, the intake's
+ * replies).  Each writes at p and returns the end; no NUL is written. */
+char *rc_put_str(char *p, const char *s);
+/* v in decimal: at most 20 characters. */
+char *rc_put_int(char *p, int64_t v);
 
 #endif

@@ -286,25 +286,12 @@ static int extra_id(rc_expect *e, const char *name)
     return (int)e->nextra_names++;
 }
 
-int rc_expect_add(rc_expect *e, const rc_ledger_rec *rec, char *errbuf, size_t errlen)
+/* The record's report_id as bytes into rid and its extra indicators as ids
+ * (registering new names).  Returns 0, or -1 with errbuf set for a
+ * malformed id or too many extras. */
+static int parse_record_ids(rc_expect *e, const rc_ledger_rec *rec, uint8_t rid[16], int *ids,
+                            char *errbuf, size_t errlen)
 {
-    uint8_t rid[16];
-    uint64_t code;
-    rid_slot *slot;
-    village *v;
-    uint32_t *vslot;
-    bool found, newer;
-    int ids[RC_LEDGER_EXTRA_MAX];
-
-    e->stats.records++;
-    if (rec->status != RC_LEDGER_ACCEPTED) {
-        e->stats.excluded++;
-        return 0;
-    }
-    if (rec->period != e->period) {
-        e->stats.other_period++;
-        return 0;
-    }
     if (parse_uuid(rec->report_id, rid) < 0) {
         snprintf(errbuf, errlen, "accepted report with a malformed report_id '%s'", rec->report_id);
         return -1;
@@ -321,24 +308,117 @@ int rc_expect_add(rc_expect *e, const rc_ledger_rec *rec, char *errbuf, size_t e
             return -1;
         }
     }
+    return 0;
+}
+
+/* Records an acknowledged report_id.  A re-delivered report changes
+ * nothing; the same id acknowledged with another version or unit is an
+ * anomaly of the acknowledger.  Returns 1 for a new id, 0 for one seen
+ * before, -1 when out of memory. */
+static int remember_rid(rc_expect *e, const uint8_t rid[16], uint64_t code, int64_t version)
+{
+    rid_slot *slot;
+    bool found;
+
     if ((e->nrids + 1) * 2 > e->rids_cap && grow_rids(e) < 0)
-        goto oom;
-    parse_code(rec->unit, &code);
+        return -1;
     slot = rid_lookup(e, rid, &found);
     if (found) {
-        /* A re-delivered report changes nothing; the same id acknowledged
-         * with another version or unit is an anomaly of the acknowledger. */
         e->stats.duplicates++;
-        if (slot->version != rec->version || slot->unit != code)
+        if (slot->version != version || slot->unit != code)
             e->stats.conflicts++;
         return 0;
     }
     memcpy(slot->rid, rid, 16);
     slot->unit = code;
-    slot->version = rec->version;
+    slot->version = version;
     slot->used = true;
     e->nrids++;
     e->stats.accepted++;
+    return 1;
+}
+
+/* The village of code, added (with no version yet, *added set) when first
+ * seen; its first receive time takes received_at when earlier.  NULL when
+ * out of memory. */
+static village *village_of(rc_expect *e, uint64_t code, int64_t received_at, bool *added)
+{
+    village *v;
+    uint32_t *vslot;
+
+    *added = false;
+    if ((e->nv + 1) * 2 > e->vmap_cap && grow_villages(e) < 0)
+        return NULL;
+    if ((v = village_find(e, code, &vslot))) {
+        if (received_at < v->first_rx)
+            v->first_rx = received_at;
+        return v;
+    }
+    if (e->nv == e->capv) {
+        size_t cap = e->capv ? e->capv * 2 : 1024;
+        village *t = realloc(e->v, cap * sizeof *t);
+
+        if (!t)
+            return NULL;
+        e->v = t;
+        e->capv = cap;
+    }
+    v = &e->v[e->nv];
+    memset(v, 0, sizeof *v);
+    v->code = code;
+    v->first_rx = received_at;
+    v->version = INT64_MIN;
+    *vslot = (uint32_t)++e->nv;
+    *added = true;
+    return v;
+}
+
+/* The village's report becomes rec when the village was just added or rec
+ * is newer: a higher version, or the same version with a greater report_id. */
+static void keep_newest(village *v, bool added, const rc_ledger_rec *rec, const uint8_t rid[16],
+                        const int *ids)
+{
+    bool newer = added || rec->version > v->version ||
+                 (rec->version == v->version && memcmp(rid, v->rid, 16) > 0);
+
+    if (!newer)
+        return;
+    v->version = rec->version;
+    memcpy(v->rid, rid, 16);
+    v->kind = (uint8_t)rec->kind;
+    v->zone = (uint8_t)(rec->zone >= 0 && rec->zone <= 4 ? rec->zone : 0);
+    memcpy(v->ind, rec->ind, sizeof v->ind);
+    v->nextra = (uint8_t)rec->nextra;
+    for (size_t i = 0; i < rec->nextra; i++) {
+        v->extra_id[i] = (uint8_t)ids[i];
+        v->extra_val[i] = rec->extra[i].value;
+    }
+}
+
+int rc_expect_add(rc_expect *e, const rc_ledger_rec *rec, char *errbuf, size_t errlen)
+{
+    uint8_t rid[16];
+    uint64_t code;
+    village *v;
+    int ids[RC_LEDGER_EXTRA_MAX], fresh;
+    bool added;
+
+    e->stats.records++;
+    if (rec->status != RC_LEDGER_ACCEPTED) {
+        e->stats.excluded++;
+        return 0;
+    }
+    if (rec->period != e->period) {
+        e->stats.other_period++;
+        return 0;
+    }
+    if (parse_record_ids(e, rec, rid, ids, errbuf, errlen) < 0)
+        return -1;
+    parse_code(rec->unit, &code);
+    if ((fresh = remember_rid(e, rid, code, rec->version)) < 0)
+        goto oom;
+    if (!fresh)
+        return 0;
 
     if (rec->kind == ROLLCALL__KIND__KIND_URGENT) {
         e->stats.urgent++;
@@ -350,45 +430,11 @@ int rc_expect_add(rc_expect *e, const rc_ledger_rec *rec, char *errbuf, size_t e
         e->stats.not_village++;
         return 0;
     }
-    if ((e->nv + 1) * 2 > e->vmap_cap && grow_villages(e) < 0)
+    if (!(v = village_of(e, code, rec->received_at, &added)))
         goto oom;
-    if (!(v = village_find(e, code, &vslot))) {
-        if (e->nv == e->capv) {
-            size_t cap = e->capv ? e->capv * 2 : 1024;
-            village *t = realloc(e->v, cap * sizeof *t);
-
-            if (!t)
-                goto oom;
-            e->v = t;
-            e->capv = cap;
-        }
-        v = &e->v[e->nv];
-        memset(v, 0, sizeof *v);
-        v->code = code;
-        v->first_rx = rec->received_at;
-        v->version = INT64_MIN;
-        *vslot = (uint32_t)++e->nv;
-        newer = true;
-    } else {
-        if (rec->received_at < v->first_rx)
-            v->first_rx = rec->received_at;
-        newer = rec->version > v->version ||
-                (rec->version == v->version && memcmp(rid, v->rid, 16) > 0);
-    }
     if (rec->version > e->stats.max_version)
         e->stats.max_version = rec->version;
-    if (!newer)
-        return 0;
-    v->version = rec->version;
-    memcpy(v->rid, rid, 16);
-    v->kind = (uint8_t)rec->kind;
-    v->zone = (uint8_t)(rec->zone >= 0 && rec->zone <= 4 ? rec->zone : 0);
-    memcpy(v->ind, rec->ind, sizeof v->ind);
-    v->nextra = (uint8_t)rec->nextra;
-    for (size_t i = 0; i < rec->nextra; i++) {
-        v->extra_id[i] = (uint8_t)ids[i];
-        v->extra_val[i] = rec->extra[i].value;
-    }
+    keep_newest(v, added, rec, rid, ids);
     return 0;
 
 oom:

@@ -2,6 +2,7 @@
  * from JSON, the writer, and the reader (chunks parsed by a few threads, in
  * file order).  The recomputation from a ledger is lib/expect.c. */
 #include "rc_ledger.h"
+#include "rc_buf.h"
 
 #include "rc_loadgen.h"
 #include "rc_report.h"
@@ -256,31 +257,6 @@ static bool plain(const char *s)
     return true;
 }
 
-static char *put(char *p, const char *s)
-{
-    size_t n = strlen(s);
-
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static char *put_int(char *p, int64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-    if (v < 0)
-        *p++ = '-';
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 /* The same line as json_dumpb(rc_ledger_rec_to_json(rec)) would write, for
  * records whose strings need no escaping (all of loadgen's but the refused
  * ones): a national ledger is 640,000 lines written while the pipeline
@@ -300,56 +276,56 @@ static size_t format_plain(rc_ledger_writer *w, const rc_ledger_rec *rec, char *
         rc_period_format(rec->period, w->cached_period);
         w->cached_day = rec->period;
     }
-    p = put(p, "{\"report_id\":\"");
-    p = put(p, rec->report_id);
-    p = put(p, "\",\"unit\":\"");
-    p = put(p, rec->unit);
-    p = put(p, "\",\"period\":\"");
-    p = put(p, w->cached_period);
-    p = put(p, "\",\"kind\":\"");
-    p = put(p, rec->kind >= 0 && rec->kind <= 3 ? kind_names[rec->kind] : "unspecified");
+    p = rc_put_str(p, "{\"report_id\":\"");
+    p = rc_put_str(p, rec->report_id);
+    p = rc_put_str(p, "\",\"unit\":\"");
+    p = rc_put_str(p, rec->unit);
+    p = rc_put_str(p, "\",\"period\":\"");
+    p = rc_put_str(p, w->cached_period);
+    p = rc_put_str(p, "\",\"kind\":\"");
+    p = rc_put_str(p, rec->kind >= 0 && rec->kind <= 3 ? kind_names[rec->kind] : "unspecified");
     if (rec->role >= 0 && rec->role < 5) {
-        p = put(p, "\",\"role\":\"");
-        p = put(p, role_names[rec->role]);
+        p = rc_put_str(p, "\",\"role\":\"");
+        p = rc_put_str(p, role_names[rec->role]);
     }
-    p = put(p, "\",\"version\":");
-    p = put_int(p, rec->version);
+    p = rc_put_str(p, "\",\"version\":");
+    p = rc_put_int(p, rec->version);
     if (rec->received_at) {
         rc_time_format_rfc3339(rec->received_at, at);
-        p = put(p, ",\"received_at\":\"");
-        p = put(p, at);
+        p = rc_put_str(p, ",\"received_at\":\"");
+        p = rc_put_str(p, at);
         *p++ = '"';
     }
-    p = put(p, ",\"zone_status\":\"");
-    p = put(p, rec->zone >= 0 && rec->zone <= 4 ? zone_names[rec->zone] : "unspecified");
+    p = rc_put_str(p, ",\"zone_status\":\"");
+    p = rc_put_str(p, rec->zone >= 0 && rec->zone <= 4 ? zone_names[rec->zone] : "unspecified");
     *p++ = '"';
     for (size_t i = 0; i < NIND; i++)
         any |= rec->ind[i] != 0;
     if (any) {
-        p = put(p, ",\"indicators\":[");
+        p = rc_put_str(p, ",\"indicators\":[");
         for (size_t i = 0; i < NIND; i++) {
             if (i)
                 *p++ = ',';
-            p = put_int(p, rec->ind[i]);
+            p = rc_put_int(p, rec->ind[i]);
         }
         *p++ = ']';
     }
     if (rec->nextra) {
-        p = put(p, ",\"extra\":{");
+        p = rc_put_str(p, ",\"extra\":{");
         for (size_t i = 0; i < rec->nextra; i++) {
-            p = put(p, i ? ",\"" : "\"");
-            p = put(p, rec->extra[i].name);
-            p = put(p, "\":");
-            p = put_int(p, rec->extra[i].value);
+            p = rc_put_str(p, i ? ",\"" : "\"");
+            p = rc_put_str(p, rec->extra[i].name);
+            p = rc_put_str(p, "\":");
+            p = rc_put_int(p, rec->extra[i].value);
         }
         *p++ = '}';
     }
-    p = put(p, ",\"status\":\"");
-    p = put(p, rc_ledger_status_name(rec->status));
+    p = rc_put_str(p, ",\"status\":\"");
+    p = rc_put_str(p, rc_ledger_status_name(rec->status));
     *p++ = '"';
     if (rec->http) {
-        p = put(p, ",\"http\":");
-        p = put_int(p, rec->http);
+        p = rc_put_str(p, ",\"http\":");
+        p = rc_put_int(p, rec->http);
     }
     *p++ = '}';
     return (size_t)(p - buf);
@@ -527,6 +503,103 @@ static void *read_worker(void *arg)
     return NULL;
 }
 
+/* The header (first line, when it is one) maps the indicator columns for
+ * every worker: sets rd->names_map (malloc'd, in *names_map for the caller
+ * to free) and rd->nnames, and moves *p past it, counting it in *lines.
+ * Returns 0, or -1 when out of memory. */
+static int read_header(reader *rd, const char **p, const char *end, int **names_map,
+                       size_t *lines, char *errbuf, size_t errlen)
+{
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    size_t len = (size_t)((nl ? nl : end) - *p);
+    json_t *o = json_loadb(*p, len, 0, NULL);
+
+    if (o && json_object_get(o, "ledger")) {
+        const json_t *names = json_object_get(o, "indicator_names");
+
+        rd->nnames = json_array_size(names);
+        if (rd->nnames && !(*names_map = malloc(rd->nnames * sizeof **names_map))) {
+            json_decref(o);
+            snprintf(errbuf, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t i = 0; i < rd->nnames; i++)
+            (*names_map)[i] = rc_indicator_index(json_string_value(json_array_get(names, i)));
+        rd->names_map = *names_map;
+        *p = nl ? nl + 1 : end;
+        *lines = 1;
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* Cuts [p, end) into chunks of whole lines of about READ_CHUNK bytes, each
+ * knowing its first line number (lines before p: `lines`).  Returns 0, or
+ * -1 when out of memory. */
+static int cut_chunks(reader *rd, const char *p, const char *end, size_t size, size_t lines,
+                      char *errbuf, size_t errlen)
+{
+    rd->chunks = calloc(size / READ_CHUNK + 2, sizeof *rd->chunks);
+    if (!rd->chunks) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    while (p < end) {
+        read_chunk *c = &rd->chunks[rd->nchunks++];
+        const char *q = p + READ_CHUNK < end ? p + READ_CHUNK : end;
+
+        if (q < end) {
+            const char *nl = memchr(q, '\n', (size_t)(end - q));
+
+            q = nl ? nl + 1 : end;
+        }
+        c->start = p;
+        c->end = q;
+        c->first_line = lines;
+        for (const char *x = p; (x = memchr(x, '\n', (size_t)(q - x))) != NULL; x++)
+            lines++;
+        p = q;
+    }
+    return 0;
+}
+
+/* Hands the parsed records to fn chunk by chunk, in file order, as the
+ * workers finish them; on the first failure (a worker's or fn's) tells the
+ * workers to stop.  Returns 0, or -1 with errbuf set. */
+static int deliver_chunks(reader *rd, int (*fn)(const rc_ledger_rec *rec, void *opaque),
+                          void *opaque, char *errbuf, size_t errlen)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < rd->nchunks && rc == 0; i++) {
+        read_chunk *c = &rd->chunks[i];
+
+        pthread_mutex_lock(&rd->lock);
+        while (!c->done)
+            pthread_cond_wait(&rd->cond, &rd->lock);
+        pthread_mutex_unlock(&rd->lock);
+        if (c->failed) {
+            snprintf(errbuf, errlen, "%s", c->err);
+            rc = -1;
+        }
+        for (size_t k = 0; rc == 0 && k < c->n; k++) {
+            if (fn(&c->recs[k], opaque) < 0) {
+                snprintf(errbuf, errlen, "%s: stopped at record %zu of chunk %zu", rd->path, k, i);
+                rc = -1;
+            }
+        }
+        free(c->recs);
+        c->recs = NULL;
+        pthread_mutex_lock(&rd->lock);
+        rd->consumed = i + 1;
+        if (rc < 0)
+            rd->stop = true;
+        pthread_cond_broadcast(&rd->cond);
+        pthread_mutex_unlock(&rd->lock);
+    }
+    return rc;
+}
+
 int rc_ledger_read(const char *path, int (*fn)(const rc_ledger_rec *rec, void *opaque),
                    void *opaque, char *errbuf, size_t errlen)
 {
@@ -558,54 +631,10 @@ int rc_ledger_read(const char *path, int (*fn)(const rc_ledger_rec *rec, void *o
     }
     madvise((void *)map, size, MADV_SEQUENTIAL);
     end = map + size;
-
-    /* The header (first line) maps the indicator columns for every worker. */
     p = map;
-    {
-        const char *nl = memchr(p, '\n', size);
-        size_t len = (size_t)((nl ? nl : end) - p);
-        json_t *o = json_loadb(p, len, 0, NULL);
-
-        if (o && json_object_get(o, "ledger")) {
-            const json_t *names = json_object_get(o, "indicator_names");
-
-            rd.nnames = json_array_size(names);
-            if (rd.nnames && !(names_map = malloc(rd.nnames * sizeof *names_map))) {
-                json_decref(o);
-                snprintf(errbuf, errlen, "out of memory");
-                goto done;
-            }
-            for (size_t i = 0; i < rd.nnames; i++)
-                names_map[i] = rc_indicator_index(json_string_value(json_array_get(names, i)));
-            rd.names_map = names_map;
-            p = nl ? nl + 1 : end;
-            lines = 1;
-        }
-        json_decref(o);
-    }
-
-    /* Chunks of whole lines. */
-    rd.chunks = calloc(size / READ_CHUNK + 2, sizeof *rd.chunks);
-    if (!rd.chunks) {
-        snprintf(errbuf, errlen, "out of memory");
+    if (read_header(&rd, &p, end, &names_map, &lines, errbuf, errlen) < 0 ||
+        cut_chunks(&rd, p, end, size, lines, errbuf, errlen) < 0)
         goto done;
-    }
-    while (p < end) {
-        read_chunk *c = &rd.chunks[rd.nchunks++];
-        const char *q = p + READ_CHUNK < end ? p + READ_CHUNK : end;
-
-        if (q < end) {
-            const char *nl = memchr(q, '\n', (size_t)(end - q));
-
-            q = nl ? nl + 1 : end;
-        }
-        c->start = p;
-        c->end = q;
-        c->first_line = lines;
-        for (const char *x = p; (x = memchr(x, '\n', (size_t)(q - x))) != NULL; x++)
-            lines++;
-        p = q;
-    }
 
     nthreads = ncpu > READ_THREADS_MAX ? READ_THREADS_MAX : ncpu < 1 ? 1 : (int)ncpu;
     for (int i = 0; i < nthreads; i++) {
@@ -618,33 +647,7 @@ int rc_ledger_read(const char *path, int (*fn)(const rc_ledger_rec *rec, void *o
         snprintf(errbuf, errlen, "cannot start a reader thread");
         goto done;
     }
-    rc = 0;
-    for (size_t i = 0; i < rd.nchunks && rc == 0; i++) {
-        read_chunk *c = &rd.chunks[i];
-
-        pthread_mutex_lock(&rd.lock);
-        while (!c->done)
-            pthread_cond_wait(&rd.cond, &rd.lock);
-        pthread_mutex_unlock(&rd.lock);
-        if (c->failed) {
-            snprintf(errbuf, errlen, "%s", c->err);
-            rc = -1;
-        }
-        for (size_t k = 0; rc == 0 && k < c->n; k++) {
-            if (fn(&c->recs[k], opaque) < 0) {
-                snprintf(errbuf, errlen, "%s: stopped at record %zu of chunk %zu", path, k, i);
-                rc = -1;
-            }
-        }
-        free(c->recs);
-        c->recs = NULL;
-        pthread_mutex_lock(&rd.lock);
-        rd.consumed = i + 1;
-        if (rc < 0)
-            rd.stop = true;
-        pthread_cond_broadcast(&rd.cond);
-        pthread_mutex_unlock(&rd.lock);
-    }
+    rc = deliver_chunks(&rd, fn, opaque, errbuf, errlen);
 
 done:
     for (int i = 0; i < nthreads; i++)

@@ -243,52 +243,43 @@ static int check_share(const char *name, double v, char *errbuf, size_t errlen)
     return 0;
 }
 
-rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages, size_t n,
-                           char *errbuf, size_t errlen)
-{
-    rc_loadgen *lg = NULL;
-    uint32_t *perm = NULL, *first_of = NULL;
-    uint8_t *flags = NULL;
-    const uint64_t base = derive(opts->seed, (uint64_t)(uint32_t)opts->period);
-    const int64_t day = day_start_us(opts->period);
-    size_t nmissing, nreport, ntie;
-    enum { F_MISSING = 1, F_ZERO = 2, F_LATE = 4, F_CORR = 8, F_TIE = 16, F_RETRY = 32 };
+/* The plan's per-village attributes, as bits of one byte per village. */
+enum { F_MISSING = 1, F_ZERO = 2, F_LATE = 4, F_CORR = 8, F_TIE = 16, F_RETRY = 32 };
 
+/* Refuses shares outside [0, 1] and a village list that is empty, too long,
+ * or not strictly ascending.  Returns 0, or -1 with errbuf set. */
+static int check_plan_input(const rc_loadgen_opts *opts, const uint64_t *villages, size_t n,
+                            char *errbuf, size_t errlen)
+{
     if (check_share("missing share", opts->missing_share, errbuf, errlen) < 0 ||
         check_share("zero share", opts->zero_share, errbuf, errlen) < 0 ||
         check_share("late share", opts->late_share, errbuf, errlen) < 0 ||
         check_share("correction share", opts->correction_share, errbuf, errlen) < 0 ||
         check_share("tie share", opts->tie_share, errbuf, errlen) < 0 ||
         check_share("retry share", opts->retry_share, errbuf, errlen) < 0)
-        return NULL;
+        return -1;
     if (n == 0 || n > UINT32_MAX) {
         snprintf(errbuf, errlen, "no villages to plan for");
-        return NULL;
+        return -1;
     }
     for (size_t i = 1; i < n; i++) {
         if (villages[i] <= villages[i - 1]) {
             snprintf(errbuf, errlen, "villages must be ascending without duplicates");
-            return NULL;
+            return -1;
         }
     }
-    lg = calloc(1, sizeof *lg);
-    perm = malloc(n * sizeof *perm);
-    flags = calloc(n, 1);
-    first_of = malloc(n * sizeof *first_of);
-    if (!lg || !perm || !flags || !first_of)
-        goto oom;
-    lg->opts = *opts;
-    rc_period_format(opts->period, lg->period);
-    rc_period_format((opts->today > opts->period ? opts->today : opts->period) + 3,
-                     lg->future_period);
-    lg->villages = malloc(n * sizeof *villages);
-    if (!lg->villages)
-        goto oom;
-    memcpy(lg->villages, villages, n * sizeof *villages);
-    lg->nvillages = n;
+    return 0;
+}
 
-    /* Who does what.  Each attribute draws its villages from its own
-     * permutation, so the counts are exact and the attributes independent. */
+/* Who does what.  Each attribute draws its villages from its own
+ * permutation, so the counts are exact and the attributes independent.
+ * Sets flags[0..n) (zeroed by the caller) and returns how many villages
+ * are missing; perm is scratch of n entries. */
+static size_t draw_attributes(const rc_loadgen_opts *opts, uint64_t base, size_t n,
+                              uint32_t *perm, uint8_t *flags)
+{
+    size_t nmissing, nreport, ntie;
+
     for (size_t i = 0; i < n; i++)
         perm[i] = (uint32_t)i;
     shuffle(perm, n, derive(base, TAG_PERM_MISSING));
@@ -297,115 +288,121 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
         flags[perm[i]] |= F_MISSING;
     nreport = n - nmissing;
     /* perm[nmissing..n) are the reporters; later draws reshuffle only them. */
-    {
-        uint32_t *rep = perm + nmissing;
-        const struct { uint8_t flag; double share; int tag; } draws[] = {
-            {F_ZERO, opts->zero_share, TAG_PERM_ZERO},
-            {F_LATE, opts->http ? 0.0 : opts->late_share, TAG_PERM_LATE},
-            {F_CORR, opts->correction_share, TAG_PERM_CORR},
-            {F_RETRY, opts->retry_share, TAG_PERM_RETRY},
-        };
+    uint32_t *rep = perm + nmissing;
+    const struct { uint8_t flag; double share; int tag; } draws[] = {
+        {F_ZERO, opts->zero_share, TAG_PERM_ZERO},
+        {F_LATE, opts->http ? 0.0 : opts->late_share, TAG_PERM_LATE},
+        {F_CORR, opts->correction_share, TAG_PERM_CORR},
+        {F_RETRY, opts->retry_share, TAG_PERM_RETRY},
+    };
 
-        for (size_t d = 0; d < sizeof draws / sizeof draws[0]; d++) {
-            size_t c = share_count(draws[d].share, n);
+    for (size_t d = 0; d < sizeof draws / sizeof draws[0]; d++) {
+        size_t c = share_count(draws[d].share, n);
 
-            if (c > nreport)
-                c = nreport;
-            shuffle(rep, nreport, derive(base, (uint64_t)draws[d].tag));
-            for (size_t i = 0; i < c; i++)
-                flags[rep[i]] |= draws[d].flag;
-        }
-        /* Ties are drawn among the corrections (in village order, then shuffled). */
-        ntie = opts->http ? 0 : share_count(opts->tie_share, n);
-        {
-            size_t k = 0;
-
-            for (size_t i = 0; i < n; i++)
-                if (flags[i] & F_CORR)
-                    rep[k++] = (uint32_t)i;
-            if (ntie > k)
-                ntie = k;
-            shuffle(rep, k, derive(base, TAG_PERM_TIE));
-            for (size_t i = 0; i < ntie; i++)
-                flags[rep[i]] |= F_TIE;
-        }
+        if (c > nreport)
+            c = nreport;
+        shuffle(rep, nreport, derive(base, (uint64_t)draws[d].tag));
+        for (size_t i = 0; i < c; i++)
+            flags[rep[i]] |= draws[d].flag;
     }
-    lg->missing = nmissing;
+    /* Ties are drawn among the corrections (in village order, then shuffled). */
+    ntie = opts->http ? 0 : share_count(opts->tie_share, n);
+    size_t k = 0;
 
-    /* First reports, corrections, retries, in village order (sorted later). */
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = villages[i];
-        uint64_t s = derive(base, v ^ ((uint64_t)TAG_ITEM << 48));
-        rc_lg_item *first, *it;
-        uint32_t fi;
+    for (size_t i = 0; i < n; i++)
+        if (flags[i] & F_CORR)
+            rep[k++] = (uint32_t)i;
+    if (ntie > k)
+        ntie = k;
+    shuffle(rep, k, derive(base, TAG_PERM_TIE));
+    for (size_t i = 0; i < ntie; i++)
+        flags[rep[i]] |= F_TIE;
+    return nmissing;
+}
 
-        if (flags[i] & F_MISSING)
-            continue;
-        if (!(first = push(lg)))
-            goto oom;
-        fi = (uint32_t)(lg->nitems - 1);
-        first_of[i] = fi;
-        first->unit = v;
-        first->role = RC_LG_FIRST;
-        first->kind = (flags[i] & F_ZERO) ? ROLLCALL__KIND__KIND_ZERO : ROLLCALL__KIND__KIND_DAILY;
-        first->zone = plan_zone(base, v);
-        uuid_from(&s, first->report_id);
-        first->content = splitmix64(&s);
-        if (flags[i] & F_LATE)
-            first->received_at = day + 10 * HOUR_US + 1 + between(&s, 0, 4 * HOUR_US - 1);
-        else
-            first->received_at = day + 7 * HOUR_US + between(&s, 0, 3 * HOUR_US - 1);
-        first->send_at = first->received_at;
-        first->original = fi;
+/* Appends village i's first report, and its correction and retry if its
+ * flags say so.  Records the first report's index in *first.  Returns 0,
+ * or -1 when out of memory. */
+static int plan_village(rc_loadgen *lg, size_t i, uint8_t flags, uint64_t base, int64_t day,
+                        uint32_t *first_index)
+{
+    const rc_loadgen_opts *opts = &lg->opts;
+    uint64_t v = lg->villages[i];
+    uint64_t s = derive(base, v ^ ((uint64_t)TAG_ITEM << 48));
+    rc_lg_item *first, *it;
+    uint32_t fi;
 
-        if (flags[i] & F_CORR) {
-            if (!(it = push(lg)))
-                goto oom;
-            first = &lg->items[fi];
-            it->unit = v;
-            it->role = RC_LG_CORRECTION;
-            it->original = fi;
-            /* One correction in five changes its mind about the kind. */
-            it->kind = first->kind;
-            if (chance(&s, 0.2))
-                it->kind = first->kind == ROLLCALL__KIND__KIND_ZERO ? ROLLCALL__KIND__KIND_DAILY
-                                                                    : ROLLCALL__KIND__KIND_ZERO;
-            it->zone = chance(&s, 0.1) ? plan_zone(derive(base, 7), v) : first->zone;
-            uuid_from(&s, it->report_id);
-            it->content = splitmix64(&s);
-            it->received_at = (flags[i] & F_TIE)
-                ? first->received_at
-                : first->received_at + between(&s, 5 * MINUTE_US, 4 * HOUR_US);
-            it->send_at = it->received_at + ((flags[i] & F_TIE) ? 1 : 0);
-            it->phase = opts->http ? 1 : 0;
-        }
-        if (flags[i] & F_RETRY) {
-            if (!(it = push(lg)))
-                goto oom;
-            first = &lg->items[fi];
-            *it = *first;
-            it->role = RC_LG_RETRY;
-            it->original = fi;
-            /* Through the intake a retry is a client's after a timeout:
-             * seconds to minutes later, inside the intake's idempotency
-             * window (hours later it is a new report there, with a new
-             * version, and the rollup keeps the first one). */
-            it->send_at = first->received_at + (opts->http ? between(&s, SECOND_US, 2 * MINUTE_US)
-                                                           : between(&s, SECOND_US, 2 * HOUR_US));
-        }
+    if (!(first = push(lg)))
+        return -1;
+    fi = (uint32_t)(lg->nitems - 1);
+    *first_index = fi;
+    first->unit = v;
+    first->role = RC_LG_FIRST;
+    first->kind = (flags & F_ZERO) ? ROLLCALL__KIND__KIND_ZERO : ROLLCALL__KIND__KIND_DAILY;
+    first->zone = plan_zone(base, v);
+    uuid_from(&s, first->report_id);
+    first->content = splitmix64(&s);
+    if (flags & F_LATE)
+        first->received_at = day + 10 * HOUR_US + 1 + between(&s, 0, 4 * HOUR_US - 1);
+    else
+        first->received_at = day + 7 * HOUR_US + between(&s, 0, 3 * HOUR_US - 1);
+    first->send_at = first->received_at;
+    first->original = fi;
+
+    if (flags & F_CORR) {
+        if (!(it = push(lg)))
+            return -1;
+        first = &lg->items[fi];
+        it->unit = v;
+        it->role = RC_LG_CORRECTION;
+        it->original = fi;
+        /* One correction in five changes its mind about the kind. */
+        it->kind = first->kind;
+        if (chance(&s, 0.2))
+            it->kind = first->kind == ROLLCALL__KIND__KIND_ZERO ? ROLLCALL__KIND__KIND_DAILY
+                                                                : ROLLCALL__KIND__KIND_ZERO;
+        it->zone = chance(&s, 0.1) ? plan_zone(derive(base, 7), v) : first->zone;
+        uuid_from(&s, it->report_id);
+        it->content = splitmix64(&s);
+        it->received_at = (flags & F_TIE)
+            ? first->received_at
+            : first->received_at + between(&s, 5 * MINUTE_US, 4 * HOUR_US);
+        it->send_at = it->received_at + ((flags & F_TIE) ? 1 : 0);
+        it->phase = opts->http ? 1 : 0;
     }
+    if (flags & F_RETRY) {
+        if (!(it = push(lg)))
+            return -1;
+        first = &lg->items[fi];
+        *it = *first;
+        it->role = RC_LG_RETRY;
+        it->original = fi;
+        /* Through the intake a retry is a client's after a timeout:
+         * seconds to minutes later, inside the intake's idempotency
+         * window (hours later it is a new report there, with a new
+         * version, and the rollup keeps the first one). */
+        it->send_at = first->received_at + (opts->http ? between(&s, SECOND_US, 2 * MINUTE_US)
+                                                       : between(&s, SECOND_US, 2 * HOUR_US));
+    }
+    return 0;
+}
 
-    /* Urgent reports: distinct villages while there are enough. */
+/* Urgent reports: distinct villages while there are enough.  Leaves perm
+ * as the urgent draw's permutation.  Returns 0, or -1 when out of memory. */
+static int plan_urgent(rc_loadgen *lg, uint64_t base, int64_t day, uint32_t *perm)
+{
+    size_t n = lg->nvillages;
+
     for (size_t i = 0; i < n; i++)
         perm[i] = (uint32_t)i;
     shuffle(perm, n, derive(base, TAG_PERM_URGENT));
-    for (size_t k = 0; k < opts->urgent_count; k++) {
+    for (size_t k = 0; k < lg->opts.urgent_count; k++) {
         uint64_t s = derive(base, ((uint64_t)TAG_PERM_URGENT << 48) ^ k);
         rc_lg_item *it = push(lg);
 
         if (!it)
-            goto oom;
-        it->unit = villages[perm[k % n]];
+            return -1;
+        it->unit = lg->villages[perm[k % n]];
         it->role = RC_LG_URGENT;
         it->kind = ROLLCALL__KIND__KIND_URGENT;
         it->zone = plan_zone(base, it->unit);
@@ -414,23 +411,31 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
         it->received_at = day + between(&s, 0, 20 * HOUR_US);
         it->send_at = it->received_at;
     }
+    return 0;
+}
 
-    /* Invalid reports, their faults in turn. */
+/* Invalid reports, their faults in turn.  perm is reshuffled from where
+ * the urgent draw left it.  Returns 0, or -1 when out of memory. */
+static int plan_invalid(rc_loadgen *lg, uint64_t base, int64_t day, uint32_t *perm)
+{
+    static const uint8_t http_bad[] = {RC_LG_BAD_NEGATIVE, RC_LG_BAD_ZERO_NONZERO,
+                                       RC_LG_BAD_LEVEL, RC_LG_BAD_NO_KIND,
+                                       RC_LG_BAD_FUTURE};
+    static const uint8_t direct_bad[] = {RC_LG_BAD_NEGATIVE, RC_LG_BAD_ZERO_NONZERO,
+                                         RC_LG_BAD_LEVEL, RC_LG_BAD_UNKNOWN_UNIT,
+                                         RC_LG_BAD_UNDECODABLE};
+    size_t n = lg->nvillages;
+
     shuffle(perm, n, derive(base, TAG_PERM_INVALID));
-    for (size_t k = 0; k < opts->invalid_count; k++) {
-        static const uint8_t http_bad[] = {RC_LG_BAD_NEGATIVE, RC_LG_BAD_ZERO_NONZERO,
-                                           RC_LG_BAD_LEVEL, RC_LG_BAD_NO_KIND,
-                                           RC_LG_BAD_FUTURE};
-        static const uint8_t direct_bad[] = {RC_LG_BAD_NEGATIVE, RC_LG_BAD_ZERO_NONZERO,
-                                             RC_LG_BAD_LEVEL, RC_LG_BAD_UNKNOWN_UNIT,
-                                             RC_LG_BAD_UNDECODABLE};
+    for (size_t k = 0; k < lg->opts.invalid_count; k++) {
         uint64_t s = derive(base, ((uint64_t)TAG_PERM_INVALID << 48) ^ k);
         rc_lg_item *it = push(lg);
 
         if (!it)
-            goto oom;
-        it->unit = villages[perm[k % n]];
-        it->bad = opts->http ? http_bad[k % sizeof http_bad] : direct_bad[k % sizeof direct_bad];
+            return -1;
+        it->unit = lg->villages[perm[k % n]];
+        it->bad = lg->opts.http ? http_bad[k % sizeof http_bad]
+                                : direct_bad[k % sizeof direct_bad];
         if (it->bad == RC_LG_BAD_UNKNOWN_UNIT) {
             /* The last village numbers of the township, down to the first free
              * one: the subtree holds whole townships, so free means unknown. */
@@ -450,9 +455,15 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
         it->received_at = day + 7 * HOUR_US + between(&s, 0, 5 * HOUR_US);
         it->send_at = it->received_at;
     }
+    return 0;
+}
 
+/* Sorts the items into sending order, re-links corrections and retries to
+ * their first item, and counts the plan by role and phase.  first_of is
+ * scratch of one entry per village. */
+static void finish_plan(rc_loadgen *lg, uint32_t *first_of)
+{
     qsort(lg->items, lg->nitems, sizeof lg->items[0], cmp_item);
-    /* Re-link corrections and retries to their first item after sorting. */
     for (size_t i = 0; i < lg->nitems; i++)
         if (lg->items[i].role == RC_LG_FIRST)
             first_of[village_index(lg, lg->items[i].unit)] = (uint32_t)i;
@@ -471,6 +482,43 @@ rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages
             break;
         }
     }
+}
+
+rc_loadgen *rc_loadgen_new(const rc_loadgen_opts *opts, const uint64_t *villages, size_t n,
+                           char *errbuf, size_t errlen)
+{
+    rc_loadgen *lg = NULL;
+    uint32_t *perm = NULL, *first_of = NULL;
+    uint8_t *flags = NULL;
+    const uint64_t base = derive(opts->seed, (uint64_t)(uint32_t)opts->period);
+    const int64_t day = day_start_us(opts->period);
+
+    if (check_plan_input(opts, villages, n, errbuf, errlen) < 0)
+        return NULL;
+    lg = calloc(1, sizeof *lg);
+    perm = malloc(n * sizeof *perm);
+    flags = calloc(n, 1);
+    first_of = malloc(n * sizeof *first_of);
+    if (!lg || !perm || !flags || !first_of)
+        goto oom;
+    lg->opts = *opts;
+    rc_period_format(opts->period, lg->period);
+    rc_period_format((opts->today > opts->period ? opts->today : opts->period) + 3,
+                     lg->future_period);
+    lg->villages = malloc(n * sizeof *villages);
+    if (!lg->villages)
+        goto oom;
+    memcpy(lg->villages, villages, n * sizeof *villages);
+    lg->nvillages = n;
+
+    lg->missing = draw_attributes(opts, base, n, perm, flags);
+    /* First reports, corrections, retries, in village order (sorted later). */
+    for (size_t i = 0; i < n; i++)
+        if (!(flags[i] & F_MISSING) && plan_village(lg, i, flags[i], base, day, &first_of[i]) < 0)
+            goto oom;
+    if (plan_urgent(lg, base, day, perm) < 0 || plan_invalid(lg, base, day, perm) < 0)
+        goto oom;
+    finish_plan(lg, first_of);
     free(perm);
     free(flags);
     free(first_of);

@@ -88,6 +88,123 @@ typedef struct {
     long printed, limit;
 } dlq_totals;
 
+/* Row i of the locked letters into l, its message re-validated and, when it
+ * passes, queued back to the topic it came from; l->state says which. */
+static void recheck_and_send(const PGresult *res, int i, const rc_registry *reg,
+                             cli_publisher *pub, letter *l)
+{
+    size_t rawlen = 0;
+    unsigned char *raw = NULL;
+    Rollcall__Report *r = NULL;
+    rc_errors errs = {0};
+    char topic[32], key[13];
+
+    snprintf(l->id, sizeof l->id, "%s", PQgetvalue(res, i, 0));
+    snprintf(l->topic, sizeof l->topic, "%s", PQgetvalue(res, i, 1));
+    snprintf(l->where, sizeof l->where, "%s[%s]@%s", l->topic, PQgetvalue(res, i, 2),
+             PQgetvalue(res, i, 3));
+    l->reason = original_reason(PQgetvalue(res, i, 5));
+    if (!PQgetisnull(res, i, 4))
+        raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 4), &rawlen);
+    if (!raw || rawlen == 0) {
+        l->state = L_INVALID;
+        snprintf(l->note, sizeof l->note, "still invalid: no message bytes kept");
+        PQfreemem(raw);
+        return;
+    }
+    r = rc_report_unpack(raw, rawlen, &errs);
+    if (r)
+        revalidate(r, reg, &errs);
+    if (errs.n > 0) {
+        char why[400];
+        rc_errors_format(&errs, why, sizeof why);
+        l->state = L_INVALID;
+        snprintf(l->note, sizeof l->note, "still invalid: %s", why);
+    } else if (cli_report_route(r->unit_code, (int)r->level, topic, key) < 0) {
+        l->state = L_INVALID;
+        snprintf(l->note, sizeof l->note, "still invalid: no topic for level %d", (int)r->level);
+    } else {
+        /* Back where it came from; the fast path keys by village. */
+        const char *k = strcmp(l->topic, "reports.urgent") == 0 ? r->unit_code : key;
+        l->state = L_SENT;
+        if (cli_publisher_send(pub, l->topic, k, raw, rawlen, l) < 0) {
+            l->state = L_UNDELIVERED;
+            snprintf(l->note, sizeof l->note, "not delivered: could not queue");
+        }
+    }
+    rc_report_free(r);
+    PQfreemem(raw);
+}
+
+/* The new status and reason of each letter of a batch, as SQL arrays. */
+typedef struct {
+    rc_sqlarr ids, statuses, reasons;
+} letter_outcomes;
+
+/* After the delivery reports: counts the letter's fate in t, adds its new
+ * status and reason (dated `when`) to out, and prints it while under the
+ * limit.  A letter still only sent had no delivery report. */
+static void tally_letter(letter *l, const char *when, dlq_totals *t, letter_outcomes *out)
+{
+    const char *status;
+    char note[700];
+
+    switch (l->state) {
+    case L_DELIVERED:
+        status = "replayed";
+        t->replayed++;
+        snprintf(note, sizeof note, "%s", l->reason);
+        break;
+    case L_INVALID:
+        status = NULL;   /* unchanged */
+        t->invalid++;
+        snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
+        break;
+    default:
+        if (l->state == L_SENT)
+            snprintf(l->note, sizeof l->note, "not delivered: no delivery report");
+        status = "failed";
+        t->undelivered++;
+        snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
+        break;
+    }
+    rc_sqlarr_text(&out->ids, l->id);
+    rc_sqlarr_text(&out->statuses, status);
+    rc_sqlarr_text(&out->reasons, note);
+    if (t->limit == 0 || t->printed < t->limit) {
+        printf("dead letter %s (%s): %s\n", l->id, l->where,
+               l->state == L_DELIVERED ? "replayed" : l->note);
+        t->printed++;
+    }
+}
+
+/* Writes the batch's outcomes to rollcall.dead_letter (a NULL status leaves
+ * the letter's as it was).  Returns 0, or -1 with err set. */
+static int store_outcomes(rc_pg *pg, letter_outcomes *out, char *err, size_t errlen)
+{
+    const char *up[3] = {rc_sqlarr_get(&out->ids), rc_sqlarr_get(&out->statuses),
+                         rc_sqlarr_get(&out->reasons)};
+    PGresult *res;
+
+    if (!up[0] || !up[1] || !up[2]) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    res = rc_pg_exec_params(pg,
+                            "UPDATE rollcall.dead_letter d SET reason = u.reason, "
+                            "  status = coalesce(u.status, d.status), "
+                            "  replayed_at = CASE WHEN u.status = 'replayed' THEN now() "
+                            "                     ELSE d.replayed_at END "
+                            "  FROM unnest($1::bigint[], $2::text[], $3::text[]) "
+                            "       AS u(id, status, reason) "
+                            " WHERE d.id = u.id",
+                            3, up, err, errlen);
+    if (!res)
+        return -1;
+    PQclear(res);
+    return 0;
+}
+
 /* One batch, in its own transaction: locks up to `batch` letters after
  * *last_id, re-validates them, sends those that pass, waits for their
  * delivery reports and records every outcome.  Returns the number of
@@ -99,7 +216,7 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
     const char *params[3] = {id, after, lim};
     PGresult *res = NULL;
     letter *letters = NULL;
-    rc_sqlarr ids = {0}, statuses = {0}, reasons = {0};
+    letter_outcomes out;
     long n = -1;
 
     char when[40];
@@ -107,6 +224,7 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
     rc_time_format_rfc3339(rc_now_us() / 1000000 * 1000000, when);
     snprintf(after, sizeof after, "%lld", *last_id);
     snprintf(lim, sizeof lim, "%d", batch);
+    memset(&out, 0, sizeof out);
     if (rc_pg_begin(pg, err, sizeof err) < 0)
         goto failed;
     /* Locked until this batch has decided each letter's fate: a concurrent
@@ -130,110 +248,18 @@ static long replay_batch(rc_pg *pg, cli_publisher *pub, const rc_registry *reg, 
         snprintf(err, sizeof err, "out of memory");
         goto failed;
     }
-    for (long i = 0; i < n; i++) {
-        letter *l = &letters[i];
-        size_t rawlen = 0;
-        unsigned char *raw = NULL;
-        Rollcall__Report *r = NULL;
-        rc_errors errs = {0};
-        char topic[32], key[13];
-
-        snprintf(l->id, sizeof l->id, "%s", PQgetvalue(res, (int)i, 0));
-        snprintf(l->topic, sizeof l->topic, "%s", PQgetvalue(res, (int)i, 1));
-        snprintf(l->where, sizeof l->where, "%s[%s]@%s", l->topic, PQgetvalue(res, (int)i, 2),
-                 PQgetvalue(res, (int)i, 3));
-        l->reason = original_reason(PQgetvalue(res, (int)i, 5));
-        if (!PQgetisnull(res, (int)i, 4))
-            raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, (int)i, 4), &rawlen);
-        if (!raw || rawlen == 0) {
-            l->state = L_INVALID;
-            snprintf(l->note, sizeof l->note, "still invalid: no message bytes kept");
-            PQfreemem(raw);
-            continue;
-        }
-        r = rc_report_unpack(raw, rawlen, &errs);
-        if (r)
-            revalidate(r, reg, &errs);
-        if (errs.n > 0) {
-            char why[400];
-            rc_errors_format(&errs, why, sizeof why);
-            l->state = L_INVALID;
-            snprintf(l->note, sizeof l->note, "still invalid: %s", why);
-        } else if (cli_report_route(r->unit_code, (int)r->level, topic, key) < 0) {
-            l->state = L_INVALID;
-            snprintf(l->note, sizeof l->note, "still invalid: no topic for level %d", (int)r->level);
-        } else {
-            /* Back where it came from; the fast path keys by village. */
-            const char *k = strcmp(l->topic, "reports.urgent") == 0 ? r->unit_code : key;
-            l->state = L_SENT;
-            if (cli_publisher_send(pub, l->topic, k, raw, rawlen, l) < 0) {
-                l->state = L_UNDELIVERED;
-                snprintf(l->note, sizeof l->note, "not delivered: could not queue");
-            }
-        }
-        rc_report_free(r);
-        PQfreemem(raw);
-    }
+    for (long i = 0; i < n; i++)
+        recheck_and_send(res, (int)i, reg, pub, &letters[i]);
     *last_id = strtoll(PQgetvalue(res, (int)n - 1, 0), NULL, 10);
     PQclear(res);
     res = NULL;
     cli_publisher_flush(pub, 120000);
 
-    for (long i = 0; i < n; i++) {
-        letter *l = &letters[i];
-        const char *status;
-        char note[700];
-
-        switch (l->state) {
-        case L_DELIVERED:
-            status = "replayed";
-            t->replayed++;
-            snprintf(note, sizeof note, "%s", l->reason);
-            break;
-        case L_INVALID:
-            status = NULL;   /* unchanged */
-            t->invalid++;
-            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
-            break;
-        default:
-            if (l->state == L_SENT)
-                snprintf(l->note, sizeof l->note, "not delivered: no delivery report");
-            status = "failed";
-            t->undelivered++;
-            snprintf(note, sizeof note, "%s" RECHECK_MARK "%s: %s", l->reason, when, l->note);
-            break;
-        }
-        rc_sqlarr_text(&ids, l->id);
-        rc_sqlarr_text(&statuses, status);
-        rc_sqlarr_text(&reasons, note);
-        if (t->limit == 0 || t->printed < t->limit) {
-            printf("dead letter %s (%s): %s\n", l->id, l->where,
-                   l->state == L_DELIVERED ? "replayed" : l->note);
-            t->printed++;
-        }
-    }
+    for (long i = 0; i < n; i++)
+        tally_letter(&letters[i], when, t, &out);
     t->checked += (size_t)n;
-    {
-        const char *up[3] = {rc_sqlarr_get(&ids), rc_sqlarr_get(&statuses), rc_sqlarr_get(&reasons)};
-
-        if (!up[0] || !up[1] || !up[2]) {
-            snprintf(err, sizeof err, "out of memory");
-            goto failed;
-        }
-        res = rc_pg_exec_params(pg,
-                                "UPDATE rollcall.dead_letter d SET reason = u.reason, "
-                                "  status = coalesce(u.status, d.status), "
-                                "  replayed_at = CASE WHEN u.status = 'replayed' THEN now() "
-                                "                     ELSE d.replayed_at END "
-                                "  FROM unnest($1::bigint[], $2::text[], $3::text[]) "
-                                "       AS u(id, status, reason) "
-                                " WHERE d.id = u.id",
-                                3, up, err, sizeof err);
-        if (!res)
-            goto failed;
-        PQclear(res);
-        res = NULL;
-    }
+    if (store_outcomes(pg, &out, err, sizeof err) < 0)
+        goto failed;
     if (rc_pg_commit(pg, err, sizeof err) < 0) {
         /* The reports went out: the pipeline is idempotent, so a later
          * replay of the same letters changes nothing, but say so. */
@@ -253,9 +279,9 @@ done:
     for (long i = 0; letters && i < n; i++)
         free(letters[i].reason);
     free(letters);
-    rc_sqlarr_free(&ids);
-    rc_sqlarr_free(&statuses);
-    rc_sqlarr_free(&reasons);
+    rc_sqlarr_free(&out.ids);
+    rc_sqlarr_free(&out.statuses);
+    rc_sqlarr_free(&out.reasons);
     return n;
 }
 

@@ -130,6 +130,82 @@ static int cmp_code(const void *a, const void *b)
     return strcmp(a, b);
 }
 
+/* What the findings add up to: how many in all, how many a replay from the
+ * archive repairs, and the units to replay. */
+typedef struct {
+    size_t total, repairable;
+    code_set repair;
+} gap_totals;
+
+/* Runs finding f for the period (under unit) and prints it by level, at
+ * most limit units per level (0: all).  Returns 0, or -1 after saying why. */
+static int print_finding(rc_pg *pg, size_t f, const char *period, const char *unit, long limit,
+                         gap_totals *t)
+{
+    const char *params[2] = {period, unit};
+    char err[1024];
+    PGresult *res = rc_pg_exec_params(pg, findings[f].sql, 2, params, err, sizeof err);
+    int n, shown = 0, lv_prev = -1, lv_count = 0;
+
+    if (!res) {
+        fprintf(stderr, "rollcall gaps: %s\n", err);
+        return -1;
+    }
+    n = PQntuples(res);
+    t->total += (size_t)n;
+    printf("\n%s: %d\n", findings[f].title, n);
+    for (int i = 0; i < n; i++) {
+        int lv = atoi(PQgetvalue(res, i, 0));
+        if (lv != lv_prev) {
+            lv_count = 0;
+            for (int j = i; j < n && atoi(PQgetvalue(res, j, 0)) == lv; j++)
+                lv_count++;
+            printf("  %s: %d\n", lv >= 1 && lv <= 5 ? level_names[lv] : "?", lv_count);
+            lv_prev = lv;
+            shown = 0;
+        }
+        if (limit == 0 || shown < limit)
+            printf("    %-12s %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+        else if (shown == limit)
+            printf("    ... %d more\n", lv_count - (int)limit);
+        shown++;
+        if (findings[f].repair) {
+            t->repairable++;
+            code_add(&t->repair, PQgetvalue(res, i, 1));
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The closing advice: no gaps, nothing to repair, or the replays to run. */
+static void print_repairs(gap_totals *t, const char *period, const char *unit)
+{
+    printf("\n");
+    if (t->total == 0) {
+        printf("no gaps\n");
+    } else if (t->repair.n == 0) {
+        printf("nothing a replay can repair: the missing units have no archived report "
+               "(ask them to report, or import with `rollcall replay --file`)\n");
+    } else {
+        /* A replay of a subtree re-sends every revision beneath it, so a few
+         * wide units are cheaper to type and no slower to apply than many. */
+        size_t floor_len = strlen(unit);
+        if (t->repair.n > 10)
+            widen(&t->repair, 9, floor_len);
+        if (t->repair.n > 10)
+            widen(&t->repair, 6, floor_len);
+        if (t->repair.n > 10)
+            widen(&t->repair, 2, floor_len);
+        qsort(t->repair.codes, t->repair.n, sizeof t->repair.codes[0], cmp_code);
+        printf("%zu finding(s) a replay from the archive can repair; check with --dry-run, then:\n",
+               t->repairable);
+        for (size_t i = 0; i < t->repair.n; i++)
+            printf("  rollcall replay --unit %s --from %s --to %s\n", t->repair.codes[i], period,
+                   period);
+    }
+}
+
 int cmd_gaps(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -143,9 +219,8 @@ int cmd_gaps(int argc, char **argv)
     long limit = 20;
     int32_t day;
     int c, rc = CLI_FAILED;
-    size_t total_repairable = 0, total = 0;
-    code_set repair = {0};
-    char *end, err[1024];
+    gap_totals t;
+    char *end;
     rc_pg *pg;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -171,68 +246,15 @@ int cmd_gaps(int argc, char **argv)
     if (!pg)
         return CLI_FAILED;
 
+    memset(&t, 0, sizeof t);
     printf("gaps for %s%s%s\n", period, unit[0] ? " under " : "", unit);
-    for (size_t f = 0; f < sizeof findings / sizeof findings[0]; f++) {
-        const char *params[2] = {period, unit};
-        PGresult *res = rc_pg_exec_params(pg, findings[f].sql, 2, params, err, sizeof err);
-        int n, shown = 0, lv_prev = -1, lv_count = 0;
-
-        if (!res) {
-            fprintf(stderr, "rollcall gaps: %s\n", err);
+    for (size_t f = 0; f < sizeof findings / sizeof findings[0]; f++)
+        if (print_finding(pg, f, period, unit, limit, &t) < 0)
             goto done;
-        }
-        n = PQntuples(res);
-        total += (size_t)n;
-        printf("\n%s: %d\n", findings[f].title, n);
-        for (int i = 0; i < n; i++) {
-            int lv = atoi(PQgetvalue(res, i, 0));
-            if (lv != lv_prev) {
-                lv_count = 0;
-                for (int j = i; j < n && atoi(PQgetvalue(res, j, 0)) == lv; j++)
-                    lv_count++;
-                printf("  %s: %d\n", lv >= 1 && lv <= 5 ? level_names[lv] : "?", lv_count);
-                lv_prev = lv;
-                shown = 0;
-            }
-            if (limit == 0 || shown < limit)
-                printf("    %-12s %s\n", PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
-            else if (shown == limit)
-                printf("    ... %d more\n", lv_count - (int)limit);
-            shown++;
-            if (findings[f].repair) {
-                total_repairable++;
-                code_add(&repair, PQgetvalue(res, i, 1));
-            }
-        }
-        PQclear(res);
-    }
-
-    printf("\n");
-    if (total == 0) {
-        printf("no gaps\n");
-    } else if (repair.n == 0) {
-        printf("nothing a replay can repair: the missing units have no archived report "
-               "(ask them to report, or import with `rollcall replay --file`)\n");
-    } else {
-        /* A replay of a subtree re-sends every revision beneath it, so a few
-         * wide units are cheaper to type and no slower to apply than many. */
-        size_t floor_len = strlen(unit);
-        if (repair.n > 10)
-            widen(&repair, 9, floor_len);
-        if (repair.n > 10)
-            widen(&repair, 6, floor_len);
-        if (repair.n > 10)
-            widen(&repair, 2, floor_len);
-        qsort(repair.codes, repair.n, sizeof repair.codes[0], cmp_code);
-        printf("%zu finding(s) a replay from the archive can repair; check with --dry-run, then:\n",
-               total_repairable);
-        for (size_t i = 0; i < repair.n; i++)
-            printf("  rollcall replay --unit %s --from %s --to %s\n", repair.codes[i], period,
-                   period);
-    }
-    rc = total == 0 ? CLI_OK : 3;   /* 3: gaps found (scripts tell it from a failure) */
+    print_repairs(&t, period, unit);
+    rc = t.total == 0 ? CLI_OK : 3;   /* 3: gaps found (scripts tell it from a failure) */
 done:
-    free(repair.codes);
+    free(t.repair.codes);
     rc_pg_free(pg);
     return rc;
 }

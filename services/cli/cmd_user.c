@@ -87,6 +87,109 @@ static int exec_one(rc_pg *pg, const char *what, const char *sql, int n, const c
     return 0;
 }
 
+/* add: a new account for unit with role, its password from pwfile. */
+static int user_add(const char *dsn, const char *name, const char *unit, const char *role,
+                    const char *pwfile)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    rc_pg *pg = NULL;
+    int rc = CLI_FAILED;
+
+    if (!unit)
+        return cli_usage_error("user", "add needs --unit CODE");
+    if (hash_password(pwfile, hash) < 0 || !(pg = cli_connect(dsn, "user")))
+        goto done;
+    const char *v[4] = {name, unit, role, hash};
+    if (exec_one(pg, "add",
+                 "INSERT INTO rollcall.account (name, unit_code, role, password_hash)"
+                 " SELECT $1, code, $3, $4 FROM rollcall.unit WHERE code = $2",
+                 4, v) < 0) {
+        fprintf(stderr, "rollcall user add: (is %s a unit of the registry?)\n", unit);
+        goto done;
+    }
+    printf("account %s added: unit %s, role %s\n", name, unit, role);
+    rc = CLI_OK;
+done:
+    sodium_memzero(hash, sizeof hash);
+    rc_pg_free(pg);
+    return rc;
+}
+
+/* passwd: a new password from pwfile; it ends every session of the account. */
+static int user_passwd(const char *dsn, const char *name, const char *pwfile)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    rc_pg *pg = NULL;
+    int rc = CLI_FAILED;
+
+    if (hash_password(pwfile, hash) < 0 || !(pg = cli_connect(dsn, "user")))
+        goto done;
+    const char *v[2] = {name, hash};
+    if (exec_one(pg, "passwd",
+                 "WITH s AS (DELETE FROM rollcall.account_session WHERE account = $1)"
+                 " UPDATE rollcall.account SET password_hash = $2, password_changed_at = now()"
+                 " WHERE name = $1",
+                 2, v) < 0)
+        goto done;
+    printf("password of %s changed; its sessions are closed\n", name);
+    rc = CLI_OK;
+done:
+    sodium_memzero(hash, sizeof hash);
+    rc_pg_free(pg);
+    return rc;
+}
+
+/* disable: the account, its sessions and its API keys stop working. */
+static int user_disable(const char *dsn, const char *name)
+{
+    rc_pg *pg = cli_connect(dsn, "user");
+    int rc = CLI_FAILED;
+
+    if (!pg)
+        return CLI_FAILED;
+    const char *v[1] = {name};
+    if (exec_one(pg, "disable",
+                 "WITH s AS (DELETE FROM rollcall.account_session WHERE account = $1),"
+                 " k AS (UPDATE rollcall.account_apikey SET revoked_at = now()"
+                 "        WHERE account = $1 AND revoked_at IS NULL)"
+                 " UPDATE rollcall.account SET disabled_at = coalesce(disabled_at, now())"
+                 " WHERE name = $1",
+                 1, v) == 0) {
+        printf("account %s disabled; its sessions and keys no longer work\n", name);
+        rc = CLI_OK;
+    }
+    rc_pg_free(pg);
+    return rc;
+}
+
+/* apikey: a new random key for the account, printed once; only its hash
+ * is kept. */
+static int user_apikey(const char *dsn, const char *name)
+{
+    unsigned char raw[32], h[crypto_hash_sha256_BYTES];
+    char key[65], khash[65];
+    rc_pg *pg = cli_connect(dsn, "user");
+    int rc = CLI_FAILED;
+
+    if (!pg)
+        return CLI_FAILED;
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(key, sizeof key, raw, sizeof raw);
+    crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
+    sodium_bin2hex(khash, sizeof khash, h, sizeof h);
+    const char *v[2] = {name, khash};
+    if (exec_one(pg, "apikey",
+                 "INSERT INTO rollcall.account_apikey (key_hash, account)"
+                 " SELECT $2, name FROM rollcall.account WHERE name = $1 AND disabled_at IS NULL",
+                 2, v) == 0) {
+        printf("%s\n", key);
+        rc = CLI_OK;
+    }
+    sodium_memzero(key, sizeof key);
+    rc_pg_free(pg);
+    return rc;
+}
+
 int cmd_user(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -97,9 +200,7 @@ int cmd_user(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *unit = NULL, *role = "viewer", *pwfile = NULL, *dsn = NULL, *sub, *name;
-    char hash[crypto_pwhash_STRBYTES];
-    rc_pg *pg = NULL;
-    int c, rc = CLI_FAILED;
+    int c;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -120,71 +221,13 @@ int cmd_user(int argc, char **argv)
         fprintf(stderr, "rollcall user: libsodium did not initialise\n");
         return CLI_FAILED;
     }
-    if (strcmp(sub, "add") == 0) {
-        if (!unit)
-            return cli_usage_error("user", "add needs --unit CODE");
-        if (hash_password(pwfile, hash) < 0 || !(pg = cli_connect(dsn, "user")))
-            goto done;
-        const char *v[4] = {name, unit, role, hash};
-        if (exec_one(pg, "add",
-                     "INSERT INTO rollcall.account (name, unit_code, role, password_hash)"
-                     " SELECT $1, code, $3, $4 FROM rollcall.unit WHERE code = $2",
-                     4, v) < 0) {
-            fprintf(stderr, "rollcall user add: (is %s a unit of the registry?)\n", unit);
-            goto done;
-        }
-        printf("account %s added: unit %s, role %s\n", name, unit, role);
-    } else if (strcmp(sub, "passwd") == 0) {
-        if (hash_password(pwfile, hash) < 0 || !(pg = cli_connect(dsn, "user")))
-            goto done;
-        const char *v[2] = {name, hash};
-        /* A new password ends every session of the account. */
-        if (exec_one(pg, "passwd",
-                     "WITH s AS (DELETE FROM rollcall.account_session WHERE account = $1)"
-                     " UPDATE rollcall.account SET password_hash = $2, password_changed_at = now()"
-                     " WHERE name = $1",
-                     2, v) < 0)
-            goto done;
-        printf("password of %s changed; its sessions are closed\n", name);
-    } else if (strcmp(sub, "disable") == 0) {
-        if (!(pg = cli_connect(dsn, "user")))
-            goto done;
-        const char *v[1] = {name};
-        if (exec_one(pg, "disable",
-                     "WITH s AS (DELETE FROM rollcall.account_session WHERE account = $1),"
-                     " k AS (UPDATE rollcall.account_apikey SET revoked_at = now()"
-                     "        WHERE account = $1 AND revoked_at IS NULL)"
-                     " UPDATE rollcall.account SET disabled_at = coalesce(disabled_at, now())"
-                     " WHERE name = $1",
-                     1, v) < 0)
-            goto done;
-        printf("account %s disabled; its sessions and keys no longer work\n", name);
-    } else if (strcmp(sub, "apikey") == 0) {
-        unsigned char raw[32], h[crypto_hash_sha256_BYTES];
-        char key[65], khash[65];
-        if (!(pg = cli_connect(dsn, "user")))
-            goto done;
-        randombytes_buf(raw, sizeof raw);
-        sodium_bin2hex(key, sizeof key, raw, sizeof raw);
-        crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
-        sodium_bin2hex(khash, sizeof khash, h, sizeof h);
-        const char *v[2] = {name, khash};
-        if (exec_one(pg, "apikey",
-                     "INSERT INTO rollcall.account_apikey (key_hash, account)"
-                     " SELECT $2, name FROM rollcall.account WHERE name = $1 AND disabled_at IS NULL",
-                     2, v) < 0) {
-            sodium_memzero(key, sizeof key);
-            goto done;
-        }
-        /* Shown once: only its hash is kept. */
-        printf("%s\n", key);
-        sodium_memzero(key, sizeof key);
-    } else {
-        return cli_usage_error("user", "unknown subcommand '%s'", sub);
-    }
-    rc = CLI_OK;
-done:
-    sodium_memzero(hash, sizeof hash);
-    rc_pg_free(pg);
-    return rc;
+    if (strcmp(sub, "add") == 0)
+        return user_add(dsn, name, unit, role, pwfile);
+    if (strcmp(sub, "passwd") == 0)
+        return user_passwd(dsn, name, pwfile);
+    if (strcmp(sub, "disable") == 0)
+        return user_disable(dsn, name);
+    if (strcmp(sub, "apikey") == 0)
+        return user_apikey(dsn, name);
+    return cli_usage_error("user", "unknown subcommand '%s'", sub);
 }

