@@ -80,11 +80,7 @@ LUA
 "$BUILD/rollcall-village" --http_port="$PORT" --pg_dsn="$DSN" --kafka_brokers="$ROLLCALL_KAFKA_BROKERS" \
     --log_level=warn >"$WORK/village.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$WORK/village.log"; exit 1; }
+await_healthz "http://127.0.0.1:$PORT" || { cat "$WORK/village.log"; exit 1; }
 
 # Sets rps, p50, p99, bad (non-2xx, plus socket errors).
 run_wrk() {  # seconds

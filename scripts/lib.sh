@@ -14,6 +14,7 @@
 #                    (a caller's own database wins); nothing when absent
 #   psql_at DSN ...  psql quiet, unaligned, tuples only, stopping on error
 #   psql_admin ...   psql_at on the maintenance database of ROLLCALL_PG_DSN
+#   await_healthz URL [TRIES]  waits for URL/healthz to answer 2xx
 #   stop_pidfiles RUNDIR NAME...  stops each process RUNDIR/NAME.pid names
 #                    (TERM, KILL after 10 s) and removes the pid file
 SAY_AS=${SAY_AS:-$(basename "$0" .sh)}
@@ -35,6 +36,16 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 stack_env() { set -a; . var/stack.env; set +a; }
 stack_env_unless_set() {
     if [ -z "${ROLLCALL_PG_DSN:-}" ] && [ -f var/stack.env ]; then stack_env; fi
+}
+
+# 0.1 s a try, 100 by default; returns 1 if it never answers.
+await_healthz() {
+    local url=$1 tries=${2:-100}
+    for _ in $(seq 1 "$tries"); do
+        curl -fs "$url/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
 }
 
 psql_at() { local dsn=$1; shift; psql -X -qAt -v ON_ERROR_STOP=1 "$dsn" "$@"; }
