@@ -35,7 +35,7 @@ struct archive {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    archive_ask *todo, **todo_tail; /* the loop's questions, in order */
+    archive_ask *waiting, **waiting_tail; /* the loop's questions, in order */
     archive_ask *done;              /* the thread's answers */
     bool stop;
 };
@@ -109,18 +109,18 @@ static void *archive_main(void *arg)
 
         err[0] = '\0';
         pthread_mutex_lock(&ar->mu);
-        while (!ar->todo && !ar->stop)
+        while (!ar->waiting && !ar->stop)
             pthread_cond_wait(&ar->cond, &ar->mu);
         if (ar->stop) {
             pthread_mutex_unlock(&ar->mu);
             break;
         }
-        list = last = ar->todo;
+        list = last = ar->waiting;
         for (n = 1; n < MAX_IDS && last->next; n++)
             last = last->next;
-        ar->todo = last->next;
-        if (!ar->todo)
-            ar->todo_tail = &ar->todo;
+        ar->waiting = last->next;
+        if (!ar->waiting)
+            ar->waiting_tail = &ar->waiting;
         last->next = NULL;
         pthread_mutex_unlock(&ar->mu);
 
@@ -209,7 +209,7 @@ archive *archive_new(const char *dsn, struct event_base *base, archive_done_fn *
     ar->base = base;
     ar->fn = fn;
     ar->arg = arg;
-    ar->todo_tail = &ar->todo;
+    ar->waiting_tail = &ar->waiting;
     pthread_mutex_init(&ar->mu, NULL);
     pthread_cond_init(&ar->cond, NULL);
     if ((ar->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0
@@ -237,8 +237,8 @@ int archive_ask_id(archive *ar, const uint8_t id[16], void *opaque)
     memcpy(a->id, id, 16);
     a->opaque = opaque;
     pthread_mutex_lock(&ar->mu);
-    *ar->todo_tail = a;
-    ar->todo_tail = &a->next;
+    *ar->waiting_tail = a;
+    ar->waiting_tail = &a->next;
     pthread_cond_signal(&ar->cond);
     pthread_mutex_unlock(&ar->mu);
     return 0;
@@ -271,7 +271,7 @@ void archive_free(archive *ar)
         on_answers(ar->efd, EV_READ, ar);
         event_free(ar->ev);
     }
-    for (list = ar->todo; list; list = next) {
+    for (list = ar->waiting; list; list = next) {
         next = list->next;
         list->next = NULL;
         list->answer = AR_UNKNOWN;
