@@ -255,8 +255,10 @@ static const char q_calendar_fmt[] =
     "        'township_code', x.rollup_parent, 'days', x.days, 'same_as_previous', x.same)"
     "        ORDER BY x.code), '[]') FROM ("
     "     SELECT vs.code, min(vs.name) AS name, min(vs.rollup_parent) AS rollup_parent,"
-    "       json_agg(CASE WHEN l.unit_code IS NULL THEN 'missing' WHEN l.late THEN 'late'"
-    "                     WHEN l.kind = 2 THEN 'zero' ELSE 'reported' END ORDER BY days.d) AS days,"
+    /* A zero report stays "zero" when late: the zero counter counts it, and
+     * a run of zero reports must show in the strip after the deadline too. */
+    "       json_agg(CASE WHEN l.unit_code IS NULL THEN 'missing' WHEN l.kind = 2 THEN 'zero'"
+    "                     WHEN l.late THEN 'late' ELSE 'reported' END ORDER BY days.d) AS days,"
     "       json_agg(coalesce(l.unit_code IS NOT NULL AND p.unit_code IS NOT NULL"
     "                         AND (%s) = (%s), false) ORDER BY days.d) AS same"
     "       FROM vs CROSS JOIN days"
